@@ -1,0 +1,133 @@
+//! Start-up: one function builds the whole application (stores, mediator, projections,
+//! router) for `lablet serve`, the tests and the benchmark alike.
+
+use crate::routes::{router, AppState};
+use axum::Router;
+use lablet_application::instances::{
+    ExtendTimeslot, InstanceHandlers, RecordScore, RequestInstance, TransitionInstance,
+};
+use lablet_application::lab_records::{LabRecordHandlers, ObserveLab, RemoveLabRecord};
+use lablet_application::ports::{Clock, SystemClock};
+use lablet_application::progress::ProjectionProgress;
+use lablet_application::read_model_queries::{GetDocument, ListDocuments, ReadModelQueries};
+use lablet_application::repository::AggregateRepository;
+use lablet_application::work_orders::{ActOnWorkOrder, SubmitWorkOrder, WorkOrderHandlers};
+use lablet_application::Mediator;
+use lablet_infrastructure::stores::{open_stores, Stores};
+use lablet_infrastructure::Settings;
+use lablet_projections::{standard_projectors, ProjectionRunner};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] lablet_infrastructure::ConfigError),
+    #[error(transparent)]
+    Migration(#[from] lablet_migrations::MigrationError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+}
+
+/// A running application: its router, and the background work to stop with it.
+pub struct App {
+    pub state: AppState,
+    pub stores: Stores,
+    shutdown: watch::Sender<bool>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl App {
+    pub fn router(&self) -> Router {
+        router(self.state.clone())
+    }
+
+    /// Stops the projection runners and waits for them.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.background {
+            let _ = task.await;
+        }
+    }
+}
+
+/// The mediator with every handler registered.
+pub fn build_mediator(
+    settings: &Settings,
+    stores: &Stores,
+    progress: &ProjectionProgress,
+    clock: Arc<dyn Clock>,
+) -> Mediator {
+    let repository = Arc::new(AggregateRepository::new(stores.events.clone(), clock));
+    let mut mediator = Mediator::with_standard_pipeline(settings.command_max_attempts);
+
+    let lab_records = Arc::new(LabRecordHandlers::new(repository.clone()));
+    mediator.register::<ObserveLab>(lab_records.clone());
+    mediator.register::<RemoveLabRecord>(lab_records);
+
+    let instances = Arc::new(InstanceHandlers::new(repository.clone()));
+    mediator.register::<RequestInstance>(instances.clone());
+    mediator.register::<TransitionInstance>(instances.clone());
+    mediator.register::<ExtendTimeslot>(instances.clone());
+    mediator.register::<RecordScore>(instances);
+
+    let work_orders = Arc::new(WorkOrderHandlers::new(repository));
+    mediator.register::<SubmitWorkOrder>(work_orders.clone());
+    mediator.register::<ActOnWorkOrder>(work_orders);
+
+    let queries = Arc::new(ReadModelQueries::new(
+        stores.read_models.clone(),
+        progress.clone(),
+        settings.query_max_wait,
+    ));
+    mediator.register::<GetDocument>(queries.clone());
+    mediator.register::<ListDocuments>(queries);
+    mediator
+}
+
+/// Migrates and opens the stores, wires the mediator and starts the projections.
+pub async fn build(settings: &Settings) -> Result<App, StartupError> {
+    lablet_migrations::migrate_all(settings)?;
+    let stores = open_stores(settings)?;
+    let progress = ProjectionProgress::default();
+    let mediator = build_mediator(settings, &stores, &progress, Arc::new(SystemClock));
+    let (shutdown, stop) = watch::channel(false);
+    let mut names = Vec::new();
+    let mut background = Vec::new();
+    for projector in standard_projectors() {
+        let runner = ProjectionRunner::new(
+            stores.events.clone(),
+            stores.read_models.clone(),
+            projector,
+            progress.clone(),
+        );
+        names.push(runner.name());
+        background.push(tokio::spawn(runner.run(stop.clone())));
+    }
+    let state = AppState {
+        mediator: Arc::new(mediator),
+        events: stores.events.clone(),
+        read_models: stores.read_models.clone(),
+        progress,
+        projections: Arc::new(names),
+    };
+    Ok(App {
+        state,
+        stores,
+        shutdown,
+        background,
+    })
+}
+
+/// Serves `app` on `listener` until `stop` resolves, then stops the background work.
+pub async fn serve_until(
+    app: App,
+    listener: tokio::net::TcpListener,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = app.router();
+    let served = axum::serve(listener, router).with_graceful_shutdown(stop).await;
+    app.shutdown().await;
+    served
+}

@@ -1,0 +1,118 @@
+//! The `lablet` command line.
+
+use crate::app::{build, serve_until, StartupError};
+use clap::{Parser, Subcommand};
+use lablet_infrastructure::stores::open_stores;
+use lablet_infrastructure::Settings;
+use lablet_projections::standard_projectors;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "lablet",
+    version,
+    about = "Runs hands-on network labs on a fleet of CML servers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API, the projections and the background jobs.
+    Serve {
+        /// Address to listen on (overrides LABLET_HTTP_ADDR).
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+    },
+    /// Bring every store to the newest schema.
+    Migrate,
+    /// Inspect projections.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Each projection's checkpoint and how far it lags the log.
+    Status,
+}
+
+/// Parses the command line and runs it; the binary's whole `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("lablet: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("lablet: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let mut settings = Settings::from_env().map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Serve { addr } => {
+            if let Some(addr) = addr {
+                settings.http_addr = addr;
+            }
+            serve(settings).await.map_err(|e| e.to_string())
+        }
+        Command::Migrate => {
+            for report in lablet_migrations::migrate_all(&settings).map_err(|e| e.to_string())? {
+                println!("{}: applied {:?}", report.store, report.applied);
+            }
+            Ok(())
+        }
+        Command::Projections {
+            command: ProjectionsCommand::Status,
+        } => projection_status(&settings).await,
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), StartupError> {
+    let app = build(&settings).await?;
+    let listener = tokio::net::TcpListener::bind(settings.http_addr)
+        .await
+        .map_err(|source| StartupError::Listen {
+            addr: settings.http_addr.to_string(),
+            source,
+        })?;
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(%addr, data_dir = %settings.data_dir.display(), "lablet is serving");
+    println!("lablet listening on http://{addr}");
+    serve_until(app, listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    })
+    .await
+    .map_err(|source| StartupError::Listen { addr, source })
+}
+
+async fn projection_status(settings: &Settings) -> Result<(), String> {
+    lablet_migrations::migrate_all(settings).map_err(|e| e.to_string())?;
+    let stores = open_stores(settings).map_err(|e| e.to_string())?;
+    let head = stores.events.head_position().await.map_err(|e| e.to_string())?;
+    println!("{:<20} {:>12} {:>12} {:>10}", "PROJECTION", "CHECKPOINT", "HEAD", "LAG");
+    for projector in standard_projectors() {
+        let name = projector.collection().name;
+        let checkpoint = stores.read_models.checkpoint(name).await.map_err(|e| e.to_string())?;
+        let shown = checkpoint.map_or("never ran".to_string(), |c| c.to_string());
+        let lag = head.saturating_sub(checkpoint.unwrap_or(0));
+        println!("{name:<20} {shown:>12} {head:>12} {lag:>10}");
+    }
+    Ok(())
+}

@@ -1,0 +1,260 @@
+//! Extractors that read requests strictly and explain every refusal: JSON bodies and query
+//! strings name the offending field, headers name themselves.
+
+use crate::problem::Problem;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts, HeaderMap, StatusCode};
+use lablet_application::{FieldError, RequestContext};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+/// Header a command answer carries: the position of its last event.
+pub const POSITION_HEADER: &str = "lablet-position";
+/// Header a query may carry to wait until its read model has applied that position.
+pub const MIN_POSITION_HEADER: &str = "lablet-min-position";
+
+/// Cuts serde's " at line 1 column 7" tail: the field path says where.
+fn without_location(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// The field a serde error is about: the path, completed by the name in "missing field `x`" or
+/// "unknown field `x`" messages (serde reports those at the enclosing object).
+fn field_of(path: &str, message: &str) -> String {
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    match (path, named) {
+        (".", Some(name)) => name.to_owned(),
+        (path, Some(name)) => format!("{path}.{name}"),
+        (".", None) => "body".to_owned(),
+        (path, None) => path.to_owned(),
+    }
+}
+
+/// Parses JSON text into `T`, mapping errors to problems: unreadable JSON is a 400,
+/// well-formed JSON of the wrong shape a 422 naming the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let message = without_location(&inner.to_string());
+        if inner.is_data() {
+            Problem::invalid(vec![FieldError::new(field_of(&path, &message), message)])
+        } else {
+            Problem::bad_request("body", format!("malformed JSON: {message}"))
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| Problem::bad_request("body", format!("malformed JSON: {}", without_location(&e.to_string()))))?;
+    Ok(value)
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// A JSON request body, required.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        if !is_json(req.headers()) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "send the body as application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(body_problem)?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A JSON request body that may be left out entirely (then `T::default()`).
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let json = is_json(req.headers());
+        let bytes = Bytes::from_request(req, state).await.map_err(body_problem)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        if !json {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "send the body as application/json",
+            ));
+        }
+        parse_json(&bytes).map(OptionalJsonBody)
+    }
+}
+
+fn body_problem(err: axum::extract::rejection::BytesRejection) -> Problem {
+    let status = err.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(status, "payload-too-large", "Payload too large", err.body_text())
+    } else {
+        Problem::bad_request("body", err.body_text())
+    }
+}
+
+/// A query string, strict: unknown parameters and bad values are a 400 naming the parameter.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let query = parts.uri.query().unwrap_or("");
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(QueryParams)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                let message = err.into_inner().to_string();
+                Problem::bad_request(field_of(&path, &message), message)
+            })
+    }
+}
+
+/// The caller's request context: correlation id from `X-Request-Id` or the `traceparent`
+/// trace id, or a new one; the W3C trace context if well-formed.
+pub struct Context(pub RequestContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for Context {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let traceparent = header("traceparent").filter(|tp| is_traceparent(tp)).map(str::to_owned);
+        let request_id = header("x-request-id")
+            .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+            .map(str::to_owned);
+        let correlation_id = request_id
+            .or_else(|| traceparent.as_ref().map(|tp| tp[3..35].to_owned()))
+            .unwrap_or_else(|| Uuid::now_v7().to_string());
+        Ok(Context(RequestContext {
+            correlation_id,
+            causation_id: None,
+            // Authentication does not exist yet: every caller is anonymous.
+            actor: "anonymous".into(),
+            traceparent,
+        }))
+    }
+}
+
+/// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`.
+fn is_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    parts.len() == 4 && hex(parts[0], 2) && hex(parts[1], 32) && hex(parts[2], 16) && hex(parts[3], 2)
+}
+
+/// The `Lablet-Min-Position` header of a query, if sent.
+pub struct MinPosition(pub Option<u64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MinPosition {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        match parts.headers.get(MIN_POSITION_HEADER) {
+            None => Ok(MinPosition(None)),
+            Some(value) => value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|p| MinPosition(Some(p)))
+                .ok_or_else(|| Problem::bad_request("Lablet-Min-Position", "must be a non-negative integer position")),
+        }
+    }
+}
+
+/// Parses an id from the path; a malformed one is a 400 naming the field.
+pub fn parse_id(field: &str, text: &str) -> Result<Uuid, Problem> {
+    Uuid::parse_str(text.trim()).map_err(|_| Problem::bad_request(field, "must be a UUID"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        count: u32,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        inner: Inner,
+    }
+
+    fn field(result: Result<Body, Problem>) -> (u16, String) {
+        let problem = result.unwrap_err();
+        (problem.status, problem.errors[0].field.clone())
+    }
+
+    #[test]
+    fn every_error_names_its_field() {
+        assert_eq!(field(parse_json(br#"{"inner": {"count": 1}}"#)), (422, "name".into()));
+        assert_eq!(
+            field(parse_json(br#"{"name": 5, "inner": {"count": 1}}"#)),
+            (422, "name".into())
+        );
+        assert_eq!(
+            field(parse_json(br#"{"name": "a", "inner": {"count": -1}}"#)),
+            (422, "inner.count".into())
+        );
+        assert_eq!(
+            field(parse_json(br#"{"name": "a", "inner": {}}"#)),
+            (422, "inner.count".into())
+        );
+        assert_eq!(
+            field(parse_json(br#"{"name": "a", "inner": {"count": 1}, "x": 1}"#)),
+            (422, "x".into())
+        );
+        assert_eq!(field(parse_json(br#"{"name": "a""#)), (400, "body".into()));
+        assert_eq!(
+            field(parse_json(br#"{"name": "a", "inner": {"count": 1}} trailing"#)),
+            (400, "body".into())
+        );
+        assert_eq!(field(parse_json(b"")), (400, "body".into()));
+    }
+
+    #[test]
+    fn traceparent_must_be_well_formed() {
+        assert!(is_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!is_traceparent("00-xyz-00f067aa0ba902b7-01"));
+    }
+}

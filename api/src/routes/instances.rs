@@ -1,0 +1,205 @@
+//! `/api/v1/instances`.
+
+use super::{command_answer, present, AppState, Paging};
+use crate::extract::{parse_id, Context, JsonBody, MinPosition, QueryParams};
+use crate::problem::{ApiResult, Problem};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use lablet_application::instances::{ExtendTimeslot, RecordScore, RequestInstance, TransitionInstance};
+use lablet_application::ports::read_models::Filter;
+use lablet_application::ports::ListPage;
+use lablet_application::read_model_queries::{GetDocument, ListDocuments, LABLET_INSTANCES};
+use lablet_domain::lablet_instance::{GradingScore, InstanceState};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestBody {
+    definition_id: Uuid,
+    definition_version: String,
+    owner_id: String,
+    reservation_id: String,
+    timeslot_start: DateTime<Utc>,
+    timeslot_end: DateTime<Utc>,
+}
+
+pub async fn request(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    JsonBody(body): JsonBody<RequestBody>,
+) -> ApiResult<Response> {
+    let command = RequestInstance {
+        definition_id: body.definition_id,
+        definition_version: body.definition_version,
+        owner_id: body.owner_id,
+        reservation_id: body.reservation_id,
+        timeslot_start: body.timeslot_start,
+        timeslot_end: body.timeslot_end,
+    };
+    let outcome = state.mediator.send(command, &ctx).await?;
+    let location = HeaderValue::try_from(format!("/api/v1/instances/{}", outcome.id)).ok();
+    let mut response = command_answer(StatusCode::CREATED, outcome);
+    if let Some(location) = location {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionBody {
+    to: InstanceState,
+    #[serde(default)]
+    reason: Option<String>,
+    /// The worker an instance is placed on, when moving to `scheduled`.
+    #[serde(default)]
+    worker_id: Option<Uuid>,
+}
+
+pub async fn transition(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<TransitionBody>,
+) -> ApiResult<Response> {
+    if body.worker_id.is_some() && body.to != InstanceState::Scheduled {
+        return Err(Problem::invalid(vec![lablet_application::FieldError::new(
+            "worker_id",
+            "is only accepted when moving to scheduled",
+        )]));
+    }
+    let command = TransitionInstance {
+        id: parse_id("id", &id)?,
+        to: body.to,
+        reason: body.reason,
+        worker_id: body.worker_id,
+    };
+    Ok(command_answer(
+        StatusCode::OK,
+        state.mediator.send(command, &ctx).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeslotBody {
+    timeslot_end: DateTime<Utc>,
+}
+
+pub async fn extend_timeslot(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<TimeslotBody>,
+) -> ApiResult<Response> {
+    let command = ExtendTimeslot {
+        id: parse_id("id", &id)?,
+        timeslot_end: body.timeslot_end,
+    };
+    Ok(command_answer(
+        StatusCode::OK,
+        state.mediator.send(command, &ctx).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreBody {
+    total: f64,
+    max: f64,
+    passed: bool,
+    #[serde(default)]
+    breakdown: BTreeMap<String, f64>,
+}
+
+pub async fn record_score(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ScoreBody>,
+) -> ApiResult<Response> {
+    let score = GradingScore {
+        total: body.total,
+        max: body.max,
+        passed: body.passed,
+        breakdown: body.breakdown,
+    };
+    let command = RecordScore {
+        id: parse_id("id", &id)?,
+        score,
+    };
+    Ok(command_answer(
+        StatusCode::OK,
+        state.mediator.send(command, &ctx).await?,
+    ))
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    MinPosition(min): MinPosition,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let query = GetDocument {
+        collection: LABLET_INSTANCES,
+        id: parse_id("id", &id)?.to_string(),
+        min_position: min,
+    };
+    Ok(Json(state.mediator.send(query, &ctx).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    state: Option<String>,
+    owner_id: Option<String>,
+    worker_id: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+    include_history: Option<bool>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    MinPosition(min): MinPosition,
+    QueryParams(params): QueryParams<ListParams>,
+) -> ApiResult<Json<ListPage>> {
+    let mut filters = Vec::new();
+    if let Some(text) = present(params.state) {
+        let parsed: InstanceState = text.parse().map_err(|e: String| Problem::bad_request("state", e))?;
+        filters.push(Filter::Equals {
+            field: "state",
+            value: parsed.as_str().to_owned(),
+        });
+    }
+    if let Some(owner) = present(params.owner_id) {
+        filters.push(Filter::Equals {
+            field: "owner_id",
+            value: owner,
+        });
+    }
+    if let Some(worker) = present(params.worker_id) {
+        filters.push(Filter::Equals {
+            field: "worker_id",
+            value: parse_id("worker_id", &worker)?.to_string(),
+        });
+    }
+    let paging = Paging {
+        limit: params.limit,
+        cursor: params.cursor,
+        include_history: params.include_history,
+    };
+    let query = ListDocuments {
+        collection: LABLET_INSTANCES,
+        query: paging.query(filters)?,
+        min_position: min,
+    };
+    Ok(Json(state.mediator.send(query, &ctx).await?))
+}

@@ -1,0 +1,28 @@
+//! Who asked, and as part of what: the metadata that travels with every command and query.
+
+use uuid::Uuid;
+
+/// The caller and the trace of one request, copied into the envelope of every event it causes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestContext {
+    /// Ties together everything one request caused, across services.
+    pub correlation_id: String,
+    /// The message (request or event) that directly caused this one, if known.
+    pub causation_id: Option<String>,
+    /// The subject or key id acting; `system` for Lablet's own jobs.
+    pub actor: String,
+    /// W3C trace context of the caller, if any.
+    pub traceparent: Option<String>,
+}
+
+impl RequestContext {
+    /// A context for work Lablet starts by itself.
+    pub fn system() -> Self {
+        RequestContext {
+            correlation_id: Uuid::now_v7().to_string(),
+            causation_id: None,
+            actor: "system".into(),
+            traceparent: None,
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The errors handlers answer, one enum mapped once to problem+json at the API edge.
+
+use crate::ports::{EventStoreError, ReadModelError};
+use lablet_domain::DomainError;
+use serde::Serialize;
+
+/// One invalid input field and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AppError {
+    /// Input that can never succeed (HTTP 422).
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    /// The addressed entity does not exist (HTTP 404).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A domain rule refused the command (HTTP 409).
+    #[error(transparent)]
+    Rule(DomainError),
+    /// The stream moved under us more often than the retry budget allows (HTTP 409).
+    #[error("concurrent update: {0}")]
+    Conflict(String),
+    /// A read model has not reached the requested position in time (HTTP 503).
+    #[error("projection {projection} has applied position {applied}, not yet {wanted}")]
+    ProjectionLagging {
+        projection: &'static str,
+        applied: u64,
+        wanted: u64,
+    },
+    /// A store is down or broken (HTTP 503).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<DomainError> for AppError {
+    fn from(err: DomainError) -> Self {
+        match err {
+            DomainError::NotFound { aggregate } => AppError::NotFound(aggregate.to_string()),
+            DomainError::InvalidValue { field, message } => AppError::Validation(vec![FieldError::new(field, message)]),
+            other => AppError::Rule(other),
+        }
+    }
+}
+
+impl From<EventStoreError> for AppError {
+    fn from(err: EventStoreError) -> Self {
+        match err {
+            EventStoreError::WrongExpectedVersion { .. } | EventStoreError::EventIdReused { .. } => {
+                AppError::Conflict(err.to_string())
+            }
+            other => AppError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<ReadModelError> for AppError {
+    fn from(err: ReadModelError) -> Self {
+        AppError::Unavailable(err.to_string())
+    }
+}
+
+impl AppError {
+    /// Whether retrying the whole command may succeed.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, AppError::Conflict(_))
+    }
+}

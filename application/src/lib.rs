@@ -1,0 +1,23 @@
+//! Lablet's application layer: the mediator, the commands and queries with their handlers, and
+//! the ports (traits) those handlers need from the outside world.
+//!
+//! Handlers speak only to ports: an event store, a read-model store, a clock. Adapters for real
+//! engines live in `lablet-infrastructure`; this crate never opens a file or a socket.
+
+pub mod context;
+pub mod envelope;
+pub mod error;
+pub mod instances;
+pub mod lab_records;
+pub mod mediator;
+pub mod ports;
+pub mod progress;
+pub mod read_model_queries;
+pub mod repository;
+pub mod subscription;
+pub mod work_orders;
+
+pub use context::RequestContext;
+pub use envelope::{EventEnvelope, EventMetadata, NewEvent};
+pub use error::{AppError, FieldError};
+pub use mediator::Mediator;

@@ -1,0 +1,118 @@
+//! The event store port: append with optimistic concurrency, read a stream, read the global
+//! log, and learn when the log grows.
+//!
+//! Every adapter guarantees: versions are 1-based and gapless per stream; positions are
+//! strictly increasing in commit order and a reader never sees a gap it would later find
+//! filled; an append is atomic; and an append retried with the same event ids returns the first
+//! result instead of writing twice.
+
+use crate::envelope::{EventEnvelope, NewEvent};
+use async_trait::async_trait;
+use serde::Serialize;
+use std::fmt;
+use tokio::sync::watch;
+
+/// What the writer believes about the stream it appends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ExpectedVersion {
+    /// No check.
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream's last version must be exactly this.
+    Exact(u64),
+    /// The stream must exist, at any version.
+    StreamExists,
+}
+
+impl ExpectedVersion {
+    /// Whether a stream currently at `actual` (None: no stream) satisfies this expectation.
+    pub fn accepts(self, actual: Option<u64>) -> bool {
+        match (self, actual) {
+            (ExpectedVersion::Any, _) => true,
+            (ExpectedVersion::NoStream, None) => true,
+            (ExpectedVersion::Exact(n), Some(v)) => n == v,
+            (ExpectedVersion::StreamExists, Some(_)) => true,
+            _ => false,
+        }
+    }
+
+    /// The expectation for an aggregate loaded at `version` (0: never written).
+    pub fn for_loaded(version: u64) -> Self {
+        if version == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(version)
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any"),
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::Exact(n) => write!(f, "version {n}"),
+            ExpectedVersion::StreamExists => f.write_str("an existing stream"),
+        }
+    }
+}
+
+/// Where an append landed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppendOutcome {
+    /// The stream's version after the append (the version of its last event).
+    pub version: u64,
+    /// The global position of the first event appended.
+    pub first_position: u64,
+    /// The global position of the last event appended.
+    pub last_position: u64,
+    /// True when these events had been appended before and this is the first result again.
+    pub deduplicated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EventStoreError {
+    #[error("stream {stream} was expected at {expected} but is at {}", actual.map_or("no stream".to_string(), |v| format!("version {v}")))]
+    WrongExpectedVersion {
+        stream: String,
+        expected: ExpectedVersion,
+        actual: Option<u64>,
+    },
+    #[error("event {event_id} was already stored in another append")]
+    EventIdReused { event_id: uuid::Uuid },
+    #[error("invalid append: {0}")]
+    InvalidAppend(String),
+    #[error("event store unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored event cannot be read: {0}")]
+    Corrupt(String),
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends `events` to `stream` atomically if the stream is where `expected` says.
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, EventStoreError>;
+
+    /// Up to `limit` events of `stream` with version ≥ `from_version`, in version order.
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<EventEnvelope>, EventStoreError>;
+
+    /// Up to `limit` events of the whole log with position > `after_position`, in order.
+    async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<EventEnvelope>, EventStoreError>;
+
+    /// The position of the last committed event (0 when the log is empty).
+    async fn head_position(&self) -> Result<u64, EventStoreError>;
+
+    /// A channel that carries the head position and changes on every commit.
+    fn watch_head(&self) -> watch::Receiver<u64>;
+}

@@ -1,0 +1,12 @@
+//! The ports: traits the application needs from the outside world, implemented by adapters in
+//! `lablet-infrastructure` and checked by one contract suite per port.
+
+pub mod clock;
+pub mod event_store;
+pub mod read_models;
+
+pub use clock::{Clock, SystemClock};
+pub use event_store::{AppendOutcome, EventStore, EventStoreError, ExpectedVersion};
+pub use read_models::{
+    CollectionSpec, DocumentWrite, HistoryEntry, ListPage, ListQuery, ReadModelError, ReadModelStore, StoredDocument,
+};

@@ -1,0 +1,114 @@
+//! The read-model store port: documents kept by projections and served to queries.
+//!
+//! A document is a JSON object plus its operation history (the 50 most recent operations,
+//! oldest first). Projections write a batch of documents and their checkpoint together: an
+//! adapter that shares a database with its checkpoints commits both in one transaction, one that
+//! cannot guards every document with the last position applied to it.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+
+/// How many operations each document keeps.
+pub const OPERATION_HISTORY_LIMIT: usize = 50;
+
+/// A read-model collection and the fields queries may filter on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectionSpec {
+    pub name: &'static str,
+    /// Fields a list query may filter on by equality; adapters index them.
+    pub filter_fields: &'static [&'static str],
+}
+
+/// One operation on an entity, as kept in its `operation_history`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub position: u64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub actor: String,
+    pub previous_state: Option<Value>,
+    pub new_state: Option<Value>,
+    pub changed_fields: BTreeMap<String, lablet_domain::FieldChange>,
+}
+
+/// A document as a projector sees it: its body and the last position applied to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDocument {
+    pub body: Map<String, Value>,
+    pub last_position: u64,
+}
+
+/// A document write of a projection batch: the new body and the operations to append to its
+/// history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentWrite {
+    pub collection: &'static str,
+    pub id: String,
+    pub body: Map<String, Value>,
+    pub last_position: u64,
+    pub new_history: Vec<HistoryEntry>,
+}
+
+/// A filter on one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// The field equals this text.
+    Equals { field: &'static str, value: String },
+    /// The field is absent or null.
+    IsNull { field: &'static str },
+}
+
+/// A page request on a collection, ordered by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    pub filters: Vec<Filter>,
+    pub limit: usize,
+    /// Only ids greater than this one (the cursor of the previous page).
+    pub after_id: Option<String>,
+    pub include_history: bool,
+}
+
+/// One page of documents.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListPage {
+    pub items: Vec<Value>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReadModelError {
+    #[error("read-model store unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored document cannot be read: {0}")]
+    Corrupt(String),
+    #[error("unknown collection {0}")]
+    UnknownCollection(String),
+}
+
+#[async_trait]
+pub trait ReadModelStore: Send + Sync + 'static {
+    /// The documents with these ids (missing ones are absent from the map), without history.
+    async fn load_documents(
+        &self,
+        collection: &'static str,
+        ids: &[String],
+    ) -> Result<HashMap<String, StoredDocument>, ReadModelError>;
+
+    /// Writes a projection batch and the projection's checkpoint, all or nothing.
+    async fn commit(&self, projection: &str, checkpoint: u64, writes: Vec<DocumentWrite>)
+        -> Result<(), ReadModelError>;
+
+    /// The last position a projection committed, or None if it never ran.
+    async fn checkpoint(&self, projection: &str) -> Result<Option<u64>, ReadModelError>;
+
+    /// One document with its `operation_history`.
+    async fn get(&self, collection: &'static str, id: &str) -> Result<Option<Value>, ReadModelError>;
+
+    /// A page of documents matching every filter, by ascending id.
+    async fn list(&self, collection: &'static str, query: &ListQuery) -> Result<ListPage, ReadModelError>;
+}

@@ -1,0 +1,116 @@
+//! Queries on read models: one document, or a filtered page of a collection, optionally after
+//! waiting for the projection to reach a position (read-your-writes).
+
+use crate::context::RequestContext;
+use crate::error::AppError;
+use crate::mediator::{Handler, Request, RequestKind};
+use crate::ports::read_models::Filter;
+use crate::ports::{CollectionSpec, ListPage, ListQuery, ReadModelStore};
+use crate::progress::ProjectionProgress;
+use async_trait::async_trait;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const LAB_RECORDS: CollectionSpec = CollectionSpec {
+    name: "lab_records",
+    filter_fields: &["worker_id", "state", "removed_at"],
+};
+pub const LABLET_INSTANCES: CollectionSpec = CollectionSpec {
+    name: "lablet_instances",
+    filter_fields: &["state", "owner_id", "worker_id"],
+};
+pub const WORK_ORDERS: CollectionSpec = CollectionSpec {
+    name: "work_orders",
+    filter_fields: &["state", "kind"],
+};
+pub const COLLECTIONS: [CollectionSpec; 3] = [LAB_RECORDS, LABLET_INSTANCES, WORK_ORDERS];
+
+/// Page sizes of list queries.
+pub const DEFAULT_PAGE: usize = 50;
+pub const MAX_PAGE: usize = 500;
+
+/// One document by id.
+pub struct GetDocument {
+    pub collection: CollectionSpec,
+    pub id: String,
+    pub min_position: Option<u64>,
+}
+
+impl Request for GetDocument {
+    type Output = Value;
+    const NAME: &'static str = "get_document";
+    const KIND: RequestKind = RequestKind::Query;
+}
+
+/// A page of a collection.
+pub struct ListDocuments {
+    pub collection: CollectionSpec,
+    pub query: ListQuery,
+    pub min_position: Option<u64>,
+}
+
+impl Request for ListDocuments {
+    type Output = ListPage;
+    const NAME: &'static str = "list_documents";
+    const KIND: RequestKind = RequestKind::Query;
+
+    fn validate(&self) -> Result<(), Vec<crate::FieldError>> {
+        let unknown = self.query.filters.iter().find_map(|filter| {
+            let field = match filter {
+                Filter::Equals { field, .. } | Filter::IsNull { field } => *field,
+            };
+            (!self.collection.filter_fields.contains(&field)).then_some(field)
+        });
+        match unknown {
+            Some(field) => Err(vec![crate::FieldError::new(field, "cannot be filtered on")]),
+            None if self.query.limit == 0 || self.query.limit > MAX_PAGE => Err(vec![crate::FieldError::new(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE}"),
+            )]),
+            None => Ok(()),
+        }
+    }
+}
+
+pub struct ReadModelQueries {
+    store: Arc<dyn ReadModelStore>,
+    progress: ProjectionProgress,
+    max_wait: Duration,
+}
+
+impl ReadModelQueries {
+    pub fn new(store: Arc<dyn ReadModelStore>, progress: ProjectionProgress, max_wait: Duration) -> Self {
+        ReadModelQueries {
+            store,
+            progress,
+            max_wait,
+        }
+    }
+
+    async fn wait(&self, collection: CollectionSpec, min_position: Option<u64>) -> Result<(), AppError> {
+        match min_position {
+            Some(position) => self.progress.wait_for(collection.name, position, self.max_wait).await,
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl Handler<GetDocument> for ReadModelQueries {
+    async fn handle(&self, request: &GetDocument, _: &RequestContext) -> Result<Value, AppError> {
+        self.wait(request.collection, request.min_position).await?;
+        self.store
+            .get(request.collection.name, &request.id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("{} {}", request.collection.name, request.id)))
+    }
+}
+
+#[async_trait]
+impl Handler<ListDocuments> for ReadModelQueries {
+    async fn handle(&self, request: &ListDocuments, _: &RequestContext) -> Result<ListPage, AppError> {
+        self.wait(request.collection, request.min_position).await?;
+        Ok(self.store.list(request.collection.name, &request.query).await?)
+    }
+}

@@ -1,0 +1,110 @@
+//! The event-sourcing kernel every aggregate implements.
+//!
+//! An aggregate is a state plus an enum of events. `decide` looks at the state and a command
+//! and answers the events that should happen (or a [`DomainError`]); it never mutates. `apply`
+//! is the only way state changes, for live commands and for replay alike.
+//!
+//! Event type names are stable strings written by hand (`lab_record.state_changed`), never
+//! derived from Rust paths, so renaming a Rust type cannot change stored data.
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A fact that happened to one aggregate. Serialised as its payload alone; the type name and
+/// schema version travel beside it in the event envelope.
+pub trait DomainEvent: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    /// The stable wire name, `<aggregate>.<what_happened>`.
+    fn event_type(&self) -> &'static str;
+    /// The schema version of this event's payload.
+    fn schema_version(&self) -> u32 {
+        1
+    }
+}
+
+/// A consistency boundary: a state folded from its own stream of events.
+pub trait Aggregate: Default + Clone + Send + Sync + 'static {
+    /// The stream prefix in snake_case (`lab_record`); streams are `<KIND>-<uuid>`.
+    const KIND: &'static str;
+    type Event: DomainEvent;
+    type Command;
+
+    /// Pure decision: the events this command causes in this state, or why it may not happen.
+    fn decide(&self, command: &Self::Command) -> Result<Vec<Self::Event>, DomainError>;
+
+    /// The only mutation: fold one event into the state.
+    fn apply(&mut self, event: &Self::Event);
+
+    /// The stream that holds the aggregate with this id.
+    fn stream_name(id: uuid::Uuid) -> String {
+        format!("{}-{}", Self::KIND, id)
+    }
+}
+
+/// Why a command was refused by the domain.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DomainError {
+    /// The aggregate the command addresses has never been created.
+    #[error("{aggregate} does not exist")]
+    NotFound { aggregate: &'static str },
+    /// The aggregate exists already and the command would create it.
+    #[error("{aggregate} already exists")]
+    AlreadyExists { aggregate: &'static str },
+    /// The state machine does not allow this move.
+    #[error("{aggregate} cannot go from {from} to {to}")]
+    InvalidTransition {
+        aggregate: &'static str,
+        from: String,
+        to: String,
+    },
+    /// A rule of the domain forbids the command in the current state.
+    #[error("{0}")]
+    RuleViolated(String),
+    /// A value in the command is unacceptable whatever the state.
+    #[error("{field}: {message}")]
+    InvalidValue { field: &'static str, message: String },
+}
+
+/// One changed field of an entity, as recorded in events and operation histories.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub old: serde_json::Value,
+    pub new: serde_json::Value,
+}
+
+/// The set of changes an event records, keyed by field name.
+pub type ChangedFields = BTreeMap<String, FieldChange>;
+
+/// Records `field` in `changes` when `old != new`.
+pub fn record_change<T: Serialize + PartialEq>(changes: &mut ChangedFields, field: &str, old: &T, new: &T) {
+    if old != new {
+        changes.insert(
+            field.to_owned(),
+            FieldChange {
+                old: serde_json::to_value(old).unwrap_or(serde_json::Value::Null),
+                new: serde_json::to_value(new).unwrap_or(serde_json::Value::Null),
+            },
+        );
+    }
+}
+
+/// Serialises an event's payload (without its type tag) to JSON text.
+pub fn encode_event<E: DomainEvent>(event: &E) -> Result<String, serde_json::Error> {
+    // Events are enums tagged `{"type": …, "data": …}`; the envelope keeps type apart from payload.
+    let value = serde_json::to_value(event)?;
+    match value {
+        serde_json::Value::Object(mut map) => {
+            let data = map.remove("data").unwrap_or(serde_json::Value::Null);
+            serde_json::to_string(&data)
+        }
+        other => serde_json::to_string(&other),
+    }
+}
+
+/// Rebuilds an event from its stored type name and payload.
+pub fn decode_event<E: DomainEvent>(event_type: &str, payload: &str) -> Result<E, serde_json::Error> {
+    let data: serde_json::Value = serde_json::from_str(payload)?;
+    let mut map = serde_json::Map::with_capacity(2);
+    map.insert("type".into(), serde_json::Value::String(event_type.to_owned()));
+    map.insert("data".into(), data);
+    serde_json::from_value(serde_json::Value::Object(map))
+}

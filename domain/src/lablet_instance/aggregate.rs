@@ -1,0 +1,422 @@
+//! LabletInstance state, decisions and the fold of its events.
+
+use super::commands::{InstanceRequest, LabletInstanceCommand};
+use super::events::{GradingScore, LabletInstanceEvent, StateChange};
+use super::state::InstanceState;
+use crate::kernel::{Aggregate, DomainError};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// Namespace of instance ids derived from reservation ids.
+const INSTANCE_NAMESPACE: Uuid = Uuid::from_u128(0x6c61_626c_6574_496e_7374_616e_6365_0001);
+
+/// The instance id of a reservation. Reservation ids are unique, so the instance stream of a
+/// reservation can be created only once: a second request for it is a conflict, not a twin.
+pub fn instance_id_for_reservation(reservation_id: &str) -> Uuid {
+    Uuid::new_v5(&INSTANCE_NAMESPACE, reservation_id.as_bytes())
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LabletInstance {
+    pub request: Option<InstanceRequest>,
+    pub state: Option<InstanceState>,
+    pub timeslot_end: Option<DateTime<Utc>>,
+    pub worker_id: Option<Uuid>,
+    pub score: Option<GradingScore>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub terminated_at: Option<DateTime<Utc>>,
+}
+
+impl LabletInstance {
+    fn current(&self) -> Result<InstanceState, DomainError> {
+        self.state.ok_or(DomainError::NotFound { aggregate: Self::KIND })
+    }
+
+    fn request(&self, request: &InstanceRequest) -> Result<Vec<LabletInstanceEvent>, DomainError> {
+        if self.state.is_some() {
+            return Err(DomainError::AlreadyExists { aggregate: Self::KIND });
+        }
+        if request.timeslot_end <= request.timeslot_start {
+            return Err(DomainError::InvalidValue {
+                field: "timeslot_end",
+                message: "must be after timeslot_start".into(),
+            });
+        }
+        Ok(vec![LabletInstanceEvent::Requested {
+            definition_id: request.definition_id,
+            definition_version: request.definition_version.clone(),
+            owner_id: request.owner_id.clone(),
+            reservation_id: request.reservation_id.clone(),
+            timeslot_start: request.timeslot_start,
+            timeslot_end: request.timeslot_end,
+            requested_at: request.requested_at,
+        }])
+    }
+
+    fn transition(
+        &self,
+        to: InstanceState,
+        reason: &Option<String>,
+        worker_id: Option<Uuid>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<LabletInstanceEvent>, DomainError> {
+        let from = self.current()?;
+        if !from.can_move_to(to) {
+            return Err(DomainError::InvalidTransition {
+                aggregate: Self::KIND,
+                from: from.to_string(),
+                to: to.to_string(),
+            });
+        }
+        let change = StateChange {
+            from,
+            reason: reason.clone(),
+            at,
+        };
+        let worker_id = if to == InstanceState::Scheduled {
+            worker_id
+        } else {
+            None
+        };
+        Ok(LabletInstanceEvent::entering(to, change, worker_id)
+            .into_iter()
+            .collect())
+    }
+
+    fn extend(&self, new_end: DateTime<Utc>, at: DateTime<Utc>) -> Result<Vec<LabletInstanceEvent>, DomainError> {
+        let state = self.current()?;
+        if matches!(state, InstanceState::Archived | InstanceState::Terminated) {
+            return Err(DomainError::RuleViolated(format!(
+                "the timeslot of a {state} instance cannot be extended"
+            )));
+        }
+        let previous_end = self.timeslot_end.unwrap_or(new_end);
+        if new_end <= previous_end {
+            return Err(DomainError::RuleViolated(format!(
+                "the new end must be after the current end {}",
+                previous_end.to_rfc3339()
+            )));
+        }
+        Ok(vec![LabletInstanceEvent::TimeslotExtended {
+            previous_end,
+            new_end,
+            at,
+        }])
+    }
+
+    fn record_score(&self, score: &GradingScore, at: DateTime<Utc>) -> Result<Vec<LabletInstanceEvent>, DomainError> {
+        let state = self.current()?;
+        if !(score.max > 0.0 && score.total >= 0.0 && score.total <= score.max) {
+            return Err(DomainError::InvalidValue {
+                field: "total",
+                message: "must be between 0 and max, and max must be positive".into(),
+            });
+        }
+        if !matches!(
+            state,
+            InstanceState::Collecting | InstanceState::Grading | InstanceState::Stopping | InstanceState::Stopped
+        ) {
+            return Err(DomainError::RuleViolated(format!(
+                "a score can be recorded only after collection started, not while {state}"
+            )));
+        }
+        Ok(vec![LabletInstanceEvent::ScoreRecorded {
+            score: score.clone(),
+            at,
+        }])
+    }
+}
+
+impl Aggregate for LabletInstance {
+    const KIND: &'static str = "lablet_instance";
+    type Event = LabletInstanceEvent;
+    type Command = LabletInstanceCommand;
+
+    fn decide(&self, command: &LabletInstanceCommand) -> Result<Vec<LabletInstanceEvent>, DomainError> {
+        match command {
+            LabletInstanceCommand::Request(request) => self.request(request),
+            LabletInstanceCommand::Transition {
+                to,
+                reason,
+                worker_id,
+                at,
+            } => self.transition(*to, reason, *worker_id, *at),
+            LabletInstanceCommand::ExtendTimeslot { new_end, at } => self.extend(*new_end, *at),
+            LabletInstanceCommand::RecordScore { score, at } => self.record_score(score, *at),
+        }
+    }
+
+    fn apply(&mut self, event: &LabletInstanceEvent) {
+        match event {
+            LabletInstanceEvent::Requested {
+                definition_id,
+                definition_version,
+                owner_id,
+                reservation_id,
+                timeslot_start,
+                timeslot_end,
+                requested_at,
+            } => {
+                self.request = Some(InstanceRequest {
+                    definition_id: *definition_id,
+                    definition_version: definition_version.clone(),
+                    owner_id: owner_id.clone(),
+                    reservation_id: reservation_id.clone(),
+                    timeslot_start: *timeslot_start,
+                    timeslot_end: *timeslot_end,
+                    requested_at: *requested_at,
+                });
+                self.timeslot_end = Some(*timeslot_end);
+            }
+            LabletInstanceEvent::Scheduled { worker_id, .. } => self.worker_id = *worker_id,
+            LabletInstanceEvent::Started(change) => {
+                self.started_at.get_or_insert(change.at);
+            }
+            LabletInstanceEvent::Stopped(change) => self.stopped_at = Some(change.at),
+            LabletInstanceEvent::Terminated(change) => self.terminated_at = Some(change.at),
+            LabletInstanceEvent::TimeslotExtended { new_end, .. } => self.timeslot_end = Some(*new_end),
+            LabletInstanceEvent::ScoreRecorded { score, .. } => self.score = Some(score.clone()),
+            _ => {}
+        }
+        if let Some(state) = event.target_state() {
+            self.state = Some(state);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use InstanceState::*;
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(&format!("2026-01-01T{hour:02}:00:00Z"))
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn request() -> InstanceRequest {
+        InstanceRequest {
+            definition_id: Uuid::from_u128(1),
+            definition_version: "1.0.0".into(),
+            owner_id: "student-1".into(),
+            reservation_id: "res-1".into(),
+            timeslot_start: at(10),
+            timeslot_end: at(11),
+            requested_at: at(9),
+        }
+    }
+
+    /// An instance driven into `state` along an allowed path.
+    fn instance_in(state: InstanceState) -> LabletInstance {
+        let path: &[InstanceState] = match state {
+            Pending => &[],
+            Scheduled => &[Scheduled],
+            Instantiating => &[Scheduled, Instantiating],
+            Running => &[Scheduled, Instantiating, Running],
+            Collecting => &[Scheduled, Instantiating, Running, Collecting],
+            Grading => &[Scheduled, Instantiating, Running, Collecting, Grading],
+            Stopping => &[Scheduled, Instantiating, Running, Stopping],
+            Stopped => &[Scheduled, Instantiating, Running, Stopping, Stopped],
+            Archived => &[Scheduled, Instantiating, Running, Stopping, Stopped, Archived],
+            Terminated => &[Terminated],
+        };
+        let mut instance = LabletInstance::default();
+        for event in instance.decide(&LabletInstanceCommand::Request(request())).unwrap() {
+            instance.apply(&event);
+        }
+        for to in path {
+            let events = instance
+                .decide(&LabletInstanceCommand::Transition {
+                    to: *to,
+                    reason: None,
+                    worker_id: Some(Uuid::from_u128(9)),
+                    at: at(10),
+                })
+                .unwrap();
+            events.iter().for_each(|e| instance.apply(e));
+        }
+        assert_eq!(instance.state, Some(state));
+        instance
+    }
+
+    #[test]
+    fn every_pair_of_states_is_allowed_or_refused_as_the_machine_says() {
+        let allowed: &[(InstanceState, InstanceState)] = &[
+            (Pending, Scheduled),
+            (Scheduled, Instantiating),
+            (Instantiating, Running),
+            (Running, Collecting),
+            (Running, Stopping),
+            (Collecting, Grading),
+            (Collecting, Stopping),
+            (Grading, Stopping),
+            (Stopping, Stopped),
+            (Stopped, Archived),
+            (Stopped, Running),
+            (Archived, Terminated),
+        ];
+        for from in InstanceState::ALL {
+            for to in InstanceState::ALL {
+                let expected = allowed.contains(&(from, to)) || (to == Terminated && from != Terminated);
+                let instance = instance_in(from);
+                let result = instance.decide(&LabletInstanceCommand::Transition {
+                    to,
+                    reason: Some("test".into()),
+                    worker_id: None,
+                    at: at(12),
+                });
+                match result {
+                    Ok(events) => {
+                        assert!(expected, "{from} -> {to} should be refused");
+                        let mut moved = instance.clone();
+                        events.iter().for_each(|e| moved.apply(e));
+                        assert_eq!(moved.state, Some(to));
+                    }
+                    Err(err) => {
+                        assert!(!expected, "{from} -> {to} should be allowed, got {err}");
+                        assert!(matches!(err, DomainError::InvalidTransition { .. }));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn terminate_records_the_state_it_left() {
+        let instance = instance_in(Running);
+        let events = instance
+            .decide(&LabletInstanceCommand::Transition {
+                to: Terminated,
+                reason: Some("expired".into()),
+                worker_id: None,
+                at: at(12),
+            })
+            .unwrap();
+        assert!(
+            matches!(&events[0], LabletInstanceEvent::Terminated(StateChange { from: Running, reason: Some(r), .. }) if r == "expired")
+        );
+    }
+
+    #[test]
+    fn commands_on_a_missing_instance_are_not_found() {
+        let err = LabletInstance::default()
+            .decide(&LabletInstanceCommand::Transition {
+                to: Scheduled,
+                reason: None,
+                worker_id: None,
+                at: at(1),
+            })
+            .unwrap_err();
+        assert_eq!(
+            err,
+            DomainError::NotFound {
+                aggregate: "lablet_instance"
+            }
+        );
+    }
+
+    #[test]
+    fn requesting_twice_is_refused() {
+        let instance = instance_in(Pending);
+        assert!(matches!(
+            instance.decide(&LabletInstanceCommand::Request(request())),
+            Err(DomainError::AlreadyExists { .. })
+        ));
+    }
+
+    #[test]
+    fn timeslot_must_end_after_it_starts() {
+        let mut bad = request();
+        bad.timeslot_end = bad.timeslot_start;
+        assert!(matches!(
+            LabletInstance::default().decide(&LabletInstanceCommand::Request(bad)),
+            Err(DomainError::InvalidValue {
+                field: "timeslot_end",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn scheduling_records_the_worker() {
+        let instance = instance_in(Scheduled);
+        assert_eq!(instance.worker_id, Some(Uuid::from_u128(9)));
+    }
+
+    #[test]
+    fn timeslot_extends_only_forward_and_not_when_over() {
+        let mut instance = instance_in(Running);
+        let events = instance
+            .decide(&LabletInstanceCommand::ExtendTimeslot {
+                new_end: at(12),
+                at: at(10),
+            })
+            .unwrap();
+        instance.apply(&events[0]);
+        assert_eq!(instance.timeslot_end, Some(at(12)));
+        assert!(matches!(
+            instance.decide(&LabletInstanceCommand::ExtendTimeslot {
+                new_end: at(12),
+                at: at(10)
+            }),
+            Err(DomainError::RuleViolated(_))
+        ));
+        for state in [Archived, Terminated] {
+            assert!(matches!(
+                instance_in(state).decide(&LabletInstanceCommand::ExtendTimeslot {
+                    new_end: at(20),
+                    at: at(10)
+                }),
+                Err(DomainError::RuleViolated(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn score_is_recorded_only_once_collection_started_and_must_be_sane() {
+        let score = GradingScore {
+            total: 8.0,
+            max: 10.0,
+            passed: true,
+            breakdown: [("ospf".to_string(), 8.0)].into(),
+        };
+        for state in InstanceState::ALL {
+            let result = instance_in(state).decide(&LabletInstanceCommand::RecordScore {
+                score: score.clone(),
+                at: at(11),
+            });
+            let allowed = matches!(state, Collecting | Grading | Stopping | Stopped);
+            assert_eq!(result.is_ok(), allowed, "score in {state}");
+        }
+        let mut instance = instance_in(Grading);
+        let events = instance
+            .decide(&LabletInstanceCommand::RecordScore {
+                score: score.clone(),
+                at: at(11),
+            })
+            .unwrap();
+        instance.apply(&events[0]);
+        assert_eq!(instance.score, Some(score));
+        let too_high = GradingScore {
+            total: 11.0,
+            max: 10.0,
+            passed: true,
+            breakdown: Default::default(),
+        };
+        assert!(matches!(
+            instance.decide(&LabletInstanceCommand::RecordScore {
+                score: too_high,
+                at: at(11)
+            }),
+            Err(DomainError::InvalidValue { .. })
+        ));
+    }
+
+    #[test]
+    fn reservation_gives_a_stable_instance_id() {
+        assert_eq!(instance_id_for_reservation("r"), instance_id_for_reservation("r"));
+        assert_ne!(instance_id_for_reservation("r"), instance_id_for_reservation("s"));
+    }
+}

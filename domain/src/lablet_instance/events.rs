@@ -1,0 +1,128 @@
+//! The facts a LabletInstance stream holds.
+
+use super::state::InstanceState;
+use crate::kernel::DomainEvent;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// The common body of every state-machine move.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateChange {
+    pub from: InstanceState,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// A grading result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GradingScore {
+    pub total: f64,
+    pub max: f64,
+    pub passed: bool,
+    #[serde(default)]
+    pub breakdown: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum LabletInstanceEvent {
+    #[serde(rename = "lablet_instance.requested")]
+    Requested {
+        definition_id: Uuid,
+        definition_version: String,
+        owner_id: String,
+        reservation_id: String,
+        timeslot_start: DateTime<Utc>,
+        timeslot_end: DateTime<Utc>,
+        requested_at: DateTime<Utc>,
+    },
+    #[serde(rename = "lablet_instance.scheduled")]
+    Scheduled {
+        #[serde(flatten)]
+        change: StateChange,
+        worker_id: Option<Uuid>,
+    },
+    #[serde(rename = "lablet_instance.instantiation_started")]
+    InstantiationStarted(StateChange),
+    #[serde(rename = "lablet_instance.started")]
+    Started(StateChange),
+    #[serde(rename = "lablet_instance.collection_started")]
+    CollectionStarted(StateChange),
+    #[serde(rename = "lablet_instance.grading_started")]
+    GradingStarted(StateChange),
+    #[serde(rename = "lablet_instance.stopping")]
+    Stopping(StateChange),
+    #[serde(rename = "lablet_instance.stopped")]
+    Stopped(StateChange),
+    #[serde(rename = "lablet_instance.archived")]
+    Archived(StateChange),
+    #[serde(rename = "lablet_instance.terminated")]
+    Terminated(StateChange),
+    #[serde(rename = "lablet_instance.timeslot_extended")]
+    TimeslotExtended {
+        previous_end: DateTime<Utc>,
+        new_end: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    #[serde(rename = "lablet_instance.score_recorded")]
+    ScoreRecorded { score: GradingScore, at: DateTime<Utc> },
+}
+
+impl LabletInstanceEvent {
+    /// The event that moves an instance into `to`.
+    pub fn entering(to: InstanceState, change: StateChange, worker_id: Option<Uuid>) -> Option<Self> {
+        use InstanceState::*;
+        Some(match to {
+            Pending => return None,
+            Scheduled => LabletInstanceEvent::Scheduled { change, worker_id },
+            Instantiating => LabletInstanceEvent::InstantiationStarted(change),
+            Running => LabletInstanceEvent::Started(change),
+            Collecting => LabletInstanceEvent::CollectionStarted(change),
+            Grading => LabletInstanceEvent::GradingStarted(change),
+            Stopping => LabletInstanceEvent::Stopping(change),
+            Stopped => LabletInstanceEvent::Stopped(change),
+            Archived => LabletInstanceEvent::Archived(change),
+            Terminated => LabletInstanceEvent::Terminated(change),
+        })
+    }
+
+    /// The state this event leaves the instance in, if it is a state-machine move.
+    pub fn target_state(&self) -> Option<InstanceState> {
+        use LabletInstanceEvent::*;
+        Some(match self {
+            Requested { .. } => InstanceState::Pending,
+            Scheduled { .. } => InstanceState::Scheduled,
+            InstantiationStarted(_) => InstanceState::Instantiating,
+            Started(_) => InstanceState::Running,
+            CollectionStarted(_) => InstanceState::Collecting,
+            GradingStarted(_) => InstanceState::Grading,
+            Stopping(_) => InstanceState::Stopping,
+            Stopped(_) => InstanceState::Stopped,
+            Archived(_) => InstanceState::Archived,
+            Terminated(_) => InstanceState::Terminated,
+            TimeslotExtended { .. } | ScoreRecorded { .. } => return None,
+        })
+    }
+}
+
+impl DomainEvent for LabletInstanceEvent {
+    fn event_type(&self) -> &'static str {
+        use LabletInstanceEvent::*;
+        match self {
+            Requested { .. } => "lablet_instance.requested",
+            Scheduled { .. } => "lablet_instance.scheduled",
+            InstantiationStarted(_) => "lablet_instance.instantiation_started",
+            Started(_) => "lablet_instance.started",
+            CollectionStarted(_) => "lablet_instance.collection_started",
+            GradingStarted(_) => "lablet_instance.grading_started",
+            Stopping(_) => "lablet_instance.stopping",
+            Stopped(_) => "lablet_instance.stopped",
+            Archived(_) => "lablet_instance.archived",
+            Terminated(_) => "lablet_instance.terminated",
+            TimeslotExtended { .. } => "lablet_instance.timeslot_extended",
+            ScoreRecorded { .. } => "lablet_instance.score_recorded",
+        }
+    }
+}

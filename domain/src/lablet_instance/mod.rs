@@ -1,0 +1,15 @@
+//! LabletInstance: a time-boxed reservation of a lablet definition, stream
+//! `lablet_instance-<uuid>`.
+//!
+//! The state machine is the whole story of an instance, from `pending` to the final
+//! `terminated`; every move is an event named after what happened.
+
+mod aggregate;
+mod commands;
+mod events;
+mod state;
+
+pub use aggregate::{instance_id_for_reservation, LabletInstance};
+pub use commands::{InstanceRequest, LabletInstanceCommand};
+pub use events::{GradingScore, LabletInstanceEvent, StateChange};
+pub use state::InstanceState;

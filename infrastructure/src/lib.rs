@@ -1,0 +1,10 @@
+//! Lablet's adapters: the engines behind the application's ports, and configuration.
+//!
+//! Each adapter implements a port of `lablet-application` and nothing more; which one runs is
+//! chosen by URL at start-up. Schemas are created by `lablet-migrations`, never here.
+
+pub mod config;
+pub mod sqlite;
+pub mod stores;
+
+pub use config::{ConfigError, Settings};

@@ -1,0 +1,47 @@
+//! Opening SQLite connections with the settings every Lablet file uses.
+
+use rusqlite::{Connection, OpenFlags};
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SqliteError {
+    #[error("cannot open {path}: {source}")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("{path} has no Lablet schema; run `lablet migrate` (or `lablet serve`, which migrates) first")]
+    NoSchema { path: String },
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// Opens `path` in WAL mode with full durability: a commit is on disk, across power loss,
+/// before it is acknowledged.
+pub fn open_connection(path: &Path) -> Result<Connection, SqliteError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| SqliteError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "cache_size", -65_536)?; // 64 MiB page cache
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Fails unless `table` exists, so a missing migration is reported at start, not mid-request.
+pub fn require_table(conn: &Connection, path: &Path, table: &str) -> Result<(), SqliteError> {
+    let found: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [table],
+        |row| row.get(0),
+    )?;
+    if found == 0 {
+        return Err(SqliteError::NoSchema {
+            path: path.display().to_string(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! The embedded default: SQLite files in the data directory, no server needed.
+//!
+//! The event store has one writer thread that batches concurrent appends into one transaction
+//! (group commit) so that `synchronous=FULL` durability costs one fsync per batch, not per
+//! command. Readers use their own connections and, thanks to WAL, never wait for the writer.
+
+mod connection;
+mod event_store;
+mod read_models;
+mod rows;
+mod writer;
+
+pub use connection::{open_connection, SqliteError};
+pub use event_store::SqliteEventStore;
+pub use read_models::SqliteReadModelStore;

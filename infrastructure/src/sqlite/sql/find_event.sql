@@ -1,0 +1,1 @@
+SELECT stream, version, position FROM events WHERE event_id = ?1

@@ -1,0 +1,1 @@
+SELECT body, last_position FROM {collection} WHERE id = ?1

@@ -1,0 +1,136 @@
+//! SQLite migrations: the event log file and the read-model file.
+
+use chrono::Utc;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+
+/// One schema change.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub const EVENT_STORE: &[Migration] = &[Migration {
+    version: 1,
+    name: "events",
+    sql: include_str!("../sql/sqlite/event_store_0001_events.sql"),
+}];
+
+pub const READ_MODELS: &[Migration] = &[Migration {
+    version: 1,
+    name: "collections",
+    sql: include_str!("../sql/sqlite/read_models_0001_collections.sql"),
+}];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SqliteMigrationError {
+    #[error("cannot create the directory of {path}: {source}")]
+    Directory { path: String, source: std::io::Error },
+    #[error("cannot open {path}: {source}")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("migration {version} ({name}) failed: {source}")]
+    Failed {
+        version: u32,
+        name: &'static str,
+        source: rusqlite::Error,
+    },
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// Creates `path` (and its directory) if needed and applies the missing `migrations`.
+pub fn migrate_file(path: &Path, migrations: &[Migration]) -> Result<Vec<u32>, SqliteMigrationError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| SqliteMigrationError::Directory {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
+    let mut conn = Connection::open(path).map_err(|source| SqliteMigrationError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    migrate(&mut conn, migrations)
+}
+
+/// Applies the missing `migrations` to `conn`, each in its own transaction; returns the
+/// versions applied.
+pub fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result<Vec<u32>, SqliteMigrationError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             name       TEXT NOT NULL,
+             applied_at TEXT NOT NULL
+         )",
+    )?;
+    let mut applied = Vec::new();
+    for migration in migrations {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let done: Option<i64> = tx
+            .query_row(
+                "SELECT version FROM schema_migrations WHERE version = ?1",
+                [migration.version],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if done.is_some() {
+            continue;
+        }
+        let failed = |source| SqliteMigrationError::Failed {
+            version: migration.version,
+            name: migration.name,
+            source,
+        };
+        tx.execute_batch(migration.sql).map_err(failed)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            params![migration.version, migration.name, Utc::now().to_rfc3339()],
+        )
+        .map_err(failed)?;
+        tx.commit()?;
+        applied.push(migration.version);
+    }
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_create_the_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/lablet.db");
+        assert_eq!(migrate_file(&path, EVENT_STORE).unwrap(), vec![1]);
+        assert_eq!(migrate_file(&path, EVENT_STORE).unwrap(), Vec::<u32>::new());
+        let conn = Connection::open(&path).unwrap();
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'events'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(tables, 1);
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_nothing_behind() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let broken = [Migration {
+            version: 1,
+            name: "broken",
+            sql: "CREATE TABLE a (x); CREATE TABLE ((",
+        }];
+        assert!(matches!(
+            migrate(&mut conn, &broken),
+            Err(SqliteMigrationError::Failed { version: 1, .. })
+        ));
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'a'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 0);
+    }
+}

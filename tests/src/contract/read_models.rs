@@ -1,0 +1,123 @@
+//! The read-model store contract: documents with their history, checkpoints committed with
+//! them, filters, ordering and paging.
+
+use chrono::Utc;
+use lablet_application::ports::read_models::{Filter, OPERATION_HISTORY_LIMIT};
+use lablet_application::ports::{DocumentWrite, HistoryEntry, ListQuery, ReadModelStore};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use uuid::Uuid;
+
+fn body(value: Value) -> Map<String, Value> {
+    value.as_object().cloned().expect("an object")
+}
+
+fn entry(position: u64, state: &str) -> HistoryEntry {
+    HistoryEntry {
+        position,
+        event_id: Uuid::now_v7(),
+        event_type: "lab_record.state_changed".into(),
+        occurred_at: Utc::now(),
+        actor: "tester".into(),
+        previous_state: None,
+        new_state: Some(json!(state)),
+        changed_fields: Default::default(),
+    }
+}
+
+fn lab(id: &str, worker: &str, state: &str, position: u64) -> DocumentWrite {
+    DocumentWrite {
+        collection: "lab_records",
+        id: id.into(),
+        body: body(json!({"id": id, "worker_id": worker, "state": state, "removed_at": null})),
+        last_position: position,
+        new_history: vec![entry(position, state)],
+    }
+}
+
+pub async fn documents_history_and_checkpoint(store: Arc<dyn ReadModelStore>) {
+    assert_eq!(store.checkpoint("lab_records").await.unwrap(), None);
+    store.commit("lab_records", 3, vec![lab("a", "w1", "STOPPED", 1), lab("b", "w1", "STARTED", 2)]).await.unwrap();
+    assert_eq!(store.checkpoint("lab_records").await.unwrap(), Some(3));
+    let loaded = store.load_documents("lab_records", &["a".into(), "zz".into()]).await.unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded["a"].last_position, 1);
+    assert_eq!(loaded["a"].body["state"], "STOPPED");
+
+    let doc = store.get("lab_records", "a").await.unwrap().unwrap();
+    assert_eq!(doc["operation_history"].as_array().unwrap().len(), 1);
+    assert!(store.get("lab_records", "nope").await.unwrap().is_none());
+
+    // 60 more operations on one document: only the newest 50 remain, oldest first.
+    let mut write = lab("a", "w1", "STARTED", 4);
+    write.new_history = (4..64).map(|p| entry(p, "STARTED")).collect();
+    write.last_position = 63;
+    store.commit("lab_records", 63, vec![write]).await.unwrap();
+    let doc = store.get("lab_records", "a").await.unwrap().unwrap();
+    let positions: Vec<u64> =
+        doc["operation_history"].as_array().unwrap().iter().map(|e| e["position"].as_u64().unwrap()).collect();
+    assert_eq!(positions.len(), OPERATION_HISTORY_LIMIT);
+    assert_eq!(positions, (14..64).collect::<Vec<_>>());
+    assert_eq!(store.checkpoint("lab_records").await.unwrap(), Some(63));
+    assert_eq!(store.checkpoint("work_orders").await.unwrap(), None, "checkpoints are per projection");
+}
+
+pub async fn filters_sorting_and_paging(store: Arc<dyn ReadModelStore>) {
+    let mut writes = Vec::new();
+    for i in 0..25 {
+        let state = if i % 2 == 0 { "STARTED" } else { "STOPPED" };
+        let worker = if i < 20 { "w1" } else { "w2" };
+        writes.push(lab(&format!("lab{i:02}"), worker, state, i + 1));
+    }
+    let mut removed = lab("lab99", "w1", "STOPPED", 30);
+    removed.body.insert("removed_at".into(), json!("2026-01-01T00:00:00Z"));
+    writes.push(removed);
+    store.commit("lab_records", 30, writes).await.unwrap();
+
+    let query = |filters: Vec<Filter>, limit: usize, after: Option<String>| ListQuery {
+        filters,
+        limit,
+        after_id: after,
+        include_history: false,
+    };
+    let w1 = || Filter::Equals { field: "worker_id", value: "w1".into() };
+    let present = || Filter::IsNull { field: "removed_at" };
+
+    let page = store.list("lab_records", &query(vec![w1(), present()], 8, None)).await.unwrap();
+    let ids: Vec<&str> = page.items.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, (0..8).map(|i| format!("lab{i:02}")).collect::<Vec<_>>());
+    assert_eq!(page.next_cursor.as_deref(), Some("lab07"));
+    assert!(page.items[0].get("operation_history").is_none(), "lists answer summaries");
+
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list("lab_records", &query(vec![w1(), present()], 8, cursor)).await.unwrap();
+        all.extend(page.items.iter().map(|d| d["id"].as_str().unwrap().to_owned()));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(all.len(), 20, "paging visits every present w1 lab once");
+
+    let started = Filter::Equals { field: "state", value: "STARTED".into() };
+    let page = store.list("lab_records", &query(vec![w1(), started, present()], 100, None)).await.unwrap();
+    assert_eq!(page.items.len(), 10);
+    assert!(page.next_cursor.is_none());
+
+    let with_removed = store.list("lab_records", &query(vec![w1()], 100, None)).await.unwrap();
+    assert_eq!(with_removed.items.len(), 21);
+    let with_history = ListQuery { include_history: true, ..query(vec![w1()], 1, None) };
+    let page = store.list("lab_records", &with_history).await.unwrap();
+    assert_eq!(page.items[0]["operation_history"].as_array().unwrap().len(), 1);
+}
+
+pub async fn run_all<F, Fut>(fresh: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Arc<dyn ReadModelStore>>,
+{
+    documents_history_and_checkpoint(fresh().await).await;
+    filters_sorting_and_paging(fresh().await).await;
+}

@@ -1,0 +1,8 @@
+//! Test support for Lablet's black-box tests and benchmark: start the real application on an
+//! ephemeral port in a temporary data directory, and speak HTTP to it; plus the contract suites
+//! every adapter of a port must pass.
+
+pub mod contract;
+pub mod server;
+
+pub use server::TestServer;
