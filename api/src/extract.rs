@@ -30,6 +30,8 @@ fn field_of(path: &str, message: &str) -> String {
         .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.split('`').next());
     match (path, named) {
+        // "unknown field" errors already carry the field in their path.
+        (path, Some(name)) if path == name || path.ends_with(&format!(".{name}")) => path.to_owned(),
         (".", Some(name)) => name.to_owned(),
         (path, Some(name)) => format!("{path}.{name}"),
         (".", None) => "body".to_owned(),
@@ -37,17 +39,25 @@ fn field_of(path: &str, message: &str) -> String {
     }
 }
 
-/// Parses JSON text into `T`, mapping errors to problems: unreadable JSON is a 400,
+/// Parses a JSON object into `T`, mapping errors to problems: unreadable JSON is a 400,
 /// well-formed JSON of the wrong shape a 422 naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let starts_as_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if !starts_as_object && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        return Err(Problem::invalid(vec![FieldError::new("body", "must be a JSON object")]));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         let message = without_location(&inner.to_string());
-        if inner.is_data() {
+        // Only well-formed JSON can be wrong in shape; check the whole text on this error path.
+        let well_formed = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+        if inner.is_data() && well_formed {
             Problem::invalid(vec![FieldError::new(field_of(&path, &message), message)])
         } else {
+            let syntax = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).err();
+            let message = syntax.map_or(message, |e| without_location(&e.to_string()));
             Problem::bad_request("body", format!("malformed JSON: {message}"))
         }
     })?;

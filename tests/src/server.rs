@@ -36,7 +36,9 @@ impl TestServer {
     /// A server on existing settings (a data directory the caller owns).
     pub async fn start_in(settings: Settings) -> TestServer {
         let app: App = build(&settings).await.expect("application starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("ephemeral port");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("ephemeral port");
         let addr = listener.local_addr().expect("bound address");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -68,7 +70,13 @@ impl TestServer {
 
     /// POSTs JSON; answers (status, body, `Lablet-Position`).
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value, Option<u64>) {
-        let response = self.client.post(self.url(path)).json(body).send().await.expect("request sent");
+        let response = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent");
         answer(response).await
     }
 
@@ -151,7 +159,10 @@ async fn answer(response: reqwest::Response) -> (u16, Value, Option<u64>) {
         .to_owned();
     let text = response.text().await.unwrap_or_default();
     if status >= 400 {
-        assert_eq!(content_type, "application/problem+json", "error answers are problems: {status} {text}");
+        assert_eq!(
+            content_type, "application/problem+json",
+            "error answers are problems: {status} {text}"
+        );
     }
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, body, position)

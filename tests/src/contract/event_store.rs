@@ -29,26 +29,82 @@ pub fn event(n: u64) -> NewEvent {
 
 pub async fn expected_version_semantics(store: Arc<dyn EventStore>) {
     let s = "test-expected";
-    let first = store.append(s, ExpectedVersion::NoStream, vec![event(1), event(2)]).await.unwrap();
+    let first = store
+        .append(s, ExpectedVersion::NoStream, vec![event(1), event(2)])
+        .await
+        .unwrap();
     assert_eq!((first.version, first.last_position - first.first_position), (2, 1));
     assert!(!first.deduplicated);
 
-    let again = store.append(s, ExpectedVersion::NoStream, vec![event(3)]).await.unwrap_err();
+    let again = store
+        .append(s, ExpectedVersion::NoStream, vec![event(3)])
+        .await
+        .unwrap_err();
     assert_eq!(
         again,
-        EventStoreError::WrongExpectedVersion { stream: s.into(), expected: ExpectedVersion::NoStream, actual: Some(2) }
+        EventStoreError::WrongExpectedVersion {
+            stream: s.into(),
+            expected: ExpectedVersion::NoStream,
+            actual: Some(2)
+        }
     );
-    let stale = store.append(s, ExpectedVersion::Exact(1), vec![event(3)]).await.unwrap_err();
-    assert!(matches!(stale, EventStoreError::WrongExpectedVersion { actual: Some(2), .. }));
-    assert_eq!(store.append(s, ExpectedVersion::Exact(2), vec![event(3)]).await.unwrap().version, 3);
-    assert_eq!(store.append(s, ExpectedVersion::StreamExists, vec![event(4)]).await.unwrap().version, 4);
-    assert_eq!(store.append(s, ExpectedVersion::Any, vec![event(5)]).await.unwrap().version, 5);
+    let stale = store
+        .append(s, ExpectedVersion::Exact(1), vec![event(3)])
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        stale,
+        EventStoreError::WrongExpectedVersion { actual: Some(2), .. }
+    ));
+    assert_eq!(
+        store
+            .append(s, ExpectedVersion::Exact(2), vec![event(3)])
+            .await
+            .unwrap()
+            .version,
+        3
+    );
+    assert_eq!(
+        store
+            .append(s, ExpectedVersion::StreamExists, vec![event(4)])
+            .await
+            .unwrap()
+            .version,
+        4
+    );
+    assert_eq!(
+        store
+            .append(s, ExpectedVersion::Any, vec![event(5)])
+            .await
+            .unwrap()
+            .version,
+        5
+    );
 
-    let missing = store.append("test-missing", ExpectedVersion::StreamExists, vec![event(1)]).await.unwrap_err();
-    assert!(matches!(missing, EventStoreError::WrongExpectedVersion { actual: None, .. }));
-    let missing = store.append("test-missing", ExpectedVersion::Exact(0), vec![event(1)]).await.unwrap_err();
-    assert!(matches!(missing, EventStoreError::WrongExpectedVersion { actual: None, .. }));
-    assert_eq!(store.append("test-any", ExpectedVersion::Any, vec![event(1)]).await.unwrap().version, 1);
+    let missing = store
+        .append("test-missing", ExpectedVersion::StreamExists, vec![event(1)])
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        missing,
+        EventStoreError::WrongExpectedVersion { actual: None, .. }
+    ));
+    let missing = store
+        .append("test-missing", ExpectedVersion::Exact(0), vec![event(1)])
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        missing,
+        EventStoreError::WrongExpectedVersion { actual: None, .. }
+    ));
+    assert_eq!(
+        store
+            .append("test-any", ExpectedVersion::Any, vec![event(1)])
+            .await
+            .unwrap()
+            .version,
+        1
+    );
     // Refused appends wrote nothing.
     assert_eq!(store.read_stream(s, 1, 100).await.unwrap().len(), 5);
     assert_eq!(store.read_stream("test-missing", 1, 100).await.unwrap().len(), 0);
@@ -57,51 +113,85 @@ pub async fn expected_version_semantics(store: Arc<dyn EventStore>) {
 pub async fn idempotent_append(store: Arc<dyn EventStore>) {
     let s = "test-idempotent";
     let events = vec![event(1), event(2)];
-    let first = store.append(s, ExpectedVersion::NoStream, events.clone()).await.unwrap();
+    let first = store
+        .append(s, ExpectedVersion::NoStream, events.clone())
+        .await
+        .unwrap();
     // A retry after a lost answer: same ids, same expectation; the stream has moved meanwhile.
-    let retried = store.append(s, ExpectedVersion::NoStream, events.clone()).await.unwrap();
+    let retried = store
+        .append(s, ExpectedVersion::NoStream, events.clone())
+        .await
+        .unwrap();
     assert!(retried.deduplicated);
     assert_eq!(
         (retried.version, retried.first_position, retried.last_position),
         (first.version, first.first_position, first.last_position)
     );
-    store.append(s, ExpectedVersion::Exact(2), vec![event(3)]).await.unwrap();
+    store
+        .append(s, ExpectedVersion::Exact(2), vec![event(3)])
+        .await
+        .unwrap();
     let late_retry = store.append(s, ExpectedVersion::Any, events.clone()).await.unwrap();
     assert_eq!((late_retry.version, late_retry.last_position), (2, first.last_position));
-    assert_eq!(store.read_stream(s, 1, 100).await.unwrap().len(), 3, "no duplicate was written");
+    assert_eq!(
+        store.read_stream(s, 1, 100).await.unwrap().len(),
+        3,
+        "no duplicate was written"
+    );
 
     // One id stored elsewhere is a reuse, not a retry, and writes nothing.
     let reused = store
         .append("test-other", ExpectedVersion::Any, vec![event(9), events[0].clone()])
         .await
         .unwrap_err();
-    assert_eq!(reused, EventStoreError::EventIdReused { event_id: events[0].event_id });
+    assert_eq!(
+        reused,
+        EventStoreError::EventIdReused {
+            event_id: events[0].event_id
+        }
+    );
     assert!(store.read_stream("test-other", 1, 10).await.unwrap().is_empty());
 
     let empty = store.append(s, ExpectedVersion::Any, vec![]).await.unwrap_err();
     assert!(matches!(empty, EventStoreError::InvalidAppend(_)));
     let twice = event(4);
-    let doubled = store.append(s, ExpectedVersion::Any, vec![twice.clone(), twice]).await.unwrap_err();
+    let doubled = store
+        .append(s, ExpectedVersion::Any, vec![twice.clone(), twice])
+        .await
+        .unwrap_err();
     assert!(matches!(doubled, EventStoreError::InvalidAppend(_)));
 }
 
 pub async fn reads_and_envelopes(store: Arc<dyn EventStore>) {
     for i in 0..5u64 {
-        store.append(&format!("test-read{}", i % 2), ExpectedVersion::Any, vec![event(i)]).await.unwrap();
+        store
+            .append(&format!("test-read{}", i % 2), ExpectedVersion::Any, vec![event(i)])
+            .await
+            .unwrap();
     }
     let all = store.read_all(0, 100).await.unwrap();
     assert_eq!(all.len(), 5);
-    assert!(all.windows(2).all(|w| w[1].position == w[0].position + 1), "positions are gapless and ordered");
+    assert!(
+        all.windows(2).all(|w| w[1].position == w[0].position + 1),
+        "positions are gapless and ordered"
+    );
     assert_eq!(store.head_position().await.unwrap(), all[4].position);
     let page = store.read_all(all[1].position, 2).await.unwrap();
-    assert_eq!(page.iter().map(|e| e.position).collect::<Vec<_>>(), vec![all[2].position, all[3].position]);
+    assert_eq!(
+        page.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![all[2].position, all[3].position]
+    );
 
     let stream = store.read_stream("test-read0", 2, 100).await.unwrap();
     assert_eq!(stream.iter().map(|e| e.version).collect::<Vec<_>>(), vec![2, 3]);
     let whole = store.read_stream("test-read0", 1, 100).await.unwrap();
     let mut previous: Option<String> = None;
     for envelope in &whole {
-        assert_eq!(envelope.hash, envelope.expected_hash(previous.as_deref()), "hash chain holds");
+        assert_eq!(
+            envelope.hash,
+            envelope.expected_hash(previous.as_deref()),
+            "hash chain holds"
+        );
         assert_eq!(envelope.actor, "tester");
         assert_eq!(envelope.correlation_id.as_deref(), Some("corr"));
         assert!(envelope.traceparent.is_some());
@@ -123,7 +213,10 @@ pub async fn concurrent_writers_never_lose_or_double(store: Arc<dyn EventStore>)
                 let stream = format!("test-contended{}", (writer + n) % 4);
                 loop {
                     let head = store.read_stream(&stream, 1, 10_000).await.unwrap().len() as u64;
-                    match store.append(&stream, ExpectedVersion::for_loaded(head), vec![event(n as u64)]).await {
+                    match store
+                        .append(&stream, ExpectedVersion::for_loaded(head), vec![event(n as u64)])
+                        .await
+                    {
                         Ok(_) => break,
                         Err(EventStoreError::WrongExpectedVersion { .. }) => continue,
                         Err(other) => panic!("unexpected {other}"),
@@ -152,13 +245,20 @@ pub async fn concurrent_writers_never_lose_or_double(store: Arc<dyn EventStore>)
             .iter()
             .map(|e| e.version)
             .collect();
-        assert_eq!(versions, (1..=versions.len() as u64).collect::<Vec<_>>(), "versions are gapless");
+        assert_eq!(
+            versions,
+            (1..=versions.len() as u64).collect::<Vec<_>>(),
+            "versions are gapless"
+        );
     }
 }
 
 pub async fn subscription_catches_up_then_follows_live(store: Arc<dyn EventStore>) {
     for i in 0..3 {
-        store.append("test-sub", ExpectedVersion::Any, vec![event(i)]).await.unwrap();
+        store
+            .append("test-sub", ExpectedVersion::Any, vec![event(i)])
+            .await
+            .unwrap();
     }
     let mut subscription = Subscription::new(store.clone(), 0, 2);
     let mut seen = Vec::new();
@@ -169,15 +269,27 @@ pub async fn subscription_catches_up_then_follows_live(store: Arc<dyn EventStore
         let store = store.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            store.append("test-sub", ExpectedVersion::Any, vec![event(9)]).await.unwrap()
+            store
+                .append("test-sub", ExpectedVersion::Any, vec![event(9)])
+                .await
+                .unwrap()
         })
     };
     // Woken by the commit, well before the fallback poll would fire.
     let started = std::time::Instant::now();
-    let next = tokio::time::timeout(Duration::from_secs(5), subscription.next_batch()).await.unwrap().unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), subscription.next_batch())
+        .await
+        .unwrap()
+        .unwrap();
     let appended = live.await.unwrap();
-    assert_eq!(next.iter().map(|e| e.position).collect::<Vec<_>>(), vec![appended.last_position]);
-    assert!(started.elapsed() < Duration::from_millis(1500), "woken on commit, not by polling");
+    assert_eq!(
+        next.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![appended.last_position]
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "woken on commit, not by polling"
+    );
     assert_eq!(seen.len(), 3);
 }
 

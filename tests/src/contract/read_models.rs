@@ -37,9 +37,19 @@ fn lab(id: &str, worker: &str, state: &str, position: u64) -> DocumentWrite {
 
 pub async fn documents_history_and_checkpoint(store: Arc<dyn ReadModelStore>) {
     assert_eq!(store.checkpoint("lab_records").await.unwrap(), None);
-    store.commit("lab_records", 3, vec![lab("a", "w1", "STOPPED", 1), lab("b", "w1", "STARTED", 2)]).await.unwrap();
+    store
+        .commit(
+            "lab_records",
+            3,
+            vec![lab("a", "w1", "STOPPED", 1), lab("b", "w1", "STARTED", 2)],
+        )
+        .await
+        .unwrap();
     assert_eq!(store.checkpoint("lab_records").await.unwrap(), Some(3));
-    let loaded = store.load_documents("lab_records", &["a".into(), "zz".into()]).await.unwrap();
+    let loaded = store
+        .load_documents("lab_records", &["a".into(), "zz".into()])
+        .await
+        .unwrap();
     assert_eq!(loaded.len(), 1);
     assert_eq!(loaded["a"].last_position, 1);
     assert_eq!(loaded["a"].body["state"], "STOPPED");
@@ -54,12 +64,20 @@ pub async fn documents_history_and_checkpoint(store: Arc<dyn ReadModelStore>) {
     write.last_position = 63;
     store.commit("lab_records", 63, vec![write]).await.unwrap();
     let doc = store.get("lab_records", "a").await.unwrap().unwrap();
-    let positions: Vec<u64> =
-        doc["operation_history"].as_array().unwrap().iter().map(|e| e["position"].as_u64().unwrap()).collect();
+    let positions: Vec<u64> = doc["operation_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["position"].as_u64().unwrap())
+        .collect();
     assert_eq!(positions.len(), OPERATION_HISTORY_LIMIT);
     assert_eq!(positions, (14..64).collect::<Vec<_>>());
     assert_eq!(store.checkpoint("lab_records").await.unwrap(), Some(63));
-    assert_eq!(store.checkpoint("work_orders").await.unwrap(), None, "checkpoints are per projection");
+    assert_eq!(
+        store.checkpoint("work_orders").await.unwrap(),
+        None,
+        "checkpoints are per projection"
+    );
 }
 
 pub async fn filters_sorting_and_paging(store: Arc<dyn ReadModelStore>) {
@@ -80,19 +98,31 @@ pub async fn filters_sorting_and_paging(store: Arc<dyn ReadModelStore>) {
         after_id: after,
         include_history: false,
     };
-    let w1 = || Filter::Equals { field: "worker_id", value: "w1".into() };
+    let w1 = || Filter::Equals {
+        field: "worker_id",
+        value: "w1".into(),
+    };
     let present = || Filter::IsNull { field: "removed_at" };
 
-    let page = store.list("lab_records", &query(vec![w1(), present()], 8, None)).await.unwrap();
+    let page = store
+        .list("lab_records", &query(vec![w1(), present()], 8, None))
+        .await
+        .unwrap();
     let ids: Vec<&str> = page.items.iter().map(|d| d["id"].as_str().unwrap()).collect();
     assert_eq!(ids, (0..8).map(|i| format!("lab{i:02}")).collect::<Vec<_>>());
     assert_eq!(page.next_cursor.as_deref(), Some("lab07"));
-    assert!(page.items[0].get("operation_history").is_none(), "lists answer summaries");
+    assert!(
+        page.items[0].get("operation_history").is_none(),
+        "lists answer summaries"
+    );
 
     let mut all = Vec::new();
     let mut cursor = None;
     loop {
-        let page = store.list("lab_records", &query(vec![w1(), present()], 8, cursor)).await.unwrap();
+        let page = store
+            .list("lab_records", &query(vec![w1(), present()], 8, cursor))
+            .await
+            .unwrap();
         all.extend(page.items.iter().map(|d| d["id"].as_str().unwrap().to_owned()));
         match page.next_cursor {
             Some(next) => cursor = Some(next),
@@ -101,14 +131,23 @@ pub async fn filters_sorting_and_paging(store: Arc<dyn ReadModelStore>) {
     }
     assert_eq!(all.len(), 20, "paging visits every present w1 lab once");
 
-    let started = Filter::Equals { field: "state", value: "STARTED".into() };
-    let page = store.list("lab_records", &query(vec![w1(), started, present()], 100, None)).await.unwrap();
+    let started = Filter::Equals {
+        field: "state",
+        value: "STARTED".into(),
+    };
+    let page = store
+        .list("lab_records", &query(vec![w1(), started, present()], 100, None))
+        .await
+        .unwrap();
     assert_eq!(page.items.len(), 10);
     assert!(page.next_cursor.is_none());
 
     let with_removed = store.list("lab_records", &query(vec![w1()], 100, None)).await.unwrap();
     assert_eq!(with_removed.items.len(), 21);
-    let with_history = ListQuery { include_history: true, ..query(vec![w1()], 1, None) };
+    let with_history = ListQuery {
+        include_history: true,
+        ..query(vec![w1()], 1, None)
+    };
     let page = store.list("lab_records", &with_history).await.unwrap();
     assert_eq!(page.items[0]["operation_history"].as_array().unwrap().len(), 1);
 }
