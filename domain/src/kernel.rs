@@ -88,23 +88,27 @@ pub fn record_change<T: Serialize + PartialEq>(changes: &mut ChangedFields, fiel
 }
 
 /// Serialises an event's payload (without its type tag) to JSON text.
+///
+/// Events are enums tagged `{"type": …, "data": …}`; serde writes that form with the tag
+/// first, so the payload is the exact text between the two. Anything else falls back to
+/// taking the `data` member out of a parsed value.
 pub fn encode_event<E: DomainEvent>(event: &E) -> Result<String, serde_json::Error> {
-    // Events are enums tagged `{"type": …, "data": …}`; the envelope keeps type apart from payload.
-    let value = serde_json::to_value(event)?;
-    match value {
-        serde_json::Value::Object(mut map) => {
-            let data = map.remove("data").unwrap_or(serde_json::Value::Null);
-            serde_json::to_string(&data)
-        }
-        other => serde_json::to_string(&other),
+    let tagged = serde_json::to_string(event)?;
+    let prefix_len = "{\"type\":\"".len() + event.event_type().len() + "\",\"data\":".len();
+    let expected_prefix = format!("{{\"type\":\"{}\",\"data\":", event.event_type());
+    if tagged.len() > prefix_len && tagged.starts_with(&expected_prefix) && tagged.ends_with('}') {
+        return Ok(tagged[prefix_len..tagged.len() - 1].to_owned());
     }
+    let mut value = serde_json::to_value(event)?;
+    let data = value
+        .get_mut("data")
+        .map(serde_json::Value::take)
+        .unwrap_or(serde_json::Value::Null);
+    serde_json::to_string(&data)
 }
 
 /// Rebuilds an event from its stored type name and payload.
 pub fn decode_event<E: DomainEvent>(event_type: &str, payload: &str) -> Result<E, serde_json::Error> {
-    let data: serde_json::Value = serde_json::from_str(payload)?;
-    let mut map = serde_json::Map::with_capacity(2);
-    map.insert("type".into(), serde_json::Value::String(event_type.to_owned()));
-    map.insert("data".into(), data);
-    serde_json::from_value(serde_json::Value::Object(map))
+    let tag = serde_json::to_string(event_type)?;
+    serde_json::from_str(&format!("{{\"type\":{tag},\"data\":{payload}}}"))
 }

@@ -2,6 +2,7 @@
 //! ephemeral port in a temporary data directory, and speak HTTP to it; plus the contract suites
 //! every adapter of a port must pass.
 
+pub mod bench;
 pub mod contract;
 pub mod server;
 

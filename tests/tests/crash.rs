@@ -57,7 +57,7 @@ fn command(writer: usize, i: usize) -> (&'static str, Value, &'static str) {
             json!({
                 "worker_id": "6f9619ff-8b86-d011-b42d-00c04fc964ff",
                 "lab_id": format!("lab-{writer}-{}", i % 20),
-                "state": if (i / 20) % 2 == 0 { "STARTED" } else { "STOPPED" },
+                "state": if (i / 20).is_multiple_of(2) { "STARTED" } else { "STOPPED" },
                 "title": format!("lab {writer}"),
             }),
             "lab_record",

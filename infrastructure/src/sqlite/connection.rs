@@ -25,7 +25,7 @@ pub fn open_connection(path: &Path) -> Result<Connection, SqliteError> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "cache_size", -65_536)?; // 64 MiB page cache
+    conn.pragma_update(None, "cache_size", -16_384)?; // 16 MiB page cache per connection
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)

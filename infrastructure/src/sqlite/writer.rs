@@ -1,14 +1,15 @@
 //! The single writer of the SQLite event log: group commit.
 //!
 //! Appends arrive on a channel. The writer takes every request waiting (up to a bound), runs
-//! them in one `BEGIN IMMEDIATE` transaction, each inside its own savepoint so one refused append
-//! does not spoil the others, commits once (one fsync), then answers each caller and announces the
+//! them in one `BEGIN IMMEDIATE` transaction, commits once (one fsync), then answers each caller and announces the
 //! new head. Positions are rowids handed out in this one thread, so they increase strictly in
 //! commit order and readers never see a gap.
 //!
-//! The happy path does no extra lookups: the expected version is checked against a cache of
-//! stream heads, and only a refused check or a unique-key violation leads to asking whether the
-//! append is a retry of one already stored (idempotency by event id).
+//! The happy path does no extra lookups and no savepoints: the expected version is checked
+//! against a cache of stream heads before anything is written, and only a refused check or a
+//! unique-key violation leads to asking whether the append is a retry of one already stored
+//! (idempotency by event id). A violation reruns the batch with one savepoint per append, so a
+//! refused append never spoils the others.
 
 use crate::sqlite::rows::store_error;
 use chrono::Utc;
@@ -29,6 +30,9 @@ const HEAD_POSITION: &str = include_str!("sql/head_position.sql");
 const MAX_BATCH: usize = 1024;
 /// Streams whose head the writer remembers before it forgets them all.
 const MAX_CACHED_HEADS: usize = 200_000;
+/// How often the writer checkpoints between batches so that the WAL can restart from its
+/// beginning instead of growing for as long as appends keep coming.
+const WRITER_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 pub struct AppendRequest {
     pub stream: String,
@@ -66,6 +70,7 @@ impl Writer {
 
     /// Serves the channel until every sender is gone.
     pub fn run(mut self, requests: mpsc::Receiver<AppendRequest>) {
+        let mut last_checkpoint = std::time::Instant::now();
         while let Ok(first) = requests.recv() {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
@@ -75,30 +80,39 @@ impl Writer {
                 }
             }
             self.commit_batch(batch);
+            if last_checkpoint.elapsed() >= WRITER_CHECKPOINT_EVERY {
+                // Between batches no write is in flight: once this catches up with the last
+                // frame, the next transaction starts the WAL again from its beginning.
+                if let Err(err) = self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %err, "WAL checkpoint failed");
+                }
+                last_checkpoint = std::time::Instant::now();
+            }
         }
     }
 
     fn commit_batch(&mut self, batch: Vec<AppendRequest>) {
+        // Fast path: no savepoints. A unique-key collision (a retried append, a reused id,
+        // another process) is rare; it rolls the whole batch back and reruns it carefully,
+        // each append in its own savepoint.
         let mut staged = Vec::with_capacity(batch.len());
-        let outcome = self.stage_all(&batch, &mut staged);
+        let mut outcome = self.stage_all(&batch, &mut staged, false);
+        if let Err(StageError::Collision) = outcome {
+            staged.clear();
+            outcome = self.stage_all(&batch, &mut staged, true);
+        }
         let committed = match outcome {
             Ok(()) => true,
             Err(err) => {
-                tracing::error!(error = %err, appends = batch.len(), "event store batch failed; nothing of it was committed");
-                let failure = store_error(err);
+                let failure = match err {
+                    StageError::Sql(err) => store_error(err),
+                    StageError::Collision => EventStoreError::Unavailable("unexpected key collision".into()),
+                };
+                tracing::error!(error = %failure, appends = batch.len(), "event store batch failed; nothing of it was committed");
                 // The database may have moved in ways the cache does not know; start afresh.
                 self.heads.clear();
-                staged = staged
-                    .into_iter()
-                    .map(|s| match s {
-                        Staged::Appended(..) => Staged::Answered(Err(failure.clone())),
-                        answered => answered,
-                    })
-                    .collect();
-                // Appends never reached by the failed batch get the same error.
-                while staged.len() < batch.len() {
-                    staged.push(Staged::Answered(Err(failure.clone())));
-                }
+                staged.clear();
+                staged.resize_with(batch.len(), || Staged::Answered(Err(failure.clone())));
                 false
             }
         };
@@ -127,8 +141,15 @@ impl Writer {
     }
 
     /// Runs every append of the batch in one transaction; an `Err` means nothing committed.
-    fn stage_all(&mut self, batch: &[AppendRequest], staged: &mut Vec<Staged>) -> rusqlite::Result<()> {
-        let mut tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    /// Without `careful`, a collision aborts the batch; with it, each append has a savepoint
+    /// and a collision is answered by looking the events up after rolling that append back.
+    fn stage_all(
+        &mut self,
+        batch: &[AppendRequest],
+        staged: &mut Vec<Staged>,
+        careful: bool,
+    ) -> Result<(), StageError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let recorded_at = format_timestamp(Utc::now());
         // Heads changed earlier in this batch, not yet committed.
         let mut batch_heads: HashMap<&str, StreamHead> = HashMap::new();
@@ -137,18 +158,35 @@ impl Writer {
                 .get(request.stream.as_str())
                 .or_else(|| self.heads.get(&request.stream))
                 .cloned();
-            let savepoint = tx.savepoint()?;
-            match stage_one(&savepoint, request, cached, &recorded_at)? {
+            if careful {
+                tx.execute_batch("SAVEPOINT append")?;
+            }
+            let result = stage_one(&tx, request, cached, &recorded_at)?;
+            match result {
                 Some(Staged::Appended(outcome, stream, head)) => {
-                    savepoint.commit()?;
+                    if careful {
+                        tx.execute_batch("RELEASE append")?;
+                    }
                     batch_heads.insert(request.stream.as_str(), head.clone());
                     staged.push(Staged::Appended(outcome, stream, head));
                 }
+                Some(answered) => {
+                    // Refused before any insert: nothing to roll back.
+                    if careful {
+                        tx.execute_batch("RELEASE append")?;
+                    }
+                    if let Staged::Answered(Err(EventStoreError::WrongExpectedVersion { .. })) = &answered {
+                        // The cached head was stale or the caller was: either way, ask the file next time.
+                        batch_heads.remove(request.stream.as_str());
+                        self.heads.remove(&request.stream);
+                    }
+                    staged.push(answered);
+                }
+                None if !careful => return Err(StageError::Collision),
                 None => {
-                    // A unique key was taken: a retried append, a reused id, or a version taken
-                    // by another process. Decided after the rollback, so this append's own rows
-                    // are gone from what the lookup sees.
-                    drop(savepoint); // rolls back this append only
+                    // A unique key was taken. Decided after the rollback of this append alone,
+                    // so its own rows are gone from what the lookup sees.
+                    tx.execute_batch("ROLLBACK TO append; RELEASE append")?;
                     let answer = find_stored(&tx, request)?.unwrap_or_else(|| {
                         // A version taken behind the cache's back (another process): a conflict.
                         Err(EventStoreError::WrongExpectedVersion {
@@ -161,23 +199,28 @@ impl Writer {
                     self.heads.remove(&request.stream);
                     staged.push(Staged::Answered(answer));
                 }
-                Some(answered) => {
-                    drop(savepoint); // rolls back this append only
-                    if let Staged::Answered(Err(EventStoreError::WrongExpectedVersion { .. })) = &answered {
-                        // The cached head was stale or the caller was: either way, ask the file next time.
-                        batch_heads.remove(request.stream.as_str());
-                        self.heads.remove(&request.stream);
-                    }
-                    staged.push(answered);
-                }
             }
         }
-        tx.commit()
+        tx.commit()?;
+        Ok(())
     }
 }
 
-/// Appends one request inside its savepoint, or says why not; `None` when a unique key was
-/// already taken. SQLite errors other than a unique-key violation abort the whole batch.
+/// Why a batch could not be staged.
+enum StageError {
+    /// A unique key collided on the fast path: rerun the batch carefully.
+    Collision,
+    Sql(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for StageError {
+    fn from(err: rusqlite::Error) -> Self {
+        StageError::Sql(err)
+    }
+}
+
+/// Appends one request, or says why not; `None` when a unique key was already taken (the
+/// caller rolls back what this append wrote). SQLite errors other than a unique-key violation abort the whole batch.
 fn stage_one(
     conn: &Connection,
     request: &AppendRequest,

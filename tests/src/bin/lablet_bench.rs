@@ -1,1 +1,335 @@
-fn main() {}
+//! `lablet-bench`: Lablet's performance figures and their baseline, in one run.
+//!
+//! 1. Raw SQLite inserts of command-shaped event rows in batches (the baseline).
+//! 2. Commands through the mediator (observations that change a lab's state, over 10,000 labs)
+//!    with 1 and with 64 concurrent writers: commands/s, p50/p99 latency.
+//! 3. Projection catch-up of the `lab_records` read model over the whole log (≥ 1,000,000
+//!    events), events/s and memory.
+//! 4. HTTP p99 of `GET /api/v1/workers/{id}/labs` with 1,000 workers × 100 labs loaded.
+//!
+//! Run with `cargo run --release -p lablet-tests --bin lablet-bench`.
+
+use clap::Parser;
+use lablet_api::app::{build, build_mediator, serve_until};
+use lablet_application::lab_records::ObserveLab;
+use lablet_application::ports::SystemClock;
+use lablet_application::progress::ProjectionProgress;
+use lablet_application::{Mediator, RequestContext};
+use lablet_domain::lab_record::{LabDetails, LabState};
+use lablet_infrastructure::sqlite::SqliteReadModelStore;
+use lablet_infrastructure::stores::open_stores;
+use lablet_infrastructure::Settings;
+use lablet_migrations::sqlite::{migrate_file, READ_MODELS};
+use lablet_projections::projectors::LabRecordsProjector;
+use lablet_projections::ProjectionRunner;
+use lablet_tests::bench::baseline::raw_inserts_per_second;
+use lablet_tests::bench::stats::{resident_mib, Latencies};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(about = "Lablet benchmark: commands, projections and queries against their baseline")]
+struct Args {
+    /// Labs the command benchmark spreads its observations over.
+    #[arg(long, default_value_t = 10_000)]
+    labs: usize,
+    /// Commands sent by the single writer.
+    #[arg(long, default_value_t = 5_000)]
+    single_writer_commands: usize,
+    /// Commands sent by the 64 writers together.
+    #[arg(long, default_value_t = 300_000)]
+    concurrent_commands: usize,
+    /// Events the log holds before projection catch-up is measured.
+    #[arg(long, default_value_t = 1_000_000)]
+    projection_events: usize,
+    /// Workers and labs per worker for the query benchmark.
+    #[arg(long, default_value_t = 1_000)]
+    workers: usize,
+    #[arg(long, default_value_t = 100)]
+    labs_per_worker: usize,
+    /// Queries sent in the query benchmark.
+    #[arg(long, default_value_t = 20_000)]
+    queries: usize,
+}
+
+fn observation(worker_id: Uuid, lab: usize, state: LabState) -> ObserveLab {
+    ObserveLab {
+        worker_id,
+        lab_id: format!("lab-{lab:06}"),
+        details: LabDetails {
+            title: format!("Lab {lab}"),
+            description: "OSPF area 0 with two routers".into(),
+            owner_username: "instructor".into(),
+            owner_fullname: "Course Instructor".into(),
+            node_count: 4,
+            link_count: 3,
+            groups: vec!["students".into()],
+            ..LabDetails::default()
+        },
+        state,
+        cml_created_at: None,
+        cml_modified_at: None,
+    }
+}
+
+/// Sends `total` observations with `writers` concurrent writers; observation `n` goes to lab
+/// `n % labs` and flips its state each time round, so every command changes something.
+async fn drive(
+    mediator: Arc<Mediator>,
+    worker_of: Arc<dyn Fn(usize) -> (Uuid, usize) + Send + Sync>,
+    labs: usize,
+    writers: usize,
+    total: usize,
+    offset: usize,
+) -> (Duration, Latencies) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..writers {
+        let (mediator, next, worker_of) = (mediator.clone(), next.clone(), worker_of.clone());
+        tasks.push(tokio::spawn(async move {
+            let context = RequestContext::system();
+            let mut latencies = Latencies::default();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    return latencies;
+                }
+                let round = (n + offset) / labs;
+                let state = if round.is_multiple_of(2) {
+                    LabState::Stopped
+                } else {
+                    LabState::Started
+                };
+                let (worker, lab) = worker_of((n + offset) % labs);
+                let sent = Instant::now();
+                let outcome = mediator
+                    .send(observation(worker, lab, state), &context)
+                    .await
+                    .expect("command succeeds");
+                latencies.record(sent.elapsed());
+                assert!(outcome.changed, "every benchmark command changes a lab");
+            }
+        }));
+    }
+    let mut all = Latencies::default();
+    for task in tasks {
+        all.extend(task.await.expect("writer"));
+    }
+    (started.elapsed(), all)
+}
+
+fn settings_in(dir: &std::path::Path) -> Settings {
+    let settings = Settings::defaults_in(dir);
+    lablet_migrations::migrate_all(&settings).expect("migrations");
+    settings
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let args = Args::parse();
+    let dir = tempfile::tempdir().expect("benchmark directory");
+    println!(
+        "lablet-bench — {} cores, data in {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        dir.path().display()
+    );
+
+    // 1. Baseline.
+    println!("\n== baseline: raw SQLite inserts of the same rows (WAL, synchronous=FULL) ==");
+    let baseline_rows = args.concurrent_commands.min(200_000);
+    let mut baselines = Vec::new();
+    for batch in [1usize, 64, 1024] {
+        let rows = if batch == 1 {
+            args.single_writer_commands
+        } else {
+            baseline_rows
+        };
+        let rate = raw_inserts_per_second(&dir.path().join(format!("baseline-{batch}.db")), rows, args.labs, batch);
+        println!("batch {batch:>5}: {rate:>10.0} rows/s  ({rows} rows)");
+        baselines.push((batch, rate));
+    }
+
+    // 2. Commands through the mediator.
+    println!(
+        "\n== commands through the mediator: observations changing a lab's state over {} labs ==",
+        args.labs
+    );
+    let command_dir = dir.path().join("commands");
+    let settings = settings_in(&command_dir);
+    let stores = open_stores(&settings).expect("stores");
+    let mediator = Arc::new(build_mediator(
+        &settings,
+        &stores,
+        &ProjectionProgress::default(),
+        Arc::new(SystemClock),
+    ));
+    let worker = Uuid::now_v7();
+    let one_worker: Arc<dyn Fn(usize) -> (Uuid, usize) + Send + Sync> = Arc::new(move |lab| (worker, lab));
+    let (seeded, _) = drive(mediator.clone(), one_worker.clone(), args.labs, 64, args.labs, 0).await;
+    println!("seeded {} labs in {:.2} s", args.labs, seeded.as_secs_f64());
+    let mut offset = args.labs;
+    let mut results = Vec::new();
+    for (writers, total) in [(1usize, args.single_writer_commands), (64, args.concurrent_commands)] {
+        let memory_before = resident_mib();
+        let (elapsed, mut latencies) =
+            drive(mediator.clone(), one_worker.clone(), args.labs, writers, total, offset).await;
+        offset += total;
+        let rate = total as f64 / elapsed.as_secs_f64();
+        println!(
+            "{writers:>2} writer(s): {rate:>10.0} commands/s  p50 {:.3} ms  p99 {:.3} ms  ({total} commands, RSS {memory_before:.0} → {:.0} MiB)",
+            latencies.percentile_ms(50.0),
+            latencies.percentile_ms(99.0),
+            resident_mib()
+        );
+        results.push((writers, rate, latencies.percentile_ms(99.0)));
+    }
+
+    // Fill the log to the projection size through the same command path.
+    let have = offset;
+    if have < args.projection_events {
+        let (elapsed, _) = drive(
+            mediator.clone(),
+            one_worker.clone(),
+            args.labs,
+            64,
+            args.projection_events - have,
+            offset,
+        )
+        .await;
+        println!(
+            "filled the log to {} events in {:.1} s",
+            args.projection_events,
+            elapsed.as_secs_f64()
+        );
+    }
+
+    // 3. Projection catch-up into a fresh read model.
+    println!("\n== projection catch-up: lab_records from position 0 ==");
+    let head = stores.events.head_position().await.expect("head");
+    let fresh_path = command_dir.join("catch_up.db");
+    migrate_file(&fresh_path, READ_MODELS).expect("fresh read models");
+    let fresh = Arc::new(SqliteReadModelStore::open(&fresh_path).expect("fresh store"));
+    let runner = ProjectionRunner::new(
+        stores.events.clone(),
+        fresh,
+        Arc::new(LabRecordsProjector),
+        ProjectionProgress::default(),
+    );
+    let sampling = Arc::new(AtomicBool::new(true));
+    let peak = {
+        let sampling = sampling.clone();
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while sampling.load(Ordering::Relaxed) {
+                samples.push(resident_mib());
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            samples
+        })
+    };
+    let started = Instant::now();
+    let read = runner.catch_up().await.expect("catch-up");
+    let elapsed = started.elapsed();
+    sampling.store(false, Ordering::Relaxed);
+    let samples = peak.await.expect("sampler");
+    let quarter = |q: usize| samples.get(samples.len() * q / 4).copied().unwrap_or(0.0);
+    let projection_rate = read as f64 / elapsed.as_secs_f64();
+    println!(
+        "{read} events (head {head}) in {:.2} s: {projection_rate:.0} events/s; RSS over the run {:.0} / {:.0} / {:.0} / {:.0} MiB",
+        elapsed.as_secs_f64(),
+        quarter(0),
+        quarter(1),
+        quarter(2),
+        quarter(3).max(samples.last().copied().unwrap_or(0.0))
+    );
+    drop(mediator);
+
+    // 4. HTTP queries with 1,000 workers × 100 labs.
+    println!(
+        "\n== HTTP: GET /api/v1/workers/{{id}}/labs with {} workers × {} labs ==",
+        args.workers, args.labs_per_worker
+    );
+    let query_dir = dir.path().join("queries");
+    let settings = settings_in(&query_dir);
+    let app = build(&settings).await.expect("app");
+    let workers: Arc<Vec<Uuid>> = Arc::new((0..args.workers).map(|_| Uuid::now_v7()).collect());
+    let per_worker = args.labs_per_worker;
+    let fleet: Arc<dyn Fn(usize) -> (Uuid, usize) + Send + Sync> = {
+        let workers = workers.clone();
+        Arc::new(move |n| (workers[n / per_worker], n % per_worker))
+    };
+    let total_labs = args.workers * args.labs_per_worker;
+    let (loaded, _) = drive(app.state.mediator.clone(), fleet, total_labs, 64, total_labs, 0).await;
+    let head = app.stores.events.head_position().await.expect("head");
+    app.state
+        .progress
+        .wait_for("lab_records", head, Duration::from_secs(600))
+        .await
+        .expect("projection catches up");
+    println!(
+        "loaded {total_labs} labs in {:.1} s (and projected them)",
+        loaded.as_secs_f64()
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("port");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_until(app, listener, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let clients = 4;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (client, next, workers) = (client.clone(), next.clone(), workers.clone());
+        let queries = args.queries;
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Latencies::default();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= queries {
+                    return latencies;
+                }
+                let worker = workers[(n * 7919) % workers.len()];
+                let sent = Instant::now();
+                let response = client
+                    .get(format!("http://{addr}/api/v1/workers/{worker}/labs?limit=100"))
+                    .send()
+                    .await
+                    .expect("query");
+                assert_eq!(response.status(), 200);
+                let body = response.bytes().await.expect("body");
+                latencies.record(sent.elapsed());
+                assert!(body.len() > 1000, "a worker's labs");
+            }
+        }));
+    }
+    let mut latencies = Latencies::default();
+    for task in tasks {
+        latencies.extend(task.await.expect("client"));
+    }
+    let elapsed = started.elapsed();
+    let query_p99 = latencies.percentile_ms(99.0);
+    println!(
+        "{} queries by {clients} clients: {:.0} queries/s  p50 {:.3} ms  p99 {query_p99:.3} ms (100 labs per answer)",
+        latencies.len(),
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        latencies.percentile_ms(50.0)
+    );
+    let _ = stop.send(());
+    let _ = server.await;
+
+    // Summary against the targets.
+    let batch64 = baselines.iter().find(|(b, _)| *b == 64).map_or(1.0, |(_, r)| *r);
+    let (_, single_rate, single_p99) = results[0];
+    let (_, concurrent_rate, _) = results[1];
+    println!("\n== summary ==");
+    println!("64 writers: {concurrent_rate:.0} commands/s = {:.2} × raw batch-64 baseline ({batch64:.0} rows/s)  [target ≥ 50,000 and ≥ 0.3 ×]", concurrent_rate / batch64);
+    println!("1 writer: {single_rate:.0} commands/s, p99 {single_p99:.3} ms  [target p99 < 1 ms]");
+    println!("projection: {projection_rate:.0} events/s  [target ≥ 100,000]");
+    println!("query p99: {query_p99:.3} ms  [target < 5 ms]");
+}
