@@ -8,7 +8,7 @@ use crate::ports::read_models::Filter;
 use crate::ports::{CollectionSpec, ListPage, ListQuery, ReadModelStore};
 use crate::progress::ProjectionProgress;
 use async_trait::async_trait;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ pub struct GetDocument {
 }
 
 impl Request for GetDocument {
-    type Output = Value;
+    type Output = Box<RawValue>;
     const NAME: &'static str = "get_document";
     const KIND: RequestKind = RequestKind::Query;
 }
@@ -98,7 +98,7 @@ impl ReadModelQueries {
 
 #[async_trait]
 impl Handler<GetDocument> for ReadModelQueries {
-    async fn handle(&self, request: &GetDocument, _: &RequestContext) -> Result<Value, AppError> {
+    async fn handle(&self, request: &GetDocument, _: &RequestContext) -> Result<Box<RawValue>, AppError> {
         self.wait(request.collection, request.min_position).await?;
         self.store
             .get(request.collection.name, &request.id)

@@ -1,60 +1,46 @@
-//! The operation history entry of one event: what the document looked like before and after.
+//! Applying a patch to a document, and the operation history entry that records it.
 //!
-//! `changed_fields` is the difference of the two documents, field by field, so it is right for
-//! every projector without each one describing its own changes. Bookkeeping fields that change
-//! on every event (version, updated_at) are left out.
+//! `changed_fields` holds the old and new value of every field the patch actually changed,
+//! so it is right for every projector without each one describing its own changes.
+//! `previous_state` and `new_state` are the document's `state` before and after.
 
+use crate::projector::Patch;
 use lablet_application::envelope::EventEnvelope;
 use lablet_application::ports::HistoryEntry;
 use lablet_domain::FieldChange;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// Fields every document updates on every event; not worth a line in the history.
-const BOOKKEEPING: [&str; 2] = ["version", "updated_at"];
-
-pub fn history_entry(
+/// Applies `patch` to `document` (empty when new), stamps `version` and `updated_at`, and
+/// answers the history entry of the change.
+pub fn apply_patch(
+    document: &mut Map<String, Value>,
+    is_new: bool,
+    patch: Patch,
     event: &EventEnvelope,
-    before: Option<&Map<String, Value>>,
-    after: &Map<String, Value>,
 ) -> HistoryEntry {
+    let previous_state = if is_new { None } else { document.get("state").cloned() };
     let mut changed_fields = BTreeMap::new();
-    for (field, new) in after {
-        if BOOKKEEPING.contains(&field.as_str()) {
-            continue;
-        }
-        let old = before.and_then(|b| b.get(field)).unwrap_or(&Value::Null);
-        if old != new {
-            changed_fields.insert(
-                field.clone(),
-                FieldChange {
-                    old: old.clone(),
-                    new: new.clone(),
-                },
-            );
+    for (field, new) in patch.0 {
+        let old = document.get(&field).cloned().unwrap_or(Value::Null);
+        if old != new || is_new {
+            changed_fields.insert(field.clone(), FieldChange { old, new: new.clone() });
+            document.insert(field, new);
         }
     }
-    if let Some(before) = before {
-        for (field, old) in before {
-            if !after.contains_key(field) && !old.is_null() {
-                changed_fields.insert(
-                    field.clone(),
-                    FieldChange {
-                        old: old.clone(),
-                        new: Value::Null,
-                    },
-                );
-            }
-        }
-    }
+    document.insert("version".into(), Value::from(event.version));
+    document.insert(
+        "updated_at".into(),
+        Value::String(lablet_application::envelope::format_timestamp(event.occurred_at)),
+    );
     HistoryEntry {
         position: event.position,
         event_id: event.event_id,
         event_type: event.event_type.clone(),
         occurred_at: event.occurred_at,
         actor: event.actor.clone(),
-        previous_state: before.and_then(|b| b.get("state")).cloned(),
-        new_state: after.get("state").cloned(),
+        previous_state,
+        new_state: document.get("state").cloned(),
         changed_fields,
     }
 }
@@ -83,15 +69,22 @@ mod tests {
         }
     }
 
-    fn map(value: Value) -> Map<String, Value> {
-        value.as_object().unwrap().clone()
+    fn patch(fields: Value) -> Patch {
+        Patch(fields.as_object().unwrap().clone().into_iter().collect())
     }
 
     #[test]
     fn records_states_and_only_the_fields_that_changed() {
-        let before = map(json!({"state": "STOPPED", "title": "a", "version": 1, "notes": "n"}));
-        let after = map(json!({"state": "STARTED", "title": "a", "version": 2, "notes": "n"}));
-        let entry = history_entry(&event(), Some(&before), &after);
+        let mut doc = json!({"state": "STOPPED", "title": "a", "version": 1})
+            .as_object()
+            .unwrap()
+            .clone();
+        let entry = apply_patch(
+            &mut doc,
+            false,
+            patch(json!({"state": "STARTED", "title": "a"})),
+            &event(),
+        );
         assert_eq!(entry.previous_state, Some(json!("STOPPED")));
         assert_eq!(entry.new_state, Some(json!("STARTED")));
         assert_eq!(entry.changed_fields.len(), 1);
@@ -103,12 +96,19 @@ mod tests {
             }
         );
         assert_eq!((entry.position, entry.actor.as_str()), (7, "alice"));
+        assert_eq!(doc["version"], 2);
+        assert_eq!(doc["state"], "STARTED");
     }
 
     #[test]
     fn creation_lists_every_field_from_null() {
-        let after = map(json!({"state": "pending", "owner_id": "bob"}));
-        let entry = history_entry(&event(), None, &after);
+        let mut doc = Map::new();
+        let entry = apply_patch(
+            &mut doc,
+            true,
+            patch(json!({"state": "pending", "owner_id": "bob", "score": null})),
+            &event(),
+        );
         assert_eq!(entry.previous_state, None);
         assert_eq!(
             entry.changed_fields["owner_id"],
@@ -116,6 +116,10 @@ mod tests {
                 old: Value::Null,
                 new: json!("bob")
             }
+        );
+        assert!(
+            doc.contains_key("score"),
+            "null fields are part of the document's shape"
         );
     }
 }

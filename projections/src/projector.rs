@@ -1,9 +1,14 @@
-//! The projector trait and helpers for projectors written against typed views.
+//! The projector trait: what an event changes in its document, as a patch of fields.
+//!
+//! A projector never sees the bookkeeping: the runner applies the patch, records in the
+//! operation history the old and new value of every field the patch changed, and stamps
+//! `version` and `updated_at`. Creation events patch in a whole typed view, so every document
+//! of a collection has the same shape.
 
 use lablet_application::envelope::EventEnvelope;
 use lablet_application::ports::CollectionSpec;
 use lablet_domain::{decode_event, DomainEvent};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -16,8 +21,35 @@ pub enum ProjectionError {
     },
     #[error("event {position} ({event_type}) needs a document that does not exist")]
     MissingDocument { position: u64, event_type: String },
-    #[error("document cannot be read: {0}")]
+    #[error("document cannot be written: {0}")]
     BadDocument(String),
+}
+
+/// Field assignments, in order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Patch(pub Vec<(String, Value)>);
+
+impl Patch {
+    /// Sets `field` to `value`.
+    pub fn set(&mut self, field: &str, value: impl Serialize) -> Result<&mut Self, ProjectionError> {
+        let value = serde_json::to_value(value).map_err(|e| ProjectionError::BadDocument(e.to_string()))?;
+        self.0.push((field.to_owned(), value));
+        Ok(self)
+    }
+
+    /// Sets every field of `view` (a struct serialising to an object).
+    pub fn set_all(&mut self, view: &impl Serialize) -> Result<&mut Self, ProjectionError> {
+        match serde_json::to_value(view) {
+            Ok(Value::Object(fields)) => {
+                self.0.extend(fields);
+                Ok(self)
+            }
+            Ok(other) => Err(ProjectionError::BadDocument(format!(
+                "a view must be an object, not {other}"
+            ))),
+            Err(e) => Err(ProjectionError::BadDocument(e.to_string())),
+        }
+    }
 }
 
 /// Turns events of one aggregate kind into documents of one collection.
@@ -28,12 +60,8 @@ pub trait Projector: Send + Sync + 'static {
     /// Whether this projector cares about events of this type.
     fn handles(&self, event_type: &str) -> bool;
 
-    /// The document after `event`, given the document before it (None: none yet).
-    fn project(
-        &self,
-        current: Option<&Map<String, Value>>,
-        event: &EventEnvelope,
-    ) -> Result<Map<String, Value>, ProjectionError>;
+    /// What `event` changes in the document (None: there is no document yet).
+    fn project(&self, current: Option<&Map<String, Value>>, event: &EventEnvelope) -> Result<Patch, ProjectionError>;
 }
 
 /// Decodes the domain event inside `envelope`.
@@ -45,33 +73,13 @@ pub fn decode<E: DomainEvent>(envelope: &EventEnvelope) -> Result<E, ProjectionE
     })
 }
 
-/// The typed view in `current`, if any.
-pub fn view<V: DeserializeOwned>(current: Option<&Map<String, Value>>) -> Result<Option<V>, ProjectionError> {
-    current
-        .map(|map| {
-            serde_json::from_value(Value::Object(map.clone())).map_err(|e| ProjectionError::BadDocument(e.to_string()))
-        })
-        .transpose()
-}
-
-/// The typed view in `current`, which `envelope` needs to exist.
-pub fn existing_view<V: DeserializeOwned>(
-    current: Option<&Map<String, Value>>,
+/// The current document, which `envelope` needs to exist.
+pub fn existing<'a>(
+    current: Option<&'a Map<String, Value>>,
     envelope: &EventEnvelope,
-) -> Result<V, ProjectionError> {
-    view(current)?.ok_or_else(|| ProjectionError::MissingDocument {
+) -> Result<&'a Map<String, Value>, ProjectionError> {
+    current.ok_or_else(|| ProjectionError::MissingDocument {
         position: envelope.position,
         event_type: envelope.event_type.clone(),
     })
-}
-
-/// `view` as a document body.
-pub fn document<V: Serialize>(view: &V) -> Result<Map<String, Value>, ProjectionError> {
-    match serde_json::to_value(view) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(ProjectionError::BadDocument(format!(
-            "a view must be an object, not {other}"
-        ))),
-        Err(e) => Err(ProjectionError::BadDocument(e.to_string())),
-    }
 }

@@ -14,7 +14,7 @@ use lablet_application::ports::ListPage;
 use lablet_application::read_model_queries::{GetDocument, ListDocuments, LABLET_INSTANCES};
 use lablet_domain::lablet_instance::{GradingScore, InstanceState};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -145,7 +145,7 @@ pub async fn get_one(
     Context(ctx): Context,
     MinPosition(min): MinPosition,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Box<RawValue>>> {
     let query = GetDocument {
         collection: LABLET_INSTANCES,
         id: parse_id("id", &id)?.to_string(),

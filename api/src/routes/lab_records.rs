@@ -14,6 +14,7 @@ use lablet_application::ports::ListPage;
 use lablet_application::read_model_queries::{GetDocument, ListDocuments, LAB_RECORDS};
 use lablet_domain::lab_record::{LabDetails, LabState, RemovalReason};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -97,7 +98,7 @@ pub async fn get_one(
     Context(ctx): Context,
     MinPosition(min): MinPosition,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Box<RawValue>>> {
     let query = GetDocument {
         collection: LAB_RECORDS,
         id: parse_id("id", &id)?.to_string(),

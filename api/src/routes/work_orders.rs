@@ -15,6 +15,7 @@ use lablet_application::work_orders::{ActOnWorkOrder, SubmitWorkOrder, WorkOrder
 use lablet_application::RequestContext;
 use lablet_domain::work_order::{ResourceNeeds, WorkOrderState};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 fn default_max_attempts() -> u32 {
@@ -192,7 +193,7 @@ pub async fn get_one(
     Context(ctx): Context,
     MinPosition(min): MinPosition,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Box<RawValue>>> {
     let query = GetDocument {
         collection: WORK_ORDERS,
         id: parse_id("id", &id)?.to_string(),

@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
@@ -73,10 +74,11 @@ pub struct ListQuery {
     pub include_history: bool,
 }
 
-/// One page of documents.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One page of documents, as the JSON text they are stored as (queries pass it through
+/// without parsing it).
+#[derive(Debug, Clone, Serialize)]
 pub struct ListPage {
-    pub items: Vec<Value>,
+    pub items: Vec<Box<RawValue>>,
     pub next_cursor: Option<String>,
 }
 
@@ -106,8 +108,8 @@ pub trait ReadModelStore: Send + Sync + 'static {
     /// The last position a projection committed, or None if it never ran.
     async fn checkpoint(&self, projection: &str) -> Result<Option<u64>, ReadModelError>;
 
-    /// One document with its `operation_history`.
-    async fn get(&self, collection: &'static str, id: &str) -> Result<Option<Value>, ReadModelError>;
+    /// One document with its `operation_history`, as JSON text.
+    async fn get(&self, collection: &'static str, id: &str) -> Result<Option<Box<RawValue>>, ReadModelError>;
 
     /// A page of documents matching every filter, by ascending id.
     async fn list(&self, collection: &'static str, query: &ListQuery) -> Result<ListPage, ReadModelError>;

@@ -25,9 +25,17 @@ pub fn open_connection(path: &Path) -> Result<Connection, SqliteError> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "cache_size", -16_384)?; // 16 MiB page cache per connection
+    // 2 MiB of page cache per connection; writers ask for more (see `with_writer_cache`).
+    conn.pragma_update(None, "cache_size", -2_048)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Gives a writing connection a 16 MiB page cache: writers touch the hot index pages over and
+/// over, readers mostly stream.
+pub fn with_writer_cache(conn: Connection) -> Result<Connection, SqliteError> {
+    conn.pragma_update(None, "cache_size", -16_384)?;
     Ok(conn)
 }
 

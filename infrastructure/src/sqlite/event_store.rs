@@ -1,7 +1,7 @@
 //! The SQLite event store: the port over one file, with a group-committing writer thread and a
 //! small pool of reader connections.
 
-use super::connection::{open_connection, require_table, SqliteError};
+use super::connection::{open_connection, require_table, with_writer_cache, SqliteError};
 use super::rows::{envelope, store_error, SELECT_COLUMNS};
 use super::writer::{head_position, AppendRequest, Writer};
 use async_trait::async_trait;
@@ -33,7 +33,7 @@ struct Inner {
 impl SqliteEventStore {
     /// Opens the event log at `path`, which migrations must have created.
     pub fn open(path: &Path) -> Result<Self, SqliteError> {
-        let conn = open_connection(path)?;
+        let conn = with_writer_cache(open_connection(path)?)?;
         require_table(&conn, path, "events")?;
         // The writer does not checkpoint after every commit (that would stall the commits behind
         // it); see the writer's own periodic, mostly-backfilled checkpoint instead.

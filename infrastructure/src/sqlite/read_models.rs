@@ -1,17 +1,25 @@
-//! The SQLite read-model store: one table per collection (JSON body plus generated, indexed
-//! filter columns), one `operation_history` table trimmed to the 50 newest entries per
-//! document, and `projection_checkpoints`, all written in one transaction per projection batch.
+//! The SQLite read-model store: one table per collection (JSON body plus the indexed columns
+//! queries filter on, copied from the body on every write), one `operation_history` table, and
+//! `projection_checkpoints`, all written in one transaction per projection batch.
+//!
+//! History rows are trimmed lazily: each document counts its rows, and once it has gathered
+//! [`TRIM_SLACK`] more than the 50 it keeps, the oldest are deleted in one statement. Reads take
+//! the newest 50, so the trim is invisible to them. Documents are stored and served as JSON
+//! text: queries never parse them.
 //!
 //! Read models run with `synchronous=NORMAL`: a power cut may lose the newest batches, but the
 //! documents and the checkpoint are lost together, so the projection simply replays them.
 
-use super::connection::{open_connection, require_table, SqliteError};
+use super::connection::{open_connection, require_table, with_writer_cache, SqliteError};
 use async_trait::async_trait;
 use chrono::Utc;
 use lablet_application::ports::read_models::{Filter, OPERATION_HISTORY_LIMIT};
+use lablet_application::ports::CollectionSpec;
 use lablet_application::ports::{DocumentWrite, ListPage, ListQuery, ReadModelError, ReadModelStore, StoredDocument};
 use lablet_application::read_model_queries::COLLECTIONS;
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,10 +29,13 @@ const LOAD_DOCUMENT: &str = include_str!("sql/load_document.sql");
 const UPSERT_DOCUMENT: &str = include_str!("sql/upsert_document.sql");
 const INSERT_HISTORY: &str = include_str!("sql/insert_history.sql");
 const TRIM_HISTORY: &str = include_str!("sql/trim_history.sql");
+const RESET_HISTORY_COUNT: &str = include_str!("sql/reset_history_count.sql");
 const SELECT_HISTORY: &str = include_str!("sql/select_history.sql");
 const SAVE_CHECKPOINT: &str = include_str!("sql/save_checkpoint.sql");
 const LOAD_CHECKPOINT: &str = include_str!("sql/load_checkpoint.sql");
 
+/// History rows a document may gather beyond the limit before they are trimmed.
+const TRIM_SLACK: i64 = 25;
 /// Ids per `IN (…)` lookup.
 const LOAD_CHUNK: usize = 400;
 const MAX_IDLE_READERS: usize = 8;
@@ -48,13 +59,56 @@ fn corrupt(err: impl std::fmt::Display) -> ReadModelError {
     ReadModelError::Corrupt(err.to_string())
 }
 
-/// The table of a known collection; never builds SQL from an unknown name.
-fn table(collection: &str) -> Result<&'static str, ReadModelError> {
+/// The spec of a known collection; SQL is never built from an unknown name.
+fn spec(collection: &str) -> Result<CollectionSpec, ReadModelError> {
     COLLECTIONS
         .iter()
         .find(|spec| spec.name == collection)
-        .map(|spec| spec.name)
+        .copied()
         .ok_or_else(|| ReadModelError::UnknownCollection(collection.to_owned()))
+}
+
+fn table(collection: &str) -> Result<&'static str, ReadModelError> {
+    spec(collection).map(|spec| spec.name)
+}
+
+/// The upsert of a collection, with its filter columns.
+fn upsert_sql(spec: CollectionSpec) -> String {
+    let fields = spec.filter_fields;
+    let columns: String = fields.iter().map(|f| format!(", {f}")).collect();
+    let values: String = (0..fields.len()).map(|i| format!(", ?{}", i + 5)).collect();
+    let updates: String = fields.iter().map(|f| format!(",\n    {f} = excluded.{f}")).collect();
+    UPSERT_DOCUMENT
+        .replace("{collection}", spec.name)
+        .replace("{filter_columns}", &columns)
+        .replace("{filter_values}", &values)
+        .replace("{filter_updates}", &updates)
+}
+
+/// The text a filter column holds for `field` of `body` (strings as they are, other values as
+/// JSON, absent and null as NULL).
+fn column_value(body: &Map<String, Value>, field: &str) -> Option<String> {
+    match body.get(field) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(other) => Some(other.to_string()),
+    }
+}
+
+/// `body` (a JSON object's text) with `operation_history` added.
+fn with_history(body: &str, history: &[String]) -> Result<Box<RawValue>, ReadModelError> {
+    let body = body.trim_end();
+    let open = body
+        .strip_suffix('}')
+        .ok_or_else(|| corrupt("a document must be a JSON object"))?;
+    let separator = if open.trim_end().ends_with('{') { "" } else { "," };
+    let mut text = String::with_capacity(body.len() + history.iter().map(|h| h.len() + 1).sum::<usize>() + 24);
+    text.push_str(open);
+    text.push_str(separator);
+    text.push_str("\"operation_history\":[");
+    text.push_str(&history.join(","));
+    text.push_str("]}");
+    RawValue::from_string(text).map_err(corrupt)
 }
 
 fn parse_body(text: &str) -> Result<Map<String, Value>, ReadModelError> {
@@ -67,7 +121,7 @@ fn parse_body(text: &str) -> Result<Map<String, Value>, ReadModelError> {
 impl SqliteReadModelStore {
     /// Opens the read models at `path`, which migrations must have created.
     pub fn open(path: &Path) -> Result<Self, SqliteError> {
-        let writer = open_connection(path)?;
+        let writer = with_writer_cache(open_connection(path)?)?;
         require_table(&writer, path, "projection_checkpoints")?;
         writer.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(SqliteReadModelStore {
@@ -104,15 +158,16 @@ impl SqliteReadModelStore {
     }
 }
 
-fn history(conn: &Connection, collection: &str, id: &str) -> Result<Vec<Value>, ReadModelError> {
+/// The newest operations of a document, oldest first, as JSON text.
+fn history(conn: &Connection, collection: &str, id: &str) -> Result<Vec<String>, ReadModelError> {
     let mut statement = conn.prepare_cached(SELECT_HISTORY).map_err(unavailable)?;
     let rows = statement
-        .query_map(params![collection, id], |row| row.get::<_, String>(0))
+        .query_map(params![collection, id, OPERATION_HISTORY_LIMIT as i64], |row| {
+            row.get::<_, String>(0)
+        })
         .map_err(unavailable)?;
-    let mut entries = Vec::new();
-    for row in rows {
-        entries.push(serde_json::from_str(&row.map_err(unavailable)?).map_err(corrupt)?);
-    }
+    let mut entries = rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)?;
+    entries.reverse();
     Ok(entries)
 }
 
@@ -122,24 +177,42 @@ fn write_batch(
     checkpoint: u64,
     writes: &[DocumentWrite],
 ) -> rusqlite::Result<()> {
+    let to_sql = |e: serde_json::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let mut insert_history = tx.prepare_cached(INSERT_HISTORY)?;
-        let mut trim_history = tx.prepare_cached(TRIM_HISTORY)?;
         for write in writes {
-            let upsert = UPSERT_DOCUMENT.replace("{collection}", write.collection);
-            let body =
-                serde_json::to_string(&write.body).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-            tx.prepare_cached(&upsert)?
-                .execute(params![write.id, body, write.last_position as i64])?;
+            let spec = spec(write.collection).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            let body = serde_json::to_string(&write.body).map_err(to_sql)?;
             // Only the newest entries can survive the trim; skip writing the rest.
             let keep_from = write.new_history.len().saturating_sub(OPERATION_HISTORY_LIMIT);
-            for entry in &write.new_history[keep_from..] {
-                let text =
-                    serde_json::to_string(entry).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            let new_entries = &write.new_history[keep_from..];
+            let mut values: Vec<SqlValue> = Vec::with_capacity(4 + spec.filter_fields.len());
+            values.push(SqlValue::Text(write.id.clone()));
+            values.push(SqlValue::Text(body));
+            values.push(SqlValue::Integer(write.last_position as i64));
+            values.push(SqlValue::Integer(new_entries.len() as i64));
+            values.extend(
+                spec.filter_fields
+                    .iter()
+                    .map(|f| column_value(&write.body, f).map_or(SqlValue::Null, SqlValue::Text)),
+            );
+            let history_count: i64 = tx
+                .prepare_cached(&upsert_sql(spec))?
+                .query_row(params_from_iter(values.iter()), |row| row.get(0))?;
+            for entry in new_entries {
+                let text = serde_json::to_string(entry).map_err(to_sql)?;
                 insert_history.execute(params![write.collection, write.id, entry.position as i64, text])?;
             }
-            trim_history.execute(params![write.collection, write.id, OPERATION_HISTORY_LIMIT as i64])?;
+            if history_count > OPERATION_HISTORY_LIMIT as i64 + TRIM_SLACK {
+                tx.prepare_cached(TRIM_HISTORY)?.execute(params![
+                    write.collection,
+                    write.id,
+                    OPERATION_HISTORY_LIMIT as i64
+                ])?;
+                tx.prepare_cached(&RESET_HISTORY_COUNT.replace("{collection}", spec.name))?
+                    .execute(params![write.id, OPERATION_HISTORY_LIMIT as i64])?;
+            }
         }
         tx.prepare_cached(SAVE_CHECKPOINT)?
             .execute(params![projection, checkpoint as i64, Utc::now().to_rfc3339()])?;
@@ -220,7 +293,7 @@ impl ReadModelStore for SqliteReadModelStore {
         .await
     }
 
-    async fn get(&self, collection: &'static str, id: &str) -> Result<Option<Value>, ReadModelError> {
+    async fn get(&self, collection: &'static str, id: &str) -> Result<Option<Box<RawValue>>, ReadModelError> {
         let table = table(collection)?;
         let id = id.to_owned();
         self.read(move |conn| {
@@ -229,10 +302,10 @@ impl ReadModelStore for SqliteReadModelStore {
                 .prepare_cached(&sql)
                 .and_then(|mut s| s.query_row([&id], |row| row.get(0)).optional())
                 .map_err(unavailable)?;
-            let Some(body) = body else { return Ok(None) };
-            let mut document = parse_body(&body)?;
-            document.insert("operation_history".into(), Value::Array(history(conn, table, &id)?));
-            Ok(Some(Value::Object(document)))
+            match body {
+                Some(body) => with_history(&body, &history(conn, table, &id)?).map(Some),
+                None => Ok(None),
+            }
         })
         .await
     }
@@ -273,22 +346,21 @@ impl ReadModelStore for SqliteReadModelStore {
                 })
                 .map_err(unavailable)?;
             let mut items = Vec::with_capacity(query.limit);
+            let mut last_id = None;
             let mut next_cursor = None;
             for row in rows {
                 let (id, body) = row.map_err(unavailable)?;
                 if items.len() == query.limit {
-                    next_cursor = items
-                        .last()
-                        .and_then(|item: &Value| item.get("id"))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
+                    next_cursor = last_id;
                     break;
                 }
-                let mut document = parse_body(&body)?;
-                if query.include_history {
-                    document.insert("operation_history".into(), Value::Array(history(conn, table, &id)?));
-                }
-                items.push(Value::Object(document));
+                let item = if query.include_history {
+                    with_history(&body, &history(conn, table, &id)?)?
+                } else {
+                    RawValue::from_string(body).map_err(corrupt)?
+                };
+                items.push(item);
+                last_id = Some(id);
             }
             Ok(ListPage { items, next_cursor })
         })

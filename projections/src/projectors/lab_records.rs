@@ -1,16 +1,17 @@
 //! `lab_records`: one document per lab seen on a worker.
 
-use crate::projector::{decode, document, existing_view, ProjectionError, Projector};
+use crate::projector::{decode, existing, Patch, ProjectionError, Projector};
 use chrono::{DateTime, Utc};
 use lablet_application::envelope::EventEnvelope;
 use lablet_application::ports::CollectionSpec;
 use lablet_application::read_model_queries::LAB_RECORDS;
 use lablet_domain::lab_record::{LabDetails, LabRecordEvent, LabState, RemovalReason};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The shape of a lab record document (plus `version` and `updated_at`, stamped by the runner).
+#[derive(Debug, Clone, Serialize)]
 pub struct LabRecordView {
     pub id: String,
     pub worker_id: Uuid,
@@ -20,12 +21,10 @@ pub struct LabRecordView {
     pub state: LabState,
     pub cml_created_at: Option<DateTime<Utc>>,
     pub cml_modified_at: Option<DateTime<Utc>>,
-    pub first_seen_at: DateTime<Utc>,
+    pub first_seen_at: Value,
     pub state_changed_at: Option<DateTime<Utc>>,
     pub removed_at: Option<DateTime<Utc>>,
     pub removal_reason: Option<RemovalReason>,
-    pub version: u64,
-    pub updated_at: DateTime<Utc>,
 }
 
 pub struct LabRecordsProjector;
@@ -43,9 +42,9 @@ impl Projector for LabRecordsProjector {
         &self,
         current: Option<&Map<String, Value>>,
         envelope: &EventEnvelope,
-    ) -> Result<Map<String, Value>, ProjectionError> {
-        let event: LabRecordEvent = decode(envelope)?;
-        let view = match event {
+    ) -> Result<Patch, ProjectionError> {
+        let mut patch = Patch::default();
+        match decode(envelope)? {
             LabRecordEvent::Discovered {
                 worker_id,
                 lab_id,
@@ -55,11 +54,13 @@ impl Projector for LabRecordsProjector {
                 cml_modified_at,
                 discovered_at,
             } => {
+                // A lab seen again after its removal keeps the time it was first seen.
                 let first_seen_at = current
                     .and_then(|c| c.get("first_seen_at"))
-                    .and_then(|v| serde_json::from_value(v.clone()).ok())
-                    .unwrap_or(discovered_at);
-                LabRecordView {
+                    .filter(|v| !v.is_null())
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::json!(discovered_at));
+                patch.set_all(&LabRecordView {
                     id: envelope.aggregate_id().to_owned(),
                     worker_id,
                     lab_id,
@@ -71,36 +72,25 @@ impl Projector for LabRecordsProjector {
                     state_changed_at: None,
                     removed_at: None,
                     removal_reason: None,
-                    version: envelope.version,
-                    updated_at: envelope.occurred_at,
-                }
+                })?;
             }
             LabRecordEvent::DetailsChanged {
                 details,
                 cml_modified_at,
                 ..
             } => {
-                let mut view: LabRecordView = existing_view(current, envelope)?;
-                view.details = details;
-                view.cml_modified_at = cml_modified_at;
-                view
+                existing(current, envelope)?;
+                patch.set_all(&details)?.set("cml_modified_at", cml_modified_at)?;
             }
             LabRecordEvent::StateChanged { new, changed_at, .. } => {
-                let mut view: LabRecordView = existing_view(current, envelope)?;
-                view.state = new;
-                view.state_changed_at = Some(changed_at);
-                view
+                existing(current, envelope)?;
+                patch.set("state", new)?.set("state_changed_at", changed_at)?;
             }
             LabRecordEvent::Removed { reason, removed_at } => {
-                let mut view: LabRecordView = existing_view(current, envelope)?;
-                view.removed_at = Some(removed_at);
-                view.removal_reason = Some(reason);
-                view
+                existing(current, envelope)?;
+                patch.set("removed_at", removed_at)?.set("removal_reason", reason)?;
             }
-        };
-        let mut view = view;
-        view.version = envelope.version;
-        view.updated_at = envelope.occurred_at;
-        document(&view)
+        }
+        Ok(patch)
     }
 }

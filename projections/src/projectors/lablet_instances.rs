@@ -1,16 +1,17 @@
 //! `lablet_instances`: one document per reservation of a lablet definition.
 
-use crate::projector::{decode, document, existing_view, ProjectionError, Projector};
+use crate::projector::{decode, existing, Patch, ProjectionError, Projector};
 use chrono::{DateTime, Utc};
 use lablet_application::envelope::EventEnvelope;
 use lablet_application::ports::CollectionSpec;
 use lablet_application::read_model_queries::LABLET_INSTANCES;
 use lablet_domain::lablet_instance::{GradingScore, InstanceState, LabletInstanceEvent};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The shape of an instance document (plus `version` and `updated_at`, stamped by the runner).
+#[derive(Debug, Clone, Serialize)]
 pub struct LabletInstanceView {
     pub id: String,
     pub definition_id: Uuid,
@@ -27,8 +28,6 @@ pub struct LabletInstanceView {
     pub started_at: Option<DateTime<Utc>>,
     pub stopped_at: Option<DateTime<Utc>>,
     pub terminated_at: Option<DateTime<Utc>>,
-    pub version: u64,
-    pub updated_at: DateTime<Utc>,
 }
 
 pub struct LabletInstancesProjector;
@@ -46,9 +45,10 @@ impl Projector for LabletInstancesProjector {
         &self,
         current: Option<&Map<String, Value>>,
         envelope: &EventEnvelope,
-    ) -> Result<Map<String, Value>, ProjectionError> {
+    ) -> Result<Patch, ProjectionError> {
         let event: LabletInstanceEvent = decode(envelope)?;
-        let mut view = if let LabletInstanceEvent::Requested {
+        let mut patch = Patch::default();
+        if let LabletInstanceEvent::Requested {
             definition_id,
             definition_version,
             owner_id,
@@ -56,61 +56,66 @@ impl Projector for LabletInstancesProjector {
             timeslot_start,
             timeslot_end,
             requested_at,
-        } = &event
+        } = event
         {
-            LabletInstanceView {
+            patch.set_all(&LabletInstanceView {
                 id: envelope.aggregate_id().to_owned(),
-                definition_id: *definition_id,
-                definition_version: definition_version.clone(),
-                owner_id: owner_id.clone(),
-                reservation_id: reservation_id.clone(),
-                timeslot_start: *timeslot_start,
-                timeslot_end: *timeslot_end,
+                definition_id,
+                definition_version,
+                owner_id,
+                reservation_id,
+                timeslot_start,
+                timeslot_end,
                 state: InstanceState::Pending,
                 state_reason: None,
                 worker_id: None,
                 score: None,
-                created_at: *requested_at,
+                created_at: requested_at,
                 started_at: None,
                 stopped_at: None,
                 terminated_at: None,
-                version: 0,
-                updated_at: *requested_at,
-            }
-        } else {
-            existing_view(current, envelope)?
-        };
+            })?;
+            return Ok(patch);
+        }
+        let document = existing(current, envelope)?;
         match &event {
             LabletInstanceEvent::Requested { .. } => {}
             LabletInstanceEvent::Scheduled { change, worker_id } => {
-                view.worker_id = *worker_id;
-                view.state_reason = change.reason.clone();
+                patch.set("worker_id", worker_id)?.set("state_reason", &change.reason)?;
+            }
+            LabletInstanceEvent::Started(change) => {
+                if document.get("started_at").is_none_or(Value::is_null) {
+                    patch.set("started_at", change.at)?;
+                }
+                patch.set("state_reason", &change.reason)?;
+            }
+            LabletInstanceEvent::Stopped(change) => {
+                patch
+                    .set("stopped_at", change.at)?
+                    .set("state_reason", &change.reason)?;
+            }
+            LabletInstanceEvent::Terminated(change) => {
+                patch
+                    .set("terminated_at", change.at)?
+                    .set("state_reason", &change.reason)?;
             }
             LabletInstanceEvent::InstantiationStarted(change)
             | LabletInstanceEvent::CollectionStarted(change)
             | LabletInstanceEvent::GradingStarted(change)
             | LabletInstanceEvent::Stopping(change)
-            | LabletInstanceEvent::Archived(change) => view.state_reason = change.reason.clone(),
-            LabletInstanceEvent::Started(change) => {
-                view.started_at.get_or_insert(change.at);
-                view.state_reason = change.reason.clone();
+            | LabletInstanceEvent::Archived(change) => {
+                patch.set("state_reason", &change.reason)?;
             }
-            LabletInstanceEvent::Stopped(change) => {
-                view.stopped_at = Some(change.at);
-                view.state_reason = change.reason.clone();
+            LabletInstanceEvent::TimeslotExtended { new_end, .. } => {
+                patch.set("timeslot_end", new_end)?;
             }
-            LabletInstanceEvent::Terminated(change) => {
-                view.terminated_at = Some(change.at);
-                view.state_reason = change.reason.clone();
+            LabletInstanceEvent::ScoreRecorded { score, .. } => {
+                patch.set("score", score)?;
             }
-            LabletInstanceEvent::TimeslotExtended { new_end, .. } => view.timeslot_end = *new_end,
-            LabletInstanceEvent::ScoreRecorded { score, .. } => view.score = Some(score.clone()),
         }
         if let Some(state) = event.target_state() {
-            view.state = state;
+            patch.set("state", state)?;
         }
-        view.version = envelope.version;
-        view.updated_at = envelope.occurred_at;
-        document(&view)
+        Ok(patch)
     }
 }

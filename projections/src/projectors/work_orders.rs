@@ -1,23 +1,16 @@
 //! `work_orders`: one document per unit of work.
 
-use crate::projector::{decode, document, existing_view, ProjectionError, Projector};
+use crate::projector::{decode, existing, Patch, ProjectionError, Projector};
 use chrono::{DateTime, Utc};
 use lablet_application::envelope::EventEnvelope;
 use lablet_application::ports::CollectionSpec;
 use lablet_application::read_model_queries::WORK_ORDERS;
 use lablet_domain::work_order::{Lease, ResourceNeeds, WorkOrderEvent, WorkOrderState};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
 
-/// One failed attempt.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AttemptError {
-    pub attempt: u32,
-    pub error: String,
-    pub at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The shape of a work order document (plus `version` and `updated_at`, stamped by the runner).
+#[derive(Debug, Clone, Serialize)]
 pub struct WorkOrderView {
     pub id: String,
     pub kind: String,
@@ -30,16 +23,26 @@ pub struct WorkOrderView {
     pub lease: Option<Lease>,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub result: Option<Value>,
-    pub errors: Vec<AttemptError>,
+    /// Each failed attempt: `{attempt, error, at}`.
+    pub errors: Vec<Value>,
     pub cancel_reason: Option<String>,
     pub submitted_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
-    pub version: u64,
-    pub updated_at: DateTime<Utc>,
 }
 
 pub struct WorkOrdersProjector;
+
+/// The errors list of `document` with one more failed attempt.
+fn with_error(document: &Map<String, Value>, attempt: u32, error: &str, at: DateTime<Utc>) -> Vec<Value> {
+    let mut errors = document
+        .get("errors")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    errors.push(json!({"attempt": attempt, "error": error, "at": at}));
+    errors
+}
 
 impl Projector for WorkOrdersProjector {
     fn collection(&self) -> CollectionSpec {
@@ -54,54 +57,57 @@ impl Projector for WorkOrdersProjector {
         &self,
         current: Option<&Map<String, Value>>,
         envelope: &EventEnvelope,
-    ) -> Result<Map<String, Value>, ProjectionError> {
+    ) -> Result<Patch, ProjectionError> {
         let event: WorkOrderEvent = decode(envelope)?;
-        let mut view = if let WorkOrderEvent::Submitted {
+        let mut patch = Patch::default();
+        if let WorkOrderEvent::Submitted {
             kind,
             payload,
             priority,
             max_attempts,
             resources,
             submitted_at,
-        } = &event
+        } = event
         {
-            WorkOrderView {
+            patch.set_all(&WorkOrderView {
                 id: envelope.aggregate_id().to_owned(),
-                kind: kind.clone(),
-                payload: payload.clone(),
-                priority: *priority,
-                resources: *resources,
+                kind,
+                payload,
+                priority,
+                resources,
                 state: WorkOrderState::Pending,
                 attempt: 0,
-                max_attempts: *max_attempts,
+                max_attempts,
                 lease: None,
                 next_attempt_at: None,
                 result: None,
                 errors: Vec::new(),
                 cancel_reason: None,
-                submitted_at: *submitted_at,
+                submitted_at,
                 started_at: None,
                 finished_at: None,
-                version: 0,
-                updated_at: *submitted_at,
-            }
-        } else {
-            existing_view(current, envelope)?
-        };
+            })?;
+            return Ok(patch);
+        }
+        let document = existing(current, envelope)?;
         match &event {
             WorkOrderEvent::Submitted { .. } => {}
             WorkOrderEvent::Leased { lease, attempt, .. } => {
-                view.lease = Some(lease.clone());
-                view.attempt = *attempt;
-                view.next_attempt_at = None;
+                patch
+                    .set("lease", lease)?
+                    .set("attempt", attempt)?
+                    .set("next_attempt_at", Value::Null)?;
             }
             WorkOrderEvent::Started { at, .. } => {
-                view.started_at.get_or_insert(*at);
+                if document.get("started_at").is_none_or(Value::is_null) {
+                    patch.set("started_at", at)?;
+                }
             }
             WorkOrderEvent::Completed { result, at } => {
-                view.result = Some(result.clone());
-                view.lease = None;
-                view.finished_at = Some(*at);
+                patch
+                    .set("result", result)?
+                    .set("lease", Value::Null)?
+                    .set("finished_at", at)?;
             }
             WorkOrderEvent::AttemptFailed {
                 attempt,
@@ -109,33 +115,28 @@ impl Projector for WorkOrdersProjector {
                 next_attempt_at,
                 at,
             } => {
-                view.errors.push(AttemptError {
-                    attempt: *attempt,
-                    error: error.clone(),
-                    at: *at,
-                });
-                view.next_attempt_at = Some(*next_attempt_at);
-                view.lease = None;
+                patch
+                    .set("errors", with_error(document, *attempt, error, *at))?
+                    .set("next_attempt_at", next_attempt_at)?
+                    .set("lease", Value::Null)?;
             }
             WorkOrderEvent::Failed { attempt, error, at, .. } => {
-                view.errors.push(AttemptError {
-                    attempt: *attempt,
-                    error: error.clone(),
-                    at: *at,
-                });
-                view.lease = None;
-                view.finished_at = Some(*at);
+                patch
+                    .set("errors", with_error(document, *attempt, error, *at))?
+                    .set("lease", Value::Null)?
+                    .set("finished_at", at)?;
             }
-            WorkOrderEvent::Requeued { .. } => view.next_attempt_at = None,
+            WorkOrderEvent::Requeued { .. } => {
+                patch.set("next_attempt_at", Value::Null)?;
+            }
             WorkOrderEvent::Cancelled { reason, at, .. } => {
-                view.cancel_reason = reason.clone();
-                view.lease = None;
-                view.finished_at = Some(*at);
+                patch
+                    .set("cancel_reason", reason)?
+                    .set("lease", Value::Null)?
+                    .set("finished_at", at)?;
             }
         }
-        view.state = event.target_state();
-        view.version = envelope.version;
-        view.updated_at = envelope.occurred_at;
-        document(&view)
+        patch.set("state", event.target_state())?;
+        Ok(patch)
     }
 }

@@ -8,6 +8,14 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use uuid::Uuid;
 
+fn parse(raw: &serde_json::value::RawValue) -> Value {
+    serde_json::from_str(raw.get()).expect("stored documents are JSON")
+}
+
+fn items(page: &lablet_application::ports::ListPage) -> Vec<Value> {
+    page.items.iter().map(|raw| parse(raw)).collect()
+}
+
 fn body(value: Value) -> Map<String, Value> {
     value.as_object().cloned().expect("an object")
 }
@@ -54,8 +62,9 @@ pub async fn documents_history_and_checkpoint(store: Arc<dyn ReadModelStore>) {
     assert_eq!(loaded["a"].last_position, 1);
     assert_eq!(loaded["a"].body["state"], "STOPPED");
 
-    let doc = store.get("lab_records", "a").await.unwrap().unwrap();
+    let doc = parse(&store.get("lab_records", "a").await.unwrap().unwrap());
     assert_eq!(doc["operation_history"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["worker_id"], "w1");
     assert!(store.get("lab_records", "nope").await.unwrap().is_none());
 
     // 60 more operations on one document: only the newest 50 remain, oldest first.
@@ -63,7 +72,7 @@ pub async fn documents_history_and_checkpoint(store: Arc<dyn ReadModelStore>) {
     write.new_history = (4..64).map(|p| entry(p, "STARTED")).collect();
     write.last_position = 63;
     store.commit("lab_records", 63, vec![write]).await.unwrap();
-    let doc = store.get("lab_records", "a").await.unwrap().unwrap();
+    let doc = parse(&store.get("lab_records", "a").await.unwrap().unwrap());
     let positions: Vec<u64> = doc["operation_history"]
         .as_array()
         .unwrap()
@@ -108,13 +117,11 @@ pub async fn filters_sorting_and_paging(store: Arc<dyn ReadModelStore>) {
         .list("lab_records", &query(vec![w1(), present()], 8, None))
         .await
         .unwrap();
-    let ids: Vec<&str> = page.items.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    let first = items(&page);
+    let ids: Vec<&str> = first.iter().map(|d| d["id"].as_str().unwrap()).collect();
     assert_eq!(ids, (0..8).map(|i| format!("lab{i:02}")).collect::<Vec<_>>());
     assert_eq!(page.next_cursor.as_deref(), Some("lab07"));
-    assert!(
-        page.items[0].get("operation_history").is_none(),
-        "lists answer summaries"
-    );
+    assert!(first[0].get("operation_history").is_none(), "lists answer summaries");
 
     let mut all = Vec::new();
     let mut cursor = None;
@@ -123,7 +130,7 @@ pub async fn filters_sorting_and_paging(store: Arc<dyn ReadModelStore>) {
             .list("lab_records", &query(vec![w1(), present()], 8, cursor))
             .await
             .unwrap();
-        all.extend(page.items.iter().map(|d| d["id"].as_str().unwrap().to_owned()));
+        all.extend(items(&page).iter().map(|d| d["id"].as_str().unwrap().to_owned()));
         match page.next_cursor {
             Some(next) => cursor = Some(next),
             None => break,
@@ -149,7 +156,7 @@ pub async fn filters_sorting_and_paging(store: Arc<dyn ReadModelStore>) {
         ..query(vec![w1()], 1, None)
     };
     let page = store.list("lab_records", &with_history).await.unwrap();
-    assert_eq!(page.items[0]["operation_history"].as_array().unwrap().len(), 1);
+    assert_eq!(items(&page)[0]["operation_history"].as_array().unwrap().len(), 1);
 }
 
 pub async fn run_all<F, Fut>(fresh: F)
