@@ -8,24 +8,34 @@
 //!
 //! Three stages overlap: a reader task fetches the next batch from the log, the runner projects
 //! the current one against an in-memory cache of the documents it touched recently, and the
-//! previous batch commits meanwhile (at most one commit in flight, committed in order). The
+//! previous changes commit meanwhile (at most one commit in flight, committed in order). The
 //! cache is the runner's own: it is the only writer of its collection, and a restart after an
 //! error starts from the committed checkpoint with an empty cache.
+//!
+//! While catching up, changes of several read batches gather before they commit, so a document
+//! touched by many events is written once per commit and only its newest 50 operations are
+//! written at all. As soon as the reader has nothing more waiting, what has gathered commits:
+//! a live projection commits each small batch at once.
 
 use crate::history::apply_patch;
 use crate::projector::{ProjectionError, Projector};
 use lablet_application::envelope::EventEnvelope;
-use lablet_application::ports::{DocumentWrite, EventStore, EventStoreError, ReadModelError, ReadModelStore};
+use lablet_application::ports::read_models::OPERATION_HISTORY_LIMIT;
+use lablet_application::ports::{
+    DocumentWrite, EventStore, EventStoreError, HistoryRecord, ReadModelError, ReadModelStore,
+};
 use lablet_application::progress::ProjectionProgress;
 use lablet_application::subscription::Subscription;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 /// Events read per batch.
-pub const DEFAULT_BATCH: usize = 20_000;
+pub const DEFAULT_BATCH: usize = 10_000;
+/// Events whose changes may gather in memory before they must commit.
+const COMMIT_EVERY: usize = 200_000;
 /// Documents the runner keeps in memory between batches before it forgets them all.
 const DOCUMENT_CACHE: usize = 100_000;
 /// Batches the reader may fetch ahead of the one being applied.
@@ -49,6 +59,14 @@ pub enum RunnerError {
 
 /// Documents as the runner last left them, whether or not their commit has landed yet.
 type DocumentCache = HashMap<String, (Map<String, Value>, u64)>;
+
+/// Changes projected but not yet handed to a commit: per document, its newest operations.
+#[derive(Default)]
+struct Gathered {
+    history: HashMap<String, VecDeque<HistoryRecord>>,
+    events: usize,
+    position: u64,
+}
 
 /// The batch being committed while the next one is projected.
 struct InFlight {
@@ -124,31 +142,47 @@ impl ProjectionRunner {
         self.consume(false).await
     }
 
-    /// Projects batches from the reader, committing each while the next is projected. Without
-    /// `live`, returns the number of events read once the log is exhausted.
+    /// Projects batches from the reader, committing gathered changes while the next batches are
+    /// projected. Without `live`, returns the number of events read once the log is exhausted.
     async fn consume(&self, live: bool) -> Result<u64, RunnerError> {
         let mut feed = self.read_from_checkpoint(live).await?;
         let mut cache = DocumentCache::new();
+        let mut gathered = Gathered::default();
         let mut in_flight: Option<InFlight> = None;
         let mut read = 0;
         loop {
-            match feed.recv().await.ok_or(RunnerError::ReaderStopped)?? {
+            let next = if gathered.events == 0 {
+                feed.recv().await
+            } else {
+                match feed.try_recv() {
+                    Ok(next) => Some(next),
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        // Nothing more waiting: commit what has gathered now.
+                        in_flight = Some(self.commit(&mut gathered, &cache, in_flight.take()).await?);
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                }
+            };
+            match next.ok_or(RunnerError::ReaderStopped)?? {
                 Feed::Batch(batch) => {
                     read += batch.len() as u64;
                     if cache.len() > DOCUMENT_CACHE {
-                        // Forget only what has landed: a document of the commit in flight must
-                        // not be read back from the store before that commit is done.
-                        self.finish(in_flight.take()).await?;
+                        // Forget only what has landed: a document of an uncommitted change must
+                        // not be read back from the store before that change is committed.
+                        let committing = self.commit(&mut gathered, &cache, in_flight.take()).await?;
+                        self.finish(Some(committing)).await?;
                         cache.clear();
                     }
-                    let writes = self.project(&batch, &mut cache).await?;
-                    self.finish(in_flight.take()).await?;
-                    let position = batch.last().map_or(0, |e| e.position);
-                    let (store, name) = (self.read_models.clone(), self.name());
-                    let task = tokio::spawn(async move { store.commit(name, position, writes).await });
-                    in_flight = Some(InFlight { task, position });
+                    self.project(&batch, &mut cache, &mut gathered).await?;
+                    if gathered.events >= COMMIT_EVERY {
+                        in_flight = Some(self.commit(&mut gathered, &cache, in_flight.take()).await?);
+                    }
                 }
                 Feed::CaughtUp(position) => {
+                    if gathered.events > 0 {
+                        in_flight = Some(self.commit(&mut gathered, &cache, in_flight.take()).await?);
+                    }
                     self.finish(in_flight.take()).await?;
                     self.progress.publish(self.name(), position, true);
                     if !live {
@@ -157,6 +191,36 @@ impl ProjectionRunner {
                 }
             }
         }
+    }
+
+    /// Waits for the commit in flight, then starts committing what has gathered (and empties it).
+    async fn commit(
+        &self,
+        gathered: &mut Gathered,
+        cache: &DocumentCache,
+        in_flight: Option<InFlight>,
+    ) -> Result<InFlight, RunnerError> {
+        self.finish(in_flight).await?;
+        let collection = self.projector.collection().name;
+        let writes: Vec<DocumentWrite> = gathered
+            .history
+            .drain()
+            .filter_map(|(id, history)| {
+                let (body, last_position) = cache.get(&id)?;
+                Some(DocumentWrite {
+                    collection,
+                    id,
+                    body: body.clone(),
+                    last_position: *last_position,
+                    new_history: history.into(),
+                })
+            })
+            .collect();
+        let position = gathered.position;
+        gathered.events = 0;
+        let (store, name) = (self.read_models.clone(), self.name());
+        let task = tokio::spawn(async move { store.commit(name, position, writes).await });
+        Ok(InFlight { task, position })
     }
 
     /// Waits for the commit in flight and publishes its position.
@@ -203,19 +267,22 @@ impl ProjectionRunner {
 
     /// Projects one batch and commits it with the checkpoint of its last event.
     pub async fn apply(&self, batch: &[EventEnvelope]) -> Result<(), RunnerError> {
-        let Some(last) = batch.last() else { return Ok(()) };
-        let writes = self.project(batch, &mut DocumentCache::new()).await?;
-        self.read_models.commit(self.name(), last.position, writes).await?;
-        Ok(())
+        let mut gathered = Gathered::default();
+        let mut cache = DocumentCache::new();
+        self.project(batch, &mut cache, &mut gathered).await?;
+        let committing = self.commit(&mut gathered, &cache, None).await?;
+        self.finish(Some(committing)).await
     }
 
-    /// The document writes of one batch, each document once with all its new operations;
-    /// `cache` holds the documents as this runner last left them and is brought up to date.
+    /// Projects one batch into `cache` and gathers the operations it adds (at most the newest
+    /// 50 per document: older ones would be trimmed anyway).
     async fn project(
         &self,
         batch: &[EventEnvelope],
         cache: &mut DocumentCache,
-    ) -> Result<Vec<DocumentWrite>, RunnerError> {
+        gathered: &mut Gathered,
+    ) -> Result<(), RunnerError> {
+        let Some(last) = batch.last() else { return Ok(()) };
         let collection = self.projector.collection().name;
         let relevant: Vec<&EventEnvelope> = batch.iter().filter(|e| self.projector.handles(&e.event_type)).collect();
         let mut missing: Vec<String> = relevant
@@ -232,7 +299,6 @@ impl ProjectionRunner {
                 cache.insert(id, (document.body, document.last_position));
             }
         }
-        let mut history: HashMap<&str, Vec<_>> = HashMap::new();
         for event in relevant {
             let id = event.aggregate_id();
             let (body, last_position) = cache.entry(id.to_owned()).or_insert_with(|| (Map::new(), 0));
@@ -241,24 +307,17 @@ impl ProjectionRunner {
             }
             let is_new = *last_position == 0;
             let patch = self.projector.project((!is_new).then_some(&*body), event)?;
-            history
-                .entry(id)
-                .or_default()
-                .push(apply_patch(body, is_new, patch, event));
+            let entry = HistoryRecord::new(&apply_patch(body, is_new, patch, event))
+                .map_err(|e| ProjectionError::BadDocument(e.to_string()))?;
             *last_position = event.position;
+            let history = gathered.history.entry(id.to_owned()).or_default();
+            if history.len() == OPERATION_HISTORY_LIMIT {
+                history.pop_front();
+            }
+            history.push_back(entry);
         }
-        Ok(history
-            .into_iter()
-            .map(|(id, new_history)| {
-                let (body, last_position) = &cache[id];
-                DocumentWrite {
-                    collection,
-                    id: id.to_owned(),
-                    body: body.clone(),
-                    last_position: *last_position,
-                    new_history,
-                }
-            })
-            .collect())
+        gathered.events += batch.len();
+        gathered.position = last.position;
+        Ok(())
     }
 }

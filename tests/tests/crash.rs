@@ -2,7 +2,7 @@
 //! that every acknowledged command is in the log and that the read models equal a replay of
 //! the log from scratch.
 
-use lablet_application::ports::EventStore;
+use lablet_application::ports::{EventStore, ReadModelStore};
 use lablet_application::progress::ProjectionProgress;
 use lablet_infrastructure::sqlite::{SqliteEventStore, SqliteReadModelStore};
 use lablet_migrations::sqlite::{migrate_file, READ_MODELS};
@@ -191,18 +191,29 @@ async fn acknowledged_commands_survive_a_kill_and_read_models_equal_a_replay() {
             .with_batch_size(333);
         runner.catch_up().await.unwrap();
     }
+    // Every document, with its operation history, is the same in both (compared as documents:
+    // how history is split into stored segments depends on when commits happened).
+    let live_store = SqliteReadModelStore::open(&dir.path().join("read_models.db")).unwrap();
     let live = Connection::open(dir.path().join("read_models.db")).unwrap();
     let rebuilt = Connection::open(&replay_path).unwrap();
-    for sql in [
-        "SELECT id, body, last_position FROM lab_records ORDER BY id",
-        "SELECT id, body, last_position FROM lablet_instances ORDER BY id",
-        "SELECT id, body, last_position FROM work_orders ORDER BY id",
-        "SELECT entity_id, entry, position FROM operation_history ORDER BY collection, entity_id, position",
-        "SELECT name, name, position FROM projection_checkpoints ORDER BY name",
-    ] {
-        let (a, b) = (dump(&live, sql), dump(&rebuilt, sql));
-        assert!(!a.is_empty(), "{sql} has rows");
-        assert_eq!(a.len(), b.len(), "{sql}");
-        assert!(a == b, "read models differ from a replay: {sql}");
+    let mut compared = 0;
+    for collection in ["lab_records", "lablet_instances", "work_orders"] {
+        let sql = format!("SELECT id, id, last_position FROM {collection} ORDER BY id");
+        let (ids, rebuilt_ids) = (dump(&live, &sql), dump(&rebuilt, &sql));
+        assert!(!ids.is_empty(), "{collection} has documents");
+        assert_eq!(ids, rebuilt_ids, "{collection}: same documents at the same positions");
+        for (id, _, _) in ids {
+            let a = live_store.get(collection, &id).await.unwrap().unwrap();
+            let b = replay.get(collection, &id).await.unwrap().unwrap();
+            let (a, b): (Value, Value) = (
+                serde_json::from_str(a.get()).unwrap(),
+                serde_json::from_str(b.get()).unwrap(),
+            );
+            assert_eq!(a, b, "{collection} {id} differs from a replay");
+            compared += 1;
+        }
     }
+    let checkpoints = "SELECT name, name, position FROM projection_checkpoints ORDER BY name";
+    assert_eq!(dump(&live, checkpoints), dump(&rebuilt, checkpoints));
+    assert!(compared > 0);
 }

@@ -8,5 +8,6 @@ pub mod read_models;
 pub use clock::{Clock, SystemClock};
 pub use event_store::{AppendOutcome, EventStore, EventStoreError, ExpectedVersion};
 pub use read_models::{
-    CollectionSpec, DocumentWrite, HistoryEntry, ListPage, ListQuery, ReadModelError, ReadModelStore, StoredDocument,
+    CollectionSpec, DocumentWrite, HistoryEntry, HistoryRecord, ListPage, ListQuery, ReadModelError, ReadModelStore,
+    StoredDocument,
 };

@@ -37,6 +37,23 @@ pub struct HistoryEntry {
     pub changed_fields: BTreeMap<String, lablet_domain::FieldChange>,
 }
 
+/// A history entry as the JSON text it is stored as; serialised once, when it is projected,
+/// because entries wait in memory (compactly) until their batch commits.
+#[derive(Debug, Clone)]
+pub struct HistoryRecord {
+    pub position: u64,
+    pub json: Box<RawValue>,
+}
+
+impl HistoryRecord {
+    pub fn new(entry: &HistoryEntry) -> Result<Self, serde_json::Error> {
+        Ok(HistoryRecord {
+            position: entry.position,
+            json: serde_json::value::to_raw_value(entry)?,
+        })
+    }
+}
+
 /// A document as a projector sees it: its body and the last position applied to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredDocument {
@@ -46,13 +63,14 @@ pub struct StoredDocument {
 
 /// A document write of a projection batch: the new body and the operations to append to its
 /// history.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct DocumentWrite {
     pub collection: &'static str,
     pub id: String,
     pub body: Map<String, Value>,
     pub last_position: u64,
-    pub new_history: Vec<HistoryEntry>,
+    /// New operations, oldest first.
+    pub new_history: Vec<HistoryRecord>,
 }
 
 /// A filter on one field.

@@ -2,10 +2,11 @@
 //! queries filter on, copied from the body on every write), one `operation_history` table, and
 //! `projection_checkpoints`, all written in one transaction per projection batch.
 //!
-//! History rows are trimmed lazily: each document counts its rows, and once it has gathered
-//! [`TRIM_SLACK`] more than the 50 it keeps, the oldest are deleted in one statement. Reads take
-//! the newest 50, so the trim is invisible to them. Documents are stored and served as JSON
-//! text: queries never parse them.
+//! History is kept in segments, one row per document per commit holding the operations that
+//! commit added. Each document counts its operations; once it holds [`TRIM_SLACK`] more than the
+//! 50 it keeps, the oldest segments that the newer ones make redundant are deleted. Reads take
+//! the newest 50, so trimming is invisible to them. Documents are stored and served as JSON text:
+//! queries never parse them.
 //!
 //! Read models run with `synchronous=NORMAL`: a power cut may lose the newest batches, but the
 //! documents and the checkpoint are lost together, so the projection simply replays them.
@@ -28,7 +29,7 @@ use std::sync::{Arc, Mutex};
 const LOAD_DOCUMENT: &str = include_str!("sql/load_document.sql");
 const UPSERT_DOCUMENT: &str = include_str!("sql/upsert_document.sql");
 const INSERT_HISTORY: &str = include_str!("sql/insert_history.sql");
-const TRIM_HISTORY: &str = include_str!("sql/trim_history.sql");
+const DELETE_HISTORY_SEGMENT: &str = include_str!("sql/delete_history_segment.sql");
 const RESET_HISTORY_COUNT: &str = include_str!("sql/reset_history_count.sql");
 const SELECT_HISTORY: &str = include_str!("sql/select_history.sql");
 const SAVE_CHECKPOINT: &str = include_str!("sql/save_checkpoint.sql");
@@ -96,17 +97,22 @@ fn column_value(body: &Map<String, Value>, field: &str) -> Option<String> {
 }
 
 /// `body` (a JSON object's text) with `operation_history` added.
-fn with_history(body: &str, history: &[String]) -> Result<Box<RawValue>, ReadModelError> {
+fn with_history(body: &str, history: &[Box<RawValue>]) -> Result<Box<RawValue>, ReadModelError> {
     let body = body.trim_end();
     let open = body
         .strip_suffix('}')
         .ok_or_else(|| corrupt("a document must be a JSON object"))?;
     let separator = if open.trim_end().ends_with('{') { "" } else { "," };
-    let mut text = String::with_capacity(body.len() + history.iter().map(|h| h.len() + 1).sum::<usize>() + 24);
+    let mut text = String::with_capacity(body.len() + history.iter().map(|h| h.get().len() + 1).sum::<usize>() + 24);
     text.push_str(open);
     text.push_str(separator);
     text.push_str("\"operation_history\":[");
-    text.push_str(&history.join(","));
+    for (i, entry) in history.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(entry.get());
+    }
     text.push_str("]}");
     RawValue::from_string(text).map_err(corrupt)
 }
@@ -158,17 +164,45 @@ impl SqliteReadModelStore {
     }
 }
 
-/// The newest operations of a document, oldest first, as JSON text.
-fn history(conn: &Connection, collection: &str, id: &str) -> Result<Vec<String>, ReadModelError> {
+/// The newest 50 operations of a document, oldest first, as JSON text.
+fn history(conn: &Connection, collection: &str, id: &str) -> Result<Vec<Box<RawValue>>, ReadModelError> {
     let mut statement = conn.prepare_cached(SELECT_HISTORY).map_err(unavailable)?;
-    let rows = statement
-        .query_map(params![collection, id, OPERATION_HISTORY_LIMIT as i64], |row| {
-            row.get::<_, String>(0)
-        })
-        .map_err(unavailable)?;
-    let mut entries = rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)?;
-    entries.reverse();
+    let mut rows = statement.query(params![collection, id]).map_err(unavailable)?;
+    // Newest segment first; each segment's entries oldest first.
+    let mut segments: Vec<Vec<Box<RawValue>>> = Vec::new();
+    let mut gathered = 0;
+    while gathered < OPERATION_HISTORY_LIMIT {
+        let Some(row) = rows.next().map_err(unavailable)? else {
+            break;
+        };
+        let body: String = row.get(2).map_err(unavailable)?;
+        let entries: Vec<Box<RawValue>> = serde_json::from_str(&body).map_err(corrupt)?;
+        gathered += entries.len();
+        segments.push(entries);
+    }
+    let mut entries: Vec<Box<RawValue>> = segments.into_iter().rev().flatten().collect();
+    let excess = entries.len().saturating_sub(OPERATION_HISTORY_LIMIT);
+    entries.drain(..excess);
     Ok(entries)
+}
+
+/// Deletes the oldest segments of a document that its newer segments make redundant; answers
+/// how many operations remain.
+fn trim_history(tx: &Connection, collection: &str, id: &str, mut count: i64) -> rusqlite::Result<i64> {
+    let mut segments: Vec<(i64, i64)> = tx
+        .prepare_cached(SELECT_HISTORY)?
+        .query_map(params![collection, id], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    segments.reverse(); // oldest first
+    let mut delete = tx.prepare_cached(DELETE_HISTORY_SEGMENT)?;
+    for (first_position, entries) in segments {
+        if count - entries < OPERATION_HISTORY_LIMIT as i64 {
+            break;
+        }
+        delete.execute(params![collection, id, first_position])?;
+        count -= entries;
+    }
+    Ok(count)
 }
 
 fn write_batch(
@@ -200,18 +234,29 @@ fn write_batch(
             let history_count: i64 = tx
                 .prepare_cached(&upsert_sql(spec))?
                 .query_row(params_from_iter(values.iter()), |row| row.get(0))?;
-            for entry in new_entries {
-                let text = serde_json::to_string(entry).map_err(to_sql)?;
-                insert_history.execute(params![write.collection, write.id, entry.position as i64, text])?;
-            }
-            if history_count > OPERATION_HISTORY_LIMIT as i64 + TRIM_SLACK {
-                tx.prepare_cached(TRIM_HISTORY)?.execute(params![
+            if let Some(first) = new_entries.first() {
+                let mut segment =
+                    String::with_capacity(new_entries.iter().map(|e| e.json.get().len() + 1).sum::<usize>() + 2);
+                segment.push('[');
+                for (i, entry) in new_entries.iter().enumerate() {
+                    if i > 0 {
+                        segment.push(',');
+                    }
+                    segment.push_str(entry.json.get());
+                }
+                segment.push(']');
+                insert_history.execute(params![
                     write.collection,
                     write.id,
-                    OPERATION_HISTORY_LIMIT as i64
+                    first.position as i64,
+                    new_entries.len() as i64,
+                    segment
                 ])?;
+            }
+            if history_count > OPERATION_HISTORY_LIMIT as i64 + TRIM_SLACK {
+                let remaining = trim_history(&tx, write.collection, &write.id, history_count)?;
                 tx.prepare_cached(&RESET_HISTORY_COUNT.replace("{collection}", spec.name))?
-                    .execute(params![write.id, OPERATION_HISTORY_LIMIT as i64])?;
+                    .execute(params![write.id, remaining])?;
             }
         }
         tx.prepare_cached(SAVE_CHECKPOINT)?

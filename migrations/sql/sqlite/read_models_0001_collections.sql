@@ -37,15 +37,18 @@ CREATE TABLE work_orders (
 CREATE INDEX work_orders_by_state ON work_orders (state, id);
 CREATE INDEX work_orders_by_kind ON work_orders (kind, id);
 
--- Operations of every document, newest kept: rows beyond the 50 most recent are trimmed in
--- bulk once a document has gathered a few more than that, and reads take the newest 50.
+-- Operations of every document, in segments: each projection commit appends one row per
+-- document holding the operations it added (a JSON array, oldest first). Segments are clustered
+-- by document, so a document's history is one or two pages; a segment is deleted once the newer
+-- ones hold the 50 operations a document keeps, and reads take the newest 50.
 CREATE TABLE operation_history (
-    collection TEXT    NOT NULL,
-    entity_id  TEXT    NOT NULL,
-    position   INTEGER NOT NULL,
-    entry      TEXT    NOT NULL
-);
-CREATE UNIQUE INDEX operation_history_by_entity ON operation_history (collection, entity_id, position);
+    collection     TEXT    NOT NULL,
+    entity_id      TEXT    NOT NULL,
+    first_position INTEGER NOT NULL,
+    entries        INTEGER NOT NULL,
+    body           TEXT    NOT NULL,
+    PRIMARY KEY (collection, entity_id, first_position)
+) WITHOUT ROWID;
 
 -- Each projection's last committed position, written in the same transaction as its documents.
 CREATE TABLE projection_checkpoints (

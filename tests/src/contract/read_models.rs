@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use lablet_application::ports::read_models::{Filter, OPERATION_HISTORY_LIMIT};
-use lablet_application::ports::{DocumentWrite, HistoryEntry, ListQuery, ReadModelStore};
+use lablet_application::ports::{DocumentWrite, HistoryEntry, HistoryRecord, ListQuery, ReadModelStore};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -20,8 +20,8 @@ fn body(value: Value) -> Map<String, Value> {
     value.as_object().cloned().expect("an object")
 }
 
-fn entry(position: u64, state: &str) -> HistoryEntry {
-    HistoryEntry {
+fn entry(position: u64, state: &str) -> HistoryRecord {
+    HistoryRecord::new(&HistoryEntry {
         position,
         event_id: Uuid::now_v7(),
         event_type: "lab_record.state_changed".into(),
@@ -30,7 +30,8 @@ fn entry(position: u64, state: &str) -> HistoryEntry {
         previous_state: None,
         new_state: Some(json!(state)),
         changed_fields: Default::default(),
-    }
+    })
+    .expect("serialisable")
 }
 
 fn lab(id: &str, worker: &str, state: &str, position: u64) -> DocumentWrite {

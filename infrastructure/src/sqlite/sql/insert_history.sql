@@ -1,1 +1,1 @@
-INSERT OR IGNORE INTO operation_history (collection, entity_id, position, entry) VALUES (?1, ?2, ?3, ?4)
+INSERT OR REPLACE INTO operation_history (collection, entity_id, first_position, entries, body) VALUES (?1, ?2, ?3, ?4, ?5)

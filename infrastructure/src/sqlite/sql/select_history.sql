@@ -1,1 +1,3 @@
-SELECT entry FROM operation_history WHERE collection = ?1 AND entity_id = ?2 ORDER BY position DESC LIMIT ?3
+SELECT first_position, entries, body FROM operation_history
+WHERE collection = ?1 AND entity_id = ?2
+ORDER BY first_position DESC
