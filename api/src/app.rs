@@ -3,6 +3,7 @@
 
 use crate::routes::{router, AppState};
 use axum::Router;
+use lablet_application::audit::{AuditQueries, ReadLogPage, ReadStreamPage, StreamStateAt};
 use lablet_application::instances::{
     ExtendTimeslot, InstanceHandlers, RecordScore, RequestInstance, TransitionInstance,
 };
@@ -83,6 +84,11 @@ pub fn build_mediator(
     ));
     mediator.register::<GetDocument>(queries.clone());
     mediator.register::<ListDocuments>(queries);
+
+    let audit = Arc::new(AuditQueries::new(stores.events.clone()));
+    mediator.register::<ReadStreamPage>(audit.clone());
+    mediator.register::<ReadLogPage>(audit.clone());
+    mediator.register::<StreamStateAt>(audit);
     mediator
 }
 

@@ -4,6 +4,7 @@
 //! Handlers speak only to ports: an event store, a read-model store, a clock. Adapters for real
 //! engines live in `lablet-infrastructure`; this crate never opens a file or a socket.
 
+pub mod audit;
 pub mod context;
 pub mod envelope;
 pub mod error;

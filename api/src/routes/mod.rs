@@ -1,5 +1,6 @@
 //! The HTTP surface: every route, its state, and the answers shared by all of them.
 
+mod audit;
 mod health;
 mod instances;
 mod lab_records;
@@ -52,6 +53,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/work-orders/{id}/complete", post(work_orders::complete))
         .route("/api/v1/work-orders/{id}/fail", post(work_orders::fail))
         .route("/api/v1/work-orders/{id}/requeue", post(work_orders::requeue))
+        .route("/api/v1/audit/events", get(audit::events))
+        .route("/api/v1/audit/streams/{stream}", get(audit::stream))
+        .route("/api/v1/audit/streams/{stream}/state", get(audit::stream_state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -15,7 +15,7 @@ pub fn lab_record_id(worker_id: Uuid, lab_id: &str) -> Uuid {
     Uuid::new_v5(&LAB_RECORD_NAMESPACE, name.as_bytes())
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct LabRecord {
     pub exists: bool,
     pub worker_id: Uuid,

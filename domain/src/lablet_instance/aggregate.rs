@@ -16,7 +16,7 @@ pub fn instance_id_for_reservation(reservation_id: &str) -> Uuid {
     Uuid::new_v5(&INSTANCE_NAMESPACE, reservation_id.as_bytes())
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct LabletInstance {
     pub request: Option<InstanceRequest>,
     pub state: Option<InstanceState>,

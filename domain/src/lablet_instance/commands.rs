@@ -5,7 +5,7 @@ use super::state::InstanceState;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct InstanceRequest {
     pub definition_id: Uuid,
     pub definition_version: String,

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 /// The most attempts an order may ask for.
 pub const MAX_ATTEMPTS: u32 = 100;
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct WorkOrder {
     pub submission: Option<Submission>,
     pub state: Option<WorkOrderState>,
@@ -19,6 +19,7 @@ pub struct WorkOrder {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub errors: Vec<String>,
     pub result: Option<serde_json::Value>,
+    #[serde(skip)]
     pub retry_policy: RetryPolicy,
 }
 

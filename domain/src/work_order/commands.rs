@@ -3,7 +3,7 @@
 use super::events::ResourceNeeds;
 use chrono::{DateTime, Utc};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Submission {
     pub kind: String,
     pub payload: serde_json::Value,

@@ -1,5 +1,7 @@
 //! The `lablet` command line.
 
+mod events;
+
 use crate::app::{build, serve_until, StartupError};
 use clap::{Parser, Subcommand};
 use lablet_infrastructure::stores::open_stores;
@@ -34,6 +36,34 @@ enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Read and verify the event log.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Write events as JSON lines, in log order (or version order with --stream).
+    Replay {
+        /// Only this stream, e.g. lab_record-<uuid>.
+        #[arg(long)]
+        stream: Option<String>,
+        /// First position to write.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Last position to write.
+        #[arg(long)]
+        to: Option<u64>,
+    },
+    /// Check every stream's hash chain; exits non-zero at the first broken link.
+    Verify,
+    /// Print one SHA-256 over all stream heads at a position (default: the head).
+    Digest {
+        #[arg(long)]
+        at: Option<u64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -54,7 +84,7 @@ pub fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             eprintln!("lablet: {message}");
             ExitCode::FAILURE
@@ -62,25 +92,35 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: Cli) -> Result<ExitCode, String> {
     let mut settings = Settings::from_env().map_err(|e| e.to_string())?;
     match cli.command {
         Command::Serve { addr } => {
             if let Some(addr) = addr {
                 settings.http_addr = addr;
             }
-            serve(settings).await.map_err(|e| e.to_string())
+            serve(settings).await.map_err(|e| e.to_string())?;
         }
         Command::Migrate => {
             for report in lablet_migrations::migrate_all(&settings).map_err(|e| e.to_string())? {
                 println!("{}: applied {:?}", report.store, report.applied);
             }
-            Ok(())
         }
         Command::Projections {
             command: ProjectionsCommand::Status,
-        } => projection_status(&settings).await,
+        } => projection_status(&settings).await?,
+        Command::Events { command } => {
+            lablet_migrations::migrate_all(&settings).map_err(|e| e.to_string())?;
+            let stores = open_stores(&settings).map_err(|e| e.to_string())?;
+            let store = stores.events.as_ref();
+            return match command {
+                EventsCommand::Replay { stream, from, to } => events::replay(store, stream.as_deref(), from, to).await,
+                EventsCommand::Verify => events::verify(store).await,
+                EventsCommand::Digest { at } => events::digest(store, at).await,
+            };
+        }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(settings: Settings) -> Result<(), StartupError> {

@@ -1,0 +1,173 @@
+//! Auditors: the audit API, and `lablet events verify | digest | replay` catching changes made
+//! to the log behind Lablet's back.
+
+use lablet_application::ports::EventStore;
+use lablet_infrastructure::sqlite::SqliteEventStore;
+use lablet_infrastructure::Settings;
+use lablet_tests::TestServer;
+use rusqlite::Connection;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+
+const WORKER: &str = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
+
+fn observation(lab: &str, state: &str) -> Value {
+    json!({"worker_id": WORKER, "lab_id": lab, "state": state, "title": lab})
+}
+
+/// Runs `lablet events <args>` on `data_dir`; answers (exit code, stdout).
+fn lablet_events(data_dir: &Path, args: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_lablet-under-test"))
+        .arg("events")
+        .args(args)
+        .env("LABLET_DATA_DIR", data_dir)
+        .env("LABLET_LOG", "warn")
+        .output()
+        .expect("lablet runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_audit_api_pages_streams_and_the_log_and_shows_past_states() {
+    let server = TestServer::start().await;
+    let observe = "/api/v1/lab-records/observations";
+    let (_, first, _) = server.post(observe, &observation("a", "STOPPED")).await;
+    server.post(observe, &observation("a", "STARTED")).await;
+    server.post(observe, &observation("b", "STOPPED")).await;
+    let (_, _, at_started) = server.post(observe, &observation("a", "BOOTED")).await;
+    let stream = format!("lab_record-{}", first["id"].as_str().unwrap());
+
+    let (status, page) = server.get(&format!("/api/v1/audit/streams/{stream}?limit=2")).await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(
+        items.iter().map(|e| e["version"].as_u64().unwrap()).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(items[0]["event_type"], "lab_record.discovered");
+    assert_eq!(items[1]["payload"]["new"], "STARTED");
+    assert_eq!(items[0]["hash"].as_str().unwrap().len(), 64);
+    assert_eq!(page["next_from_version"], 3);
+    let (_, rest) = server
+        .get(&format!("/api/v1/audit/streams/{stream}?from_version=3"))
+        .await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert!(rest["next_from_version"].is_null());
+
+    let (_, changes) = server.get("/api/v1/audit/events?type=lab_record.state_changed").await;
+    let changes = changes["items"].as_array().unwrap();
+    assert_eq!(changes.len(), 2);
+    assert!(changes.iter().all(|e| e["event_type"] == "lab_record.state_changed"));
+    let (_, log) = server.get("/api/v1/audit/events?from_position=2&limit=1").await;
+    assert_eq!(log["items"][0]["position"], 3);
+    assert_eq!(log["next_from_position"], 3);
+
+    let (status, then) = server
+        .get(&format!("/api/v1/audit/streams/{stream}/state?at_position=2"))
+        .await;
+    assert_eq!(status, 200, "{then}");
+    assert_eq!(
+        (then["version"].as_u64(), then["state"]["state"].as_str()),
+        (Some(2), Some("STARTED"))
+    );
+    let (_, now) = server.get(&format!("/api/v1/audit/streams/{stream}/state")).await;
+    assert_eq!(
+        (now["version"].as_u64(), now["state"]["state"].as_str()),
+        (Some(3), Some("BOOTED"))
+    );
+    assert_eq!(now["at_position"].as_u64(), at_started);
+
+    let (status, problem) = server.get("/api/v1/audit/streams/not-a-stream").await;
+    assert_eq!((status, problem["errors"][0]["field"].as_str()), (400, Some("stream")));
+    let (status, _) = server
+        .get("/api/v1/audit/streams/lab_record-7d444840-9dc0-11d1-b245-5ffdce74fad2")
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = server.get("/api/v1/audit/events?limit=0").await;
+    assert_eq!(status, 422);
+}
+
+/// Recomputes every hash of `stream` after its events were changed, as a careful forger would.
+async fn rechain(path: &Path, stream: &str) {
+    let store = SqliteEventStore::open(path).unwrap();
+    let events = store.read_stream(stream, 1, 1000).await.unwrap();
+    store.close();
+    let conn = Connection::open(path).unwrap();
+    let mut previous: Option<String> = None;
+    for envelope in events {
+        let hash = envelope.expected_hash(previous.as_deref());
+        conn.execute(
+            "UPDATE events SET hash = ?1 WHERE position = ?2",
+            rusqlite::params![hash, envelope.position as i64],
+        )
+        .unwrap();
+        previous = Some(hash);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_digest_catch_a_log_changed_behind_lablets_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(Settings::defaults_in(dir.path())).await;
+    let observe = "/api/v1/lab-records/observations";
+    let (_, first, _) = server.post(observe, &observation("a", "STOPPED")).await;
+    for state in ["STARTED", "BOOTED", "STOPPED"] {
+        server.post(observe, &observation("a", state)).await;
+    }
+    server.post(observe, &observation("b", "STARTED")).await;
+    server.stop().await;
+    let stream = format!("lab_record-{}", first["id"].as_str().unwrap());
+    let log = dir.path().join("lablet.db");
+
+    let (code, out) = lablet_events(dir.path(), &["verify"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("verified 5 events in 2 streams"), "{out}");
+    let (_, digest_before) = lablet_events(dir.path(), &["digest"]);
+    let (_, digest_at_2) = lablet_events(dir.path(), &["digest", "--at", "2"]);
+    assert!(
+        digest_before.starts_with("position 5 streams 2 sha256 "),
+        "{digest_before}"
+    );
+    assert_ne!(digest_before, digest_at_2);
+    let (code, replayed) = lablet_events(dir.path(), &["replay", "--stream", &stream]);
+    assert_eq!(code, 0);
+    let lines: Vec<Value> = replayed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(
+        lines.iter().map(|e| e["version"].as_u64().unwrap()).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    let (_, window) = lablet_events(dir.path(), &["replay", "--from", "2", "--to", "3"]);
+    assert_eq!(window.lines().count(), 2);
+
+    // 1. A payload altered in place: the chain breaks at that event.
+    let conn = Connection::open(&log).unwrap();
+    conn.execute(
+        "UPDATE events SET payload = replace(payload, 'BOOTED', 'STARTED') WHERE stream = ?1 AND version = 3",
+        [&stream],
+    )
+    .unwrap();
+    let (code, out) = lablet_events(dir.path(), &["verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("BROKEN: stream {stream} version 3 (position 3)")),
+        "{out}"
+    );
+
+    // 2. The forger recomputes the chain: it holds again, but the digest kept outside differs.
+    rechain(&log, &stream).await;
+    let (code, out) = lablet_events(dir.path(), &["verify"]);
+    assert_eq!(code, 0, "a consistent forgery passes the chain check: {out}");
+    let (_, digest_after) = lablet_events(dir.path(), &["digest"]);
+    assert_ne!(digest_after, digest_before, "the digest exposes it");
+
+    // 3. An event removed from the middle of a stream.
+    conn.execute("DELETE FROM events WHERE stream = ?1 AND version = 2", [&stream])
+        .unwrap();
+    let (code, out) = lablet_events(dir.path(), &["verify"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("version 3 follows version 1"), "{out}");
+}
