@@ -18,11 +18,18 @@ pub const EVENT_STORE: &[Migration] = &[Migration {
     sql: include_str!("../sql/sqlite/event_store_0001_events.sql"),
 }];
 
-pub const READ_MODELS: &[Migration] = &[Migration {
-    version: 1,
-    name: "collections",
-    sql: include_str!("../sql/sqlite/read_models_0001_collections.sql"),
-}];
+pub const READ_MODELS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "collections",
+        sql: include_str!("../sql/sqlite/read_models_0001_collections.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "projection_errors",
+        sql: include_str!("../sql/sqlite/read_models_0002_projection_errors.sql"),
+    },
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SqliteMigrationError {

@@ -74,6 +74,18 @@ struct InFlight {
     position: u64,
 }
 
+impl RunnerError {
+    /// The position of the event the error is about, if it is about one.
+    pub fn position(&self) -> Option<u64> {
+        match self {
+            RunnerError::Projection(
+                ProjectionError::Undecodable { position, .. } | ProjectionError::MissingDocument { position, .. },
+            ) => Some(*position),
+            _ => None,
+        }
+    }
+}
+
 /// What the reader task hands the runner.
 enum Feed {
     Batch(Vec<EventEnvelope>),
@@ -123,6 +135,15 @@ impl ProjectionRunner {
             };
             if let Err(err) = outcome {
                 tracing::error!(projection = self.name(), error = %err, "projection stopped; restarting from its checkpoint");
+                // Parked where operators see it (`lablet projections status`); cleared by the
+                // next successful commit. The event is not skipped.
+                if let Err(record) = self
+                    .read_models
+                    .record_error(self.name(), err.position(), &err.to_string())
+                    .await
+                {
+                    tracing::warn!(projection = self.name(), error = %record, "could not record the projection error");
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(ERROR_BACKOFF) => {}
                     _ = shutdown.wait_for(|stop| *stop) => return,

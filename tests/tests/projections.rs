@@ -195,3 +195,72 @@ async fn catch_up_in_small_batches_gives_the_same_documents_as_one_batch() {
         assert_eq!(shape(a), shape(b));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_is_parked_visibly_and_other_projections_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = lablet_infrastructure::Settings::defaults_in(dir.path());
+    settings.query_max_wait = std::time::Duration::from_millis(500);
+    let server = lablet_tests::TestServer::start_in(settings).await;
+    let (_, lab, _) = server
+        .post(
+            "/api/v1/lab-records/observations",
+            &serde_json::json!({"worker_id": "6f9619ff-8b86-d011-b42d-00c04fc964ff", "lab_id": "l", "state": "STOPPED"}),
+        )
+        .await;
+
+    // Another writer puts an event no projector can read into the lab's stream.
+    let log = SqliteEventStore::open(&dir.path().join("lablet.db")).unwrap();
+    let stream = format!("lab_record-{}", lab["id"].as_str().unwrap());
+    let poison = new_event("lab_record.state_changed", r#"{"previous":"NOT_A_STATE"}"#.into());
+    let poisoned = log
+        .append(&stream, ExpectedVersion::Exact(1), vec![poison])
+        .await
+        .unwrap();
+    log.close();
+
+    // Work orders do not care about lab records: their projection goes on past the poison.
+    let (_, _, position) = server
+        .post("/api/v1/work-orders", &serde_json::json!({"kind": "lab.start"}))
+        .await;
+    let (status, _) = server.get_at("/api/v1/work-orders", position.unwrap()).await;
+    assert_eq!(status, 200);
+
+    let read_models = SqliteReadModelStore::open(&dir.path().join("read_models.db")).unwrap();
+    let mut fault = None;
+    for _ in 0..100 {
+        fault = read_models.status("lab_records").await.unwrap().and_then(|s| s.error);
+        if fault.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let fault = fault.expect("the error is recorded");
+    assert_eq!(fault.position, Some(poisoned.last_position));
+    assert!(fault.message.contains("cannot be decoded"), "{}", fault.message);
+    let (status, problem) = server.get_at("/api/v1/lab-records", poisoned.last_position).await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (503, Some("/problems/projection-lagging")),
+        "not skipped"
+    );
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lablet-under-test"))
+        .args(["projections", "status"])
+        .env("LABLET_DATA_DIR", dir.path())
+        .env("LABLET_LOG", "warn")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table.contains(&format!("STUCK at position {}", poisoned.last_position)),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("work_orders") && l.ends_with("caught up")),
+        "{table}"
+    );
+    server.stop().await;
+}

@@ -146,13 +146,27 @@ async fn projection_status(settings: &Settings) -> Result<(), String> {
     lablet_migrations::migrate_all(settings).map_err(|e| e.to_string())?;
     let stores = open_stores(settings).map_err(|e| e.to_string())?;
     let head = stores.events.head_position().await.map_err(|e| e.to_string())?;
-    println!("{:<20} {:>12} {:>12} {:>10}", "PROJECTION", "CHECKPOINT", "HEAD", "LAG");
+    println!(
+        "{:<20} {:>12} {:>12} {:>10}  STATE",
+        "PROJECTION", "CHECKPOINT", "HEAD", "LAG"
+    );
     for projector in standard_projectors() {
         let name = projector.collection().name;
-        let checkpoint = stores.read_models.checkpoint(name).await.map_err(|e| e.to_string())?;
+        let status = stores.read_models.status(name).await.map_err(|e| e.to_string())?;
+        let checkpoint = status.as_ref().map(|s| s.position);
         let shown = checkpoint.map_or("never ran".to_string(), |c| c.to_string());
         let lag = head.saturating_sub(checkpoint.unwrap_or(0));
-        println!("{name:<20} {shown:>12} {head:>12} {lag:>10}");
+        let state = match status.and_then(|s| s.error) {
+            Some(fault) => format!(
+                "STUCK at position {} since {}: {}",
+                fault.position.map_or("?".to_string(), |p| p.to_string()),
+                fault.at.to_rfc3339(),
+                fault.message
+            ),
+            None if lag == 0 => "caught up".to_string(),
+            None => "behind".to_string(),
+        };
+        println!("{name:<20} {shown:>12} {head:>12} {lag:>10}  {state}");
     }
     Ok(())
 }

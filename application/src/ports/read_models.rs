@@ -100,6 +100,22 @@ pub struct ListPage {
     pub next_cursor: Option<String>,
 }
 
+/// A projection's durable state: its checkpoint and, if it is stuck, why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProjectionStatus {
+    pub position: u64,
+    pub error: Option<ProjectionFault>,
+}
+
+/// The error that stops a projection at an event it cannot apply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProjectionFault {
+    pub message: String,
+    /// The position of the event, when the error is about one.
+    pub position: Option<u64>,
+    pub at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ReadModelError {
     #[error("read-model store unavailable: {0}")]
@@ -125,6 +141,12 @@ pub trait ReadModelStore: Send + Sync + 'static {
 
     /// The last position a projection committed, or None if it never ran.
     async fn checkpoint(&self, projection: &str) -> Result<Option<u64>, ReadModelError>;
+
+    /// Records why a projection cannot go on; the next commit clears it.
+    async fn record_error(&self, projection: &str, position: Option<u64>, message: &str) -> Result<(), ReadModelError>;
+
+    /// A projection's checkpoint and error, or None if it never ran nor failed.
+    async fn status(&self, projection: &str) -> Result<Option<ProjectionStatus>, ReadModelError>;
 
     /// One document with its `operation_history`, as JSON text.
     async fn get(&self, collection: &'static str, id: &str) -> Result<Option<Box<RawValue>>, ReadModelError>;

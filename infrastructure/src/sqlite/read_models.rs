@@ -15,6 +15,7 @@ use super::connection::{open_connection, require_table, with_writer_cache, Sqlit
 use async_trait::async_trait;
 use chrono::Utc;
 use lablet_application::ports::read_models::{Filter, OPERATION_HISTORY_LIMIT};
+use lablet_application::ports::read_models::{ProjectionFault, ProjectionStatus};
 use lablet_application::ports::CollectionSpec;
 use lablet_application::ports::{DocumentWrite, ListPage, ListQuery, ReadModelError, ReadModelStore, StoredDocument};
 use lablet_application::read_model_queries::COLLECTIONS;
@@ -34,6 +35,8 @@ const RESET_HISTORY_COUNT: &str = include_str!("sql/reset_history_count.sql");
 const SELECT_HISTORY: &str = include_str!("sql/select_history.sql");
 const SAVE_CHECKPOINT: &str = include_str!("sql/save_checkpoint.sql");
 const LOAD_CHECKPOINT: &str = include_str!("sql/load_checkpoint.sql");
+const RECORD_PROJECTION_ERROR: &str = include_str!("sql/record_projection_error.sql");
+const PROJECTION_STATUS: &str = include_str!("sql/projection_status.sql");
 
 /// History rows a document may gather beyond the limit before they are trimmed.
 const TRIM_SLACK: i64 = 25;
@@ -334,6 +337,60 @@ impl ReadModelStore for SqliteReadModelStore {
                 .optional()
                 .map(|p| p.map(|p| p as u64))
                 .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn record_error(&self, projection: &str, position: Option<u64>, message: &str) -> Result<(), ReadModelError> {
+        let inner = self.inner.clone();
+        let (projection, message) = (projection.to_owned(), message.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let conn = inner
+                .writer
+                .lock()
+                .map_err(|_| unavailable("read-model writer lock poisoned"))?;
+            conn.execute(
+                RECORD_PROJECTION_ERROR,
+                params![projection, message, position.map(|p| p as i64), Utc::now().to_rfc3339()],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    async fn status(&self, projection: &str) -> Result<Option<ProjectionStatus>, ReadModelError> {
+        let projection = projection.to_owned();
+        self.read(move |conn| {
+            let row = conn
+                .query_row(PROJECTION_STATUS, [projection], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, Option<String>>(2)?,
+                        row.get::<_, Option<i64>>(3)?,
+                        row.get::<_, Option<String>>(4)?,
+                    ))
+                })
+                .optional()
+                .map_err(unavailable)?;
+            let Some((position, message, error_position, error_at)) = row else {
+                return Ok(None);
+            };
+            let error = match (message, error_at) {
+                (Some(message), Some(at)) => Some(ProjectionFault {
+                    message,
+                    position: error_position.map(|p| p as u64),
+                    at: chrono::DateTime::parse_from_rfc3339(&at)
+                        .map_err(corrupt)?
+                        .with_timezone(&Utc),
+                }),
+                _ => None,
+            };
+            Ok(Some(ProjectionStatus {
+                position: position as u64,
+                error,
+            }))
         })
         .await
     }

@@ -160,6 +160,40 @@ pub async fn filters_sorting_and_paging(store: Arc<dyn ReadModelStore>) {
     assert_eq!(items(&page)[0]["operation_history"].as_array().unwrap().len(), 1);
 }
 
+pub async fn projection_errors_are_kept_until_the_next_commit(store: Arc<dyn ReadModelStore>) {
+    assert_eq!(store.status("lab_records").await.unwrap(), None);
+    store
+        .record_error("lab_records", Some(7), "event 7 cannot be decoded")
+        .await
+        .unwrap();
+    let status = store.status("lab_records").await.unwrap().expect("a status");
+    let fault = status.error.expect("the error");
+    assert_eq!(
+        (status.position, fault.position, fault.message.as_str()),
+        (0, Some(7), "event 7 cannot be decoded")
+    );
+    assert_eq!(
+        store.checkpoint("lab_records").await.unwrap(),
+        Some(0),
+        "recording an error moves no checkpoint"
+    );
+
+    store
+        .commit("lab_records", 9, vec![lab("a", "w1", "STOPPED", 9)])
+        .await
+        .unwrap();
+    store
+        .record_error("work_orders", None, "store unavailable")
+        .await
+        .unwrap();
+    let status = store.status("lab_records").await.unwrap().unwrap();
+    assert_eq!((status.position, status.error), (9, None), "a commit clears the error");
+    assert!(
+        store.status("work_orders").await.unwrap().unwrap().error.is_some(),
+        "errors are per projection"
+    );
+}
+
 pub async fn run_all<F, Fut>(fresh: F)
 where
     F: Fn() -> Fut,
@@ -167,4 +201,5 @@ where
 {
     documents_history_and_checkpoint(fresh().await).await;
     filters_sorting_and_paging(fresh().await).await;
+    projection_errors_are_kept_until_the_next_commit(fresh().await).await;
 }
