@@ -4,6 +4,7 @@
 use crate::routes::{router, AppState};
 use axum::Router;
 use lablet_application::audit::{AuditQueries, ReadLogPage, ReadStreamPage, StreamStateAt};
+use lablet_application::inbox::{GetInboxMessage, InboxHandlers, InboxProcessor, ReceiveCloudEvent};
 use lablet_application::instances::{
     ExtendTimeslot, InstanceHandlers, RecordScore, RequestInstance, TransitionInstance,
 };
@@ -61,6 +62,16 @@ pub fn build_mediator(
     clock: Arc<dyn Clock>,
 ) -> Mediator {
     let repository = Arc::new(AggregateRepository::new(stores.events.clone(), clock));
+    register_handlers(settings, stores, progress, repository)
+}
+
+/// Registers every handler on a mediator sharing `repository` (and its aggregate cache).
+fn register_handlers(
+    settings: &Settings,
+    stores: &Stores,
+    progress: &ProjectionProgress,
+    repository: Arc<AggregateRepository>,
+) -> Mediator {
     let mut mediator = Mediator::with_standard_pipeline(settings.command_max_attempts);
 
     let lab_records = Arc::new(LabRecordHandlers::new(repository.clone()));
@@ -73,7 +84,7 @@ pub fn build_mediator(
     mediator.register::<ExtendTimeslot>(instances.clone());
     mediator.register::<RecordScore>(instances);
 
-    let work_orders = Arc::new(WorkOrderHandlers::new(repository));
+    let work_orders = Arc::new(WorkOrderHandlers::new(repository.clone()));
     mediator.register::<SubmitWorkOrder>(work_orders.clone());
     mediator.register::<ActOnWorkOrder>(work_orders);
 
@@ -89,15 +100,21 @@ pub fn build_mediator(
     mediator.register::<ReadStreamPage>(audit.clone());
     mediator.register::<ReadLogPage>(audit.clone());
     mediator.register::<StreamStateAt>(audit);
+
+    let inbox = Arc::new(InboxHandlers::new(repository));
+    mediator.register::<ReceiveCloudEvent>(inbox.clone());
+    mediator.register::<GetInboxMessage>(inbox);
     mediator
 }
 
-/// Migrates and opens the stores, wires the mediator and starts the projections.
+/// Migrates and opens the stores, wires the mediator and starts the projections and the inbox
+/// processor.
 pub async fn build(settings: &Settings) -> Result<App, StartupError> {
     lablet_migrations::migrate_all(settings)?;
     let stores = open_stores(settings)?;
     let progress = ProjectionProgress::default();
-    let mediator = build_mediator(settings, &stores, &progress, Arc::new(SystemClock));
+    let repository = Arc::new(AggregateRepository::new(stores.events.clone(), Arc::new(SystemClock)));
+    let mediator = Arc::new(register_handlers(settings, &stores, &progress, repository.clone()));
     let (shutdown, stop) = watch::channel(false);
     let mut names = Vec::new();
     let mut background = Vec::new();
@@ -111,8 +128,15 @@ pub async fn build(settings: &Settings) -> Result<App, StartupError> {
         names.push(runner.name());
         background.push(tokio::spawn(runner.run(stop.clone())));
     }
+    let inbox = InboxProcessor::new(
+        stores.events.clone(),
+        stores.read_models.clone(),
+        mediator.clone(),
+        repository,
+    );
+    background.push(tokio::spawn(inbox.run(stop.clone())));
     let state = AppState {
-        mediator: Arc::new(mediator),
+        mediator,
         events: stores.events.clone(),
         read_models: stores.read_models.clone(),
         progress,

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod context;
 pub mod envelope;
 pub mod error;
+pub mod inbox;
 pub mod instances;
 pub mod lab_records;
 pub mod mediator;

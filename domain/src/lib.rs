@@ -5,6 +5,7 @@
 //! same events always rebuilds the same state. This crate must never learn which database it
 //! lives in.
 
+pub mod inbox_message;
 pub mod kernel;
 pub mod lab_record;
 pub mod lablet_instance;

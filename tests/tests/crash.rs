@@ -213,7 +213,8 @@ async fn acknowledged_commands_survive_a_kill_and_read_models_equal_a_replay() {
             compared += 1;
         }
     }
-    let checkpoints = "SELECT name, name, position FROM projection_checkpoints ORDER BY name";
+    let checkpoints = "SELECT name, name, position FROM projection_checkpoints
+                       WHERE name IN ('lab_records', 'lablet_instances', 'work_orders') ORDER BY name";
     assert_eq!(dump(&live, checkpoints), dump(&rebuilt, checkpoints));
     assert!(compared > 0);
 }

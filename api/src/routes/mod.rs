@@ -2,6 +2,7 @@
 
 mod audit;
 mod health;
+mod inbox;
 mod instances;
 mod lab_records;
 mod work_orders;
@@ -56,6 +57,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/audit/events", get(audit::events))
         .route("/api/v1/audit/streams/{stream}", get(audit::stream))
         .route("/api/v1/audit/streams/{stream}/state", get(audit::stream_state))
+        .route("/api/v1/events", post(inbox::receive))
+        .route("/api/v1/events/inbox/{source}/{id}", get(inbox::status))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
