@@ -26,6 +26,16 @@ pub const WORK_ORDERS: CollectionSpec = CollectionSpec {
 };
 pub const COLLECTIONS: [CollectionSpec; 3] = [LAB_RECORDS, LABLET_INSTANCES, WORK_ORDERS];
 
+/// The read model that documents the aggregates of streams of `kind` (`lab_record` …).
+pub fn collection_of_kind(kind: &str) -> Option<CollectionSpec> {
+    match kind {
+        "lab_record" => Some(LAB_RECORDS),
+        "lablet_instance" => Some(LABLET_INSTANCES),
+        "work_order" => Some(WORK_ORDERS),
+        _ => None,
+    }
+}
+
 /// Page sizes of list queries.
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 500;

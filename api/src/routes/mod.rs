@@ -5,6 +5,7 @@ mod health;
 mod inbox;
 mod instances;
 mod lab_records;
+mod live;
 mod work_orders;
 
 use crate::extract::POSITION_HEADER;
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/audit/events", get(audit::events))
         .route("/api/v1/audit/streams/{stream}", get(audit::stream))
         .route("/api/v1/audit/streams/{stream}/state", get(audit::stream_state))
+        .route("/api/v1/stream", get(live::stream))
         .route("/api/v1/events", post(inbox::receive))
         .route("/api/v1/events/inbox/{source}/{id}", get(inbox::status))
         .fallback(not_found)
