@@ -264,3 +264,72 @@ async fn a_poison_event_is_parked_visibly_and_other_projections_go_on() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_verify_reports_every_document_that_differs_from_a_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = lablet_tests::TestServer::start_in(lablet_infrastructure::Settings::defaults_in(dir.path())).await;
+    let mut ids = Vec::new();
+    for (lab, state) in [("a", "STOPPED"), ("a", "STARTED"), ("b", "STOPPED"), ("c", "BOOTED")] {
+        let body =
+            serde_json::json!({"worker_id": "6f9619ff-8b86-d011-b42d-00c04fc964ff", "lab_id": lab, "state": state});
+        let (_, outcome, position) = server.post("/api/v1/lab-records/observations", &body).await;
+        ids.push(outcome["id"].as_str().unwrap().to_owned());
+        server.get_at("/api/v1/lab-records", position.unwrap()).await;
+    }
+    server
+        .post("/api/v1/work-orders", &serde_json::json!({"kind": "lab.wipe"}))
+        .await;
+    let head = server.head_position().await;
+    server.get_at("/api/v1/work-orders", head).await;
+    server.stop().await;
+
+    let rebuild = || {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_lablet-under-test"))
+            .args(["projections", "rebuild", "--all", "--verify"])
+            .env("LABLET_DATA_DIR", dir.path())
+            .env("LABLET_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = rebuild();
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        err.contains("lab_records: replayed 5 events") && err.contains("compared 3 documents, 0 differ"),
+        "{err}"
+    );
+
+    let read_models = rusqlite::Connection::open(dir.path().join("read_models.db")).unwrap();
+    read_models
+        .execute(
+            "UPDATE lab_records SET body = json_set(body, '$.title', 'tampered') WHERE id = ?1",
+            [&ids[0]],
+        )
+        .unwrap();
+    read_models
+        .execute("DELETE FROM lab_records WHERE id = ?1", [&ids[3]])
+        .unwrap();
+    let (code, out, _) = rebuild();
+    assert_eq!(code, Some(1));
+    let mut reported: Vec<&str> = out.lines().collect();
+    reported.sort();
+    let mut expected = vec![
+        format!("lab_records {} differs from a rebuild", ids[0]),
+        format!("lab_records {} differs from a rebuild", ids[3]),
+    ];
+    expected.sort();
+    assert_eq!(reported, expected);
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("rebuild-")),
+        "scratch files removed"
+    );
+}
