@@ -9,17 +9,19 @@ use lablet_application::instances::{
     ExtendTimeslot, InstanceHandlers, RecordScore, RequestInstance, TransitionInstance,
 };
 use lablet_application::lab_records::{LabRecordHandlers, ObserveLab, RemoveLabRecord};
+use lablet_application::outbox::{CloudEventSink, GetOutbox, OutboxHandlers, OutboxRelay, RedriveParked};
 use lablet_application::ports::{Clock, SystemClock};
 use lablet_application::progress::ProjectionProgress;
 use lablet_application::read_model_queries::{GetDocument, ListDocuments, ReadModelQueries};
 use lablet_application::repository::AggregateRepository;
 use lablet_application::work_orders::{ActOnWorkOrder, SubmitWorkOrder, WorkOrderHandlers};
 use lablet_application::Mediator;
+use lablet_infrastructure::cloudevents::{HttpSink, NatsSink};
 use lablet_infrastructure::stores::{open_stores, Stores};
 use lablet_infrastructure::Settings;
 use lablet_projections::{standard_projectors, ProjectionRunner};
 use std::sync::Arc;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +64,7 @@ pub fn build_mediator(
     clock: Arc<dyn Clock>,
 ) -> Mediator {
     let repository = Arc::new(AggregateRepository::new(stores.events.clone(), clock));
-    register_handlers(settings, stores, progress, repository)
+    register_handlers(settings, stores, progress, repository, Vec::new())
 }
 
 /// Registers every handler on a mediator sharing `repository` (and its aggregate cache).
@@ -71,6 +73,7 @@ fn register_handlers(
     stores: &Stores,
     progress: &ProjectionProgress,
     repository: Arc<AggregateRepository>,
+    relays: Vec<(String, Arc<Notify>)>,
 ) -> Mediator {
     let mut mediator = Mediator::with_standard_pipeline(settings.command_max_attempts);
 
@@ -104,7 +107,33 @@ fn register_handlers(
     let inbox = Arc::new(InboxHandlers::new(repository));
     mediator.register::<ReceiveCloudEvent>(inbox.clone());
     mediator.register::<GetInboxMessage>(inbox);
+
+    let outbox = Arc::new(OutboxHandlers::new(
+        stores.events.clone(),
+        stores.outbox.clone(),
+        relays,
+    ));
+    mediator.register::<GetOutbox>(outbox.clone());
+    mediator.register::<RedriveParked>(outbox);
     mediator
+}
+
+/// The sinks configured in `settings`.
+fn configured_sinks(settings: &Settings) -> Vec<Arc<dyn CloudEventSink>> {
+    let outbox = &settings.outbox;
+    let mut sinks: Vec<Arc<dyn CloudEventSink>> = Vec::new();
+    if let Some((url, mode)) = &outbox.http {
+        sinks.push(Arc::new(HttpSink::new(url.clone(), *mode, outbox.source.clone())));
+    }
+    if let Some(nats) = &outbox.nats {
+        sinks.push(Arc::new(NatsSink::new(
+            nats.url.clone(),
+            nats.stream.clone(),
+            nats.subject_prefix.clone(),
+            outbox.source.clone(),
+        )));
+    }
+    sinks
 }
 
 /// Migrates and opens the stores, wires the mediator and starts the projections and the inbox
@@ -114,7 +143,28 @@ pub async fn build(settings: &Settings) -> Result<App, StartupError> {
     let stores = open_stores(settings)?;
     let progress = ProjectionProgress::default();
     let repository = Arc::new(AggregateRepository::new(stores.events.clone(), Arc::new(SystemClock)));
-    let mediator = Arc::new(register_handlers(settings, &stores, &progress, repository.clone()));
+    let relays: Vec<OutboxRelay> = configured_sinks(settings)
+        .into_iter()
+        .map(|sink| {
+            OutboxRelay::new(
+                stores.events.clone(),
+                stores.outbox.clone(),
+                sink,
+                settings.outbox.relay.clone(),
+            )
+        })
+        .collect();
+    let relay_signals = relays
+        .iter()
+        .map(|relay| (relay.sink_name().to_owned(), relay.redrive_signal()))
+        .collect();
+    let mediator = Arc::new(register_handlers(
+        settings,
+        &stores,
+        &progress,
+        repository.clone(),
+        relay_signals,
+    ));
     let (shutdown, stop) = watch::channel(false);
     let mut names = Vec::new();
     let mut background = Vec::new();
@@ -135,6 +185,9 @@ pub async fn build(settings: &Settings) -> Result<App, StartupError> {
         repository,
     );
     background.push(tokio::spawn(inbox.run(stop.clone())));
+    for relay in relays {
+        background.push(tokio::spawn(relay.run(stop.clone())));
+    }
     let state = AppState {
         mediator,
         events: stores.events.clone(),

@@ -2,6 +2,8 @@
 //! environment variable `LABLET_<SECTION>_<NAME>` overrides it. A bad value fails at start with a
 //! message naming the setting, never later in a request.
 
+use crate::cloudevents::HttpMode;
+use lablet_application::outbox::RelaySettings;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -56,6 +58,127 @@ pub struct Settings {
     pub query_max_wait: Duration,
     /// `LABLET_COMMAND_MAX_ATTEMPTS`: runs of a command on version conflicts, default 5.
     pub command_max_attempts: u32,
+    /// `LABLET_CLOUDEVENTS_*` and `LABLET_OUTBOX_*`: where Lablet's events go.
+    pub outbox: OutboxSettings,
+}
+
+/// The outbox relays: one per configured sink, none by default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxSettings {
+    /// `LABLET_CLOUDEVENTS_SOURCE`, default `/lablet`.
+    pub source: String,
+    /// `LABLET_CLOUDEVENTS_SINK_URL` and `LABLET_CLOUDEVENTS_SINK_MODE` (`binary`, the default,
+    /// or `structured`).
+    pub http: Option<(reqwest::Url, HttpMode)>,
+    /// `LABLET_CLOUDEVENTS_NATS_URL`.
+    pub nats: Option<NatsSettings>,
+    /// `LABLET_OUTBOX_MAX_ATTEMPTS` (8), `LABLET_OUTBOX_RETRY_BASE_MS` (500),
+    /// `LABLET_OUTBOX_RETRY_MAX_MS` (60000), `LABLET_OUTBOX_CONCURRENCY` (16).
+    pub relay: RelaySettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsSettings {
+    pub url: String,
+    /// `LABLET_CLOUDEVENTS_NATS_STREAM`, default `LABLET`.
+    pub stream: String,
+    /// `LABLET_CLOUDEVENTS_NATS_SUBJECT_PREFIX`, default `lablet`.
+    pub subject_prefix: String,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxSettings {
+            source: "/lablet".into(),
+            http: None,
+            nats: None,
+            relay: RelaySettings::default(),
+        }
+    }
+}
+
+impl OutboxSettings {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut outbox = OutboxSettings::default();
+        if let Some(source) = lookup("LABLET_CLOUDEVENTS_SOURCE") {
+            if source.trim().is_empty() {
+                return Err(ConfigError {
+                    setting: "LABLET_CLOUDEVENTS_SOURCE",
+                    message: "must not be empty".into(),
+                });
+            }
+            outbox.source = source;
+        }
+        if let Some(url) = lookup("LABLET_CLOUDEVENTS_SINK_URL").filter(|u| !u.trim().is_empty()) {
+            let url = reqwest::Url::parse(url.trim())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .ok_or_else(|| ConfigError {
+                    setting: "LABLET_CLOUDEVENTS_SINK_URL",
+                    message: format!("`{url}` is not an http:// or https:// URL"),
+                })?;
+            let mode = match lookup("LABLET_CLOUDEVENTS_SINK_MODE").as_deref().map(str::trim) {
+                None | Some("binary") => HttpMode::Binary,
+                Some("structured") => HttpMode::Structured,
+                Some(other) => {
+                    return Err(ConfigError {
+                        setting: "LABLET_CLOUDEVENTS_SINK_MODE",
+                        message: format!("`{other}` is not binary or structured"),
+                    })
+                }
+            };
+            outbox.http = Some((url, mode));
+        }
+        if let Some(url) = lookup("LABLET_CLOUDEVENTS_NATS_URL").filter(|u| !u.trim().is_empty()) {
+            let named = |setting: &'static str, default: &str| -> Result<String, ConfigError> {
+                let value = lookup(setting).unwrap_or_else(|| default.to_owned());
+                let valid =
+                    !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if valid {
+                    Ok(value)
+                } else {
+                    Err(ConfigError {
+                        setting,
+                        message: format!("`{value}` must be letters, digits, `_` or `-`"),
+                    })
+                }
+            };
+            outbox.nats = Some(NatsSettings {
+                url: url.trim().to_owned(),
+                stream: named("LABLET_CLOUDEVENTS_NATS_STREAM", "LABLET")?,
+                subject_prefix: named("LABLET_CLOUDEVENTS_NATS_SUBJECT_PREFIX", "lablet")?,
+            });
+        }
+        let relay = &mut outbox.relay;
+        if let Some(n) = lookup("LABLET_OUTBOX_MAX_ATTEMPTS") {
+            relay.max_attempts = positive("LABLET_OUTBOX_MAX_ATTEMPTS", &n)?;
+        }
+        if let Some(ms) = lookup("LABLET_OUTBOX_RETRY_BASE_MS") {
+            relay.retry_base = Duration::from_millis(positive("LABLET_OUTBOX_RETRY_BASE_MS", &ms)?);
+        }
+        if let Some(ms) = lookup("LABLET_OUTBOX_RETRY_MAX_MS") {
+            relay.retry_cap = Duration::from_millis(positive("LABLET_OUTBOX_RETRY_MAX_MS", &ms)?);
+        }
+        if let Some(n) = lookup("LABLET_OUTBOX_CONCURRENCY") {
+            relay.concurrency = positive("LABLET_OUTBOX_CONCURRENCY", &n)?;
+        }
+        Ok(outbox)
+    }
+}
+
+/// A number of at least 1.
+fn positive<T: std::str::FromStr + PartialOrd + From<u8>>(
+    setting: &'static str,
+    value: &str,
+) -> Result<T, ConfigError> {
+    let n: T = parse(setting, value, "a positive integer")?;
+    if n < T::from(1) {
+        return Err(ConfigError {
+            setting,
+            message: "must be at least 1".into(),
+        });
+    }
+    Ok(n)
 }
 
 impl Settings {
@@ -73,6 +196,7 @@ impl Settings {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             query_max_wait: Duration::from_secs(5),
             command_max_attempts: 5,
+            outbox: OutboxSettings::default(),
         }
     }
 
@@ -93,14 +217,9 @@ impl Settings {
             settings.query_max_wait = Duration::from_millis(parse("LABLET_QUERY_MAX_WAIT_MS", &ms, "milliseconds")?);
         }
         if let Some(n) = lookup("LABLET_COMMAND_MAX_ATTEMPTS") {
-            settings.command_max_attempts = parse("LABLET_COMMAND_MAX_ATTEMPTS", &n, "a positive integer")?;
-            if settings.command_max_attempts == 0 {
-                return Err(ConfigError {
-                    setting: "LABLET_COMMAND_MAX_ATTEMPTS",
-                    message: "must be at least 1".into(),
-                });
-            }
+            settings.command_max_attempts = positive("LABLET_COMMAND_MAX_ATTEMPTS", &n)?;
         }
+        settings.outbox = OutboxSettings::from_lookup(&lookup)?;
         Ok(settings)
     }
 }
@@ -152,5 +271,44 @@ mod tests {
         assert_eq!(err.setting, "LABLET_HTTP_ADDR");
         let err = settings(&[("LABLET_COMMAND_MAX_ATTEMPTS", "0")]).unwrap_err();
         assert_eq!(err.setting, "LABLET_COMMAND_MAX_ATTEMPTS");
+        let err = settings(&[("LABLET_CLOUDEVENTS_SINK_URL", "ftp://sink")]).unwrap_err();
+        assert_eq!(err.setting, "LABLET_CLOUDEVENTS_SINK_URL");
+        let err = settings(&[
+            ("LABLET_CLOUDEVENTS_SINK_URL", "http://sink"),
+            ("LABLET_CLOUDEVENTS_SINK_MODE", "batch"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.setting, "LABLET_CLOUDEVENTS_SINK_MODE");
+        let err = settings(&[
+            ("LABLET_CLOUDEVENTS_NATS_URL", "nats://x"),
+            ("LABLET_CLOUDEVENTS_NATS_STREAM", "a.b"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.setting, "LABLET_CLOUDEVENTS_NATS_STREAM");
+        let err = settings(&[("LABLET_OUTBOX_MAX_ATTEMPTS", "0")]).unwrap_err();
+        assert_eq!(err.setting, "LABLET_OUTBOX_MAX_ATTEMPTS");
+    }
+
+    #[test]
+    fn the_outbox_is_off_until_a_sink_is_configured() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.outbox.http, None);
+        assert_eq!(s.outbox.nats, None);
+        let s = settings(&[
+            ("LABLET_CLOUDEVENTS_SINK_URL", "http://127.0.0.1:9000/events"),
+            ("LABLET_CLOUDEVENTS_SINK_MODE", "structured"),
+            ("LABLET_CLOUDEVENTS_NATS_URL", "nats://127.0.0.1:4222"),
+            ("LABLET_OUTBOX_RETRY_BASE_MS", "20"),
+        ])
+        .unwrap();
+        let (url, mode) = s.outbox.http.unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:9000/events");
+        assert_eq!(mode, HttpMode::Structured);
+        let nats = s.outbox.nats.unwrap();
+        assert_eq!(
+            (nats.stream.as_str(), nats.subject_prefix.as_str()),
+            ("LABLET", "lablet")
+        );
+        assert_eq!(s.outbox.relay.retry_base, Duration::from_millis(20));
     }
 }

@@ -1,8 +1,8 @@
 //! Opening the configured stores behind their ports.
 
 use crate::config::{ConfigError, Settings, StoreLocation};
-use crate::sqlite::{SqliteEventStore, SqliteReadModelStore};
-use lablet_application::ports::{EventStore, ReadModelStore};
+use crate::sqlite::{SqliteEventStore, SqliteOutboxStore, SqliteReadModelStore};
+use lablet_application::ports::{EventStore, OutboxStore, ReadModelStore};
 use std::sync::Arc;
 
 /// The stores a Lablet process works with.
@@ -10,6 +10,8 @@ use std::sync::Arc;
 pub struct Stores {
     pub events: Arc<dyn EventStore>,
     pub read_models: Arc<dyn ReadModelStore>,
+    /// The relays' checkpoints and parked events, beside the read models.
+    pub outbox: Arc<dyn OutboxStore>,
 }
 
 /// Opens both stores; a failure names the setting whose store could not be opened.
@@ -20,11 +22,19 @@ pub fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
             message: e.to_string(),
         })?),
     };
-    let read_models: Arc<dyn ReadModelStore> = match &settings.read_models {
-        StoreLocation::Sqlite(path) => Arc::new(SqliteReadModelStore::open(path).map_err(|e| ConfigError {
-            setting: "LABLET_READ_MODEL_URL",
-            message: e.to_string(),
-        })?),
+    let read_model_error = |e: crate::sqlite::SqliteError| ConfigError {
+        setting: "LABLET_READ_MODEL_URL",
+        message: e.to_string(),
     };
-    Ok(Stores { events, read_models })
+    let (read_models, outbox): (Arc<dyn ReadModelStore>, Arc<dyn OutboxStore>) = match &settings.read_models {
+        StoreLocation::Sqlite(path) => (
+            Arc::new(SqliteReadModelStore::open(path).map_err(read_model_error)?),
+            Arc::new(SqliteOutboxStore::open(path).map_err(read_model_error)?),
+        ),
+    };
+    Ok(Stores {
+        events,
+        read_models,
+        outbox,
+    })
 }

@@ -29,6 +29,11 @@ pub const READ_MODELS: &[Migration] = &[
         name: "projection_errors",
         sql: include_str!("../sql/sqlite/read_models_0002_projection_errors.sql"),
     },
+    Migration {
+        version: 3,
+        name: "outbox",
+        sql: include_str!("../sql/sqlite/read_models_0003_outbox.sql"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -5,5 +5,6 @@
 pub mod bench;
 pub mod contract;
 pub mod server;
+pub mod sink;
 
 pub use server::TestServer;

@@ -1,6 +1,7 @@
 //! The `lablet` command line.
 
 mod events;
+mod outbox;
 mod rebuild;
 
 use crate::app::{build, serve_until, StartupError};
@@ -41,6 +42,29 @@ enum Command {
     Events {
         #[command(subcommand)]
         command: EventsCommand,
+    },
+    /// See what the CloudEvents relays parked, and redrive it.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// Each sink's checkpoint and lag, and the parked events, oldest first.
+    Parked {
+        /// Parked events to list.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Deliver parked events again: one event (and its subject's earlier parked events), or all.
+    Redrive {
+        /// The parked event's id.
+        event_id: Option<uuid::Uuid>,
+        /// Every parked event.
+        #[arg(long, conflicts_with = "event_id")]
+        all: bool,
     },
 }
 
@@ -152,6 +176,18 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 EventsCommand::Replay { stream, from, to } => events::replay(store, stream.as_deref(), from, to).await,
                 EventsCommand::Verify => events::verify(store).await,
                 EventsCommand::Digest { at } => events::digest(store, at).await,
+            };
+        }
+        Command::Outbox { command } => {
+            lablet_migrations::migrate_all(&settings).map_err(|e| e.to_string())?;
+            let stores = open_stores(&settings).map_err(|e| e.to_string())?;
+            return match command {
+                OutboxCommand::Parked { limit } => outbox::parked(&settings, &stores, limit).await,
+                OutboxCommand::Redrive {
+                    event_id: None,
+                    all: false,
+                } => Err("name a parked event id or pass --all".into()),
+                OutboxCommand::Redrive { event_id, .. } => outbox::redrive(&settings, &stores, event_id).await,
             };
         }
     }

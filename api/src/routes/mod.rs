@@ -6,6 +6,7 @@ mod inbox;
 mod instances;
 mod lab_records;
 mod live;
+mod outbox;
 mod work_orders;
 
 use crate::extract::POSITION_HEADER;
@@ -61,6 +62,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/stream", get(live::stream))
         .route("/api/v1/events", post(inbox::receive))
         .route("/api/v1/events/inbox/{source}/{id}", get(inbox::status))
+        .route("/api/v1/outbox", get(outbox::overview))
+        .route("/api/v1/outbox/parked/{event_id}/redrive", post(outbox::redrive))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

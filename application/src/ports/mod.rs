@@ -3,10 +3,12 @@
 
 pub mod clock;
 pub mod event_store;
+pub mod outbox;
 pub mod read_models;
 
 pub use clock::{Clock, SystemClock};
 pub use event_store::{AppendOutcome, EventStore, EventStoreError, ExpectedVersion};
+pub use outbox::{OutboxStore, OutboxStoreError, ParkedEvent, SinkProgress};
 pub use read_models::{
     CollectionSpec, DocumentWrite, HistoryEntry, HistoryRecord, ListPage, ListQuery, ReadModelError, ReadModelStore,
     StoredDocument,

@@ -6,10 +6,12 @@
 
 mod connection;
 mod event_store;
+mod outbox;
 mod read_models;
 mod rows;
 mod writer;
 
 pub use connection::{open_connection, SqliteError};
 pub use event_store::SqliteEventStore;
+pub use outbox::SqliteOutboxStore;
 pub use read_models::SqliteReadModelStore;

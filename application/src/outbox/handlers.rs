@@ -1,0 +1,138 @@
+//! What operators ask of the outbox: how far each sink lags, what is parked, and redrive.
+
+use crate::context::RequestContext;
+use crate::error::{AppError, FieldError};
+use crate::mediator::{Handler, Request, RequestKind};
+use crate::ports::{EventStore, OutboxStore, OutboxStoreError, ParkedEvent};
+use async_trait::async_trait;
+use serde::Serialize;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// The most parked events one overview lists.
+pub const MAX_PARKED_PAGE: usize = 500;
+
+/// The outbox at a glance.
+pub struct GetOutbox {
+    /// Parked events to list, oldest first.
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SinkOverview {
+    pub sink: String,
+    /// Whether this process runs a relay for the sink.
+    pub active: bool,
+    pub checkpoint: u64,
+    /// Log positions the sink has not reached yet.
+    pub lag: u64,
+    pub parked: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxOverview {
+    pub head_position: u64,
+    pub sinks: Vec<SinkOverview>,
+    pub parked: Vec<ParkedEvent>,
+}
+
+impl Request for GetOutbox {
+    type Output = OutboxOverview;
+    const NAME: &'static str = "outbox.get";
+    const KIND: RequestKind = RequestKind::Query;
+
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        if self.limit == 0 || self.limit > MAX_PARKED_PAGE {
+            return Err(vec![FieldError::new(
+                "limit",
+                format!("must be between 1 and {MAX_PARKED_PAGE}"),
+            )]);
+        }
+        Ok(())
+    }
+}
+
+/// Asks the relays to deliver parked events again: one (with the parked events of its subject
+/// before it, so the subject stays in order) or, with no id, all of them.
+pub struct RedriveParked {
+    pub event_id: Option<Uuid>,
+}
+
+impl Request for RedriveParked {
+    /// Parked records marked for redrive.
+    type Output = u64;
+    const NAME: &'static str = "outbox.redrive";
+    const KIND: RequestKind = RequestKind::Command;
+}
+
+pub struct OutboxHandlers {
+    events: Arc<dyn EventStore>,
+    outbox: Arc<dyn OutboxStore>,
+    /// The sinks this process relays to, and the signal that wakes each relay.
+    active: Vec<(String, Arc<Notify>)>,
+}
+
+impl OutboxHandlers {
+    pub fn new(events: Arc<dyn EventStore>, outbox: Arc<dyn OutboxStore>, active: Vec<(String, Arc<Notify>)>) -> Self {
+        OutboxHandlers { events, outbox, active }
+    }
+}
+
+impl From<OutboxStoreError> for AppError {
+    fn from(err: OutboxStoreError) -> Self {
+        AppError::Unavailable(err.to_string())
+    }
+}
+
+#[async_trait]
+impl Handler<GetOutbox> for OutboxHandlers {
+    async fn handle(&self, request: &GetOutbox, _: &RequestContext) -> Result<OutboxOverview, AppError> {
+        let head_position = self.events.head_position().await?;
+        let mut sinks: Vec<SinkOverview> = self
+            .outbox
+            .progress()
+            .await?
+            .into_iter()
+            .map(|progress| SinkOverview {
+                active: self.active.iter().any(|(name, _)| *name == progress.sink),
+                lag: head_position.saturating_sub(progress.checkpoint),
+                sink: progress.sink,
+                checkpoint: progress.checkpoint,
+                parked: progress.parked,
+            })
+            .collect();
+        for (name, _) in &self.active {
+            if !sinks.iter().any(|sink| sink.sink == *name) {
+                sinks.push(SinkOverview {
+                    sink: name.clone(),
+                    active: true,
+                    checkpoint: 0,
+                    lag: head_position,
+                    parked: 0,
+                });
+            }
+        }
+        sinks.sort_by(|a, b| a.sink.cmp(&b.sink));
+        let parked = self.outbox.parked(None, request.limit).await?;
+        Ok(OutboxOverview {
+            head_position,
+            sinks,
+            parked,
+        })
+    }
+}
+
+#[async_trait]
+impl Handler<RedriveParked> for OutboxHandlers {
+    async fn handle(&self, request: &RedriveParked, _: &RequestContext) -> Result<u64, AppError> {
+        let marked = self.outbox.request_redrive(request.event_id).await?;
+        if let (Some(event_id), 0) = (request.event_id, marked) {
+            return Err(AppError::NotFound(format!("parked event {event_id}")));
+        }
+        for (_, wake) in &self.active {
+            wake.notify_one();
+        }
+        Ok(marked)
+    }
+}

@@ -1,0 +1,561 @@
+//! The relay: follows the log and delivers each public event to one sink.
+//!
+//! One coordinator owns all state; delivery runs in tasks, one per subject at a time, so a
+//! subject's events go out strictly in log order while up to `concurrency` subjects are in
+//! flight. A subject whose event keeps failing is *held*: the failing event and every later
+//! event of that subject are parked (durably, before the checkpoint may pass them), and the
+//! others keep flowing. A redrive puts a held subject's parked events back at the front of its
+//! queue, in order.
+//!
+//! The checkpoint is the position before the oldest event still outstanding, so a restart
+//! delivers again at most what was in flight: at least once, never skipped. Memory is bounded
+//! by `window` outstanding events; a subject stuck in its retries holds the checkpoint back
+//! until it is parked, never longer.
+
+use crate::envelope::EventEnvelope;
+use crate::ports::{EventStore, EventStoreError, OutboxStore, OutboxStoreError, ParkedEvent};
+use crate::repository::random_unit;
+use crate::subscription::Subscription;
+use async_trait::async_trait;
+use chrono::Utc;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+/// Events read from the log per page.
+const PAGE: usize = 500;
+/// Most events one delivery task takes for its subject.
+const RUN_LENGTH: usize = 64;
+/// Pause before the relay starts again after a store error.
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Where events go. Adapters live in `lablet-infrastructure`.
+#[async_trait]
+pub trait CloudEventSink: Send + Sync + 'static {
+    /// The sink's name, which keys its checkpoint and parked events (`http`, `nats`).
+    fn name(&self) -> &str;
+    /// Delivers one event; `Ok` only once the receiver has acknowledged it.
+    async fn deliver(&self, event: &EventEnvelope) -> Result<(), DeliveryError>;
+}
+
+/// Why a delivery failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DeliveryError {
+    pub message: String,
+    /// Retrying cannot help (the receiver refused the event itself): park it at once.
+    pub permanent: bool,
+}
+
+impl DeliveryError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        DeliveryError {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        DeliveryError {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+}
+
+/// Events that leave Lablet: everything but its internal bookkeeping (received messages).
+pub fn is_public(event: &EventEnvelope) -> bool {
+    event.aggregate_kind() != "inbox_message"
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelaySettings {
+    /// Delivery attempts before an event is parked.
+    pub max_attempts: u32,
+    /// The wait after the first failure; it doubles per attempt, with equal jitter.
+    pub retry_base: Duration,
+    /// The longest wait between two attempts.
+    pub retry_cap: Duration,
+    /// Subjects delivered at the same time.
+    pub concurrency: usize,
+    /// Events read but not yet delivered or parked, at most.
+    pub window: usize,
+    /// How often the checkpoint is saved and redrive requests are looked for.
+    pub tick: Duration,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        RelaySettings {
+            max_attempts: 8,
+            retry_base: Duration::from_millis(500),
+            retry_cap: Duration::from_secs(60),
+            concurrency: 16,
+            window: 10_000,
+            tick: Duration::from_millis(500),
+        }
+    }
+}
+
+impl RelaySettings {
+    /// The wait after failed attempt `attempt` (1-based): base × 2^(attempt-1), capped, with
+    /// equal jitter (half fixed, half random) so that retries of many subjects spread out.
+    pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(30);
+        let full = self.retry_base.saturating_mul(1 << exponent).min(self.retry_cap);
+        full / 2 + full.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error(transparent)]
+    Events(#[from] EventStoreError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxStoreError),
+    #[error("a delivery task failed: {0}")]
+    Task(String),
+    #[error("the log reader stopped")]
+    ReaderStopped,
+}
+
+/// An event waiting for delivery; `redrive` marks one that is parked already.
+struct Outgoing {
+    event: EventEnvelope,
+    redrive: bool,
+}
+
+/// What a delivery task did with its subject's run of events.
+struct RunOutcome {
+    subject: String,
+    delivered: Vec<Outgoing>,
+    /// The event that kept failing, its attempts and last error; the rest were not tried.
+    failed: Option<(Outgoing, u32, String)>,
+    not_tried: Vec<Outgoing>,
+}
+
+pub struct OutboxRelay {
+    events: Arc<dyn EventStore>,
+    outbox: Arc<dyn OutboxStore>,
+    sink: Arc<dyn CloudEventSink>,
+    settings: RelaySettings,
+    redrive_requested: Arc<Notify>,
+}
+
+impl OutboxRelay {
+    pub fn new(
+        events: Arc<dyn EventStore>,
+        outbox: Arc<dyn OutboxStore>,
+        sink: Arc<dyn CloudEventSink>,
+        settings: RelaySettings,
+    ) -> Self {
+        OutboxRelay {
+            events,
+            outbox,
+            sink,
+            settings,
+            redrive_requested: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The signal that wakes this relay to look for redrive requests at once (requests made in
+    /// other processes are found by the periodic look).
+    pub fn redrive_signal(&self) -> Arc<Notify> {
+        self.redrive_requested.clone()
+    }
+
+    pub fn sink_name(&self) -> &str {
+        self.sink.name()
+    }
+
+    /// Relays until `shutdown` turns true, starting again from the checkpoint after errors.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        while !*shutdown.borrow() {
+            match this.clone().relay(shutdown.clone()).await {
+                Ok(()) => return,
+                Err(err) => {
+                    tracing::error!(sink = this.sink.name(), error = %err, "outbox relay stopped; restarting from its checkpoint");
+                    tokio::select! {
+                        _ = tokio::time::sleep(ERROR_BACKOFF) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// One run from the checkpoint; returns `Ok` on shutdown.
+    async fn relay(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> Result<(), RelayError> {
+        let sink = self.sink.name().to_owned();
+        let checkpoint = self.outbox.checkpoint(&sink).await?;
+        let mut state = RelayState::new(checkpoint);
+        for subject in self.outbox.parked_subjects(&sink).await? {
+            state.held.insert(subject);
+        }
+        let (pages, mut feed) = mpsc::channel(4);
+        let reader = tokio::spawn(read_log(self.events.clone(), checkpoint, pages));
+        let _stop_reader = AbortOnDrop(reader);
+        let mut tasks: JoinSet<RunOutcome> = JoinSet::new();
+        let mut tick = tokio::time::interval(self.settings.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.take_redrives(&mut state, &sink).await?;
+        loop {
+            while tasks.len() < self.settings.concurrency {
+                let Some((subject, run)) = state.next_run() else { break };
+                tasks.spawn(deliver_run(self.clone(), subject, run));
+            }
+            tokio::select! {
+                () = stopped(&mut shutdown) => {
+                    self.save_checkpoint(&mut state, &sink).await?;
+                    return Ok(());
+                }
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    let outcome = done.map_err(|err| RelayError::Task(err.to_string()))?;
+                    self.finish_run(&mut state, &sink, outcome).await?;
+                    if tasks.is_empty() {
+                        self.save_checkpoint(&mut state, &sink).await?;
+                    }
+                }
+                page = feed.recv(), if state.outstanding.len() < self.settings.window => {
+                    let page = page.ok_or(RelayError::ReaderStopped)??;
+                    self.accept(&mut state, &sink, page).await?;
+                    if tasks.is_empty() && state.ready.is_empty() {
+                        self.save_checkpoint(&mut state, &sink).await?;
+                    }
+                }
+                _ = tick.tick() => {
+                    self.save_checkpoint(&mut state, &sink).await?;
+                    self.take_redrives(&mut state, &sink).await?;
+                }
+                _ = self.redrive_requested.notified() => {
+                    self.take_redrives(&mut state, &sink).await?;
+                }
+            }
+        }
+    }
+
+    /// Queues the public events of a page; those of held subjects are parked behind them.
+    async fn accept(&self, state: &mut RelayState, sink: &str, page: Vec<EventEnvelope>) -> Result<(), RelayError> {
+        let mut parked = Vec::new();
+        for event in page {
+            state.read_position = state.read_position.max(event.position);
+            if !is_public(&event) {
+                continue;
+            }
+            let subject = event.aggregate_id().to_owned();
+            if state.held.contains(&subject) {
+                parked.push(self.parked_record(
+                    sink,
+                    &event,
+                    0,
+                    "held behind an earlier parked event of its subject",
+                    None,
+                ));
+                continue;
+            }
+            state.outstanding.insert(event.position);
+            state.enqueue_back(subject, Outgoing { event, redrive: false });
+        }
+        if !parked.is_empty() {
+            self.outbox.park(parked).await?;
+        }
+        Ok(())
+    }
+
+    /// Records what a delivery task did: delivered events are done, a failure holds its subject
+    /// and parks it with everything queued behind it.
+    async fn finish_run(&self, state: &mut RelayState, sink: &str, outcome: RunOutcome) -> Result<(), RelayError> {
+        let RunOutcome {
+            subject,
+            delivered,
+            failed,
+            not_tried,
+        } = outcome;
+        for item in &delivered {
+            if item.redrive {
+                self.outbox.unpark(sink, item.event.event_id).await?;
+            }
+        }
+        let mut finished: Vec<Outgoing> = delivered;
+        if let Some((head, attempts, error)) = failed {
+            tracing::warn!(sink, subject, event_id = %head.event.event_id, attempts, error, "parking an event that keeps failing");
+            let mut records = vec![self.parked_record(sink, &head.event, attempts, &error, None)];
+            let behind = not_tried.into_iter().chain(state.take_queue(&subject));
+            let mut held: Vec<Outgoing> = Vec::new();
+            for item in behind {
+                records.push(self.parked_record(
+                    sink,
+                    &item.event,
+                    0,
+                    "held behind an earlier parked event of its subject",
+                    Some(head.event.event_id),
+                ));
+                held.push(item);
+            }
+            self.outbox.park(records).await?;
+            state.held.insert(subject.clone());
+            finished.push(head);
+            finished.extend(held);
+        } else {
+            debug_assert!(not_tried.is_empty());
+        }
+        for item in finished {
+            if !item.redrive {
+                state.outstanding.remove(&item.event.position);
+            }
+        }
+        state.release(&subject);
+        Ok(())
+    }
+
+    /// Puts the parked events of every subject with a redrive request back in front of its
+    /// queue, in position order, and releases the hold.
+    async fn take_redrives(&self, state: &mut RelayState, sink: &str) -> Result<(), RelayError> {
+        let requests = self.outbox.take_redrive_requests(sink).await?;
+        let mut by_subject: HashMap<String, Vec<ParkedEvent>> = HashMap::new();
+        for parked in requests {
+            by_subject.entry(parked.subject.clone()).or_default().push(parked);
+        }
+        for (subject, mut parked) in by_subject {
+            parked.sort_by_key(|p| p.position);
+            let mut events = Vec::with_capacity(parked.len());
+            for record in &parked {
+                match self.events.read_all(record.position.saturating_sub(1), 1).await?.pop() {
+                    Some(event) if event.event_id == record.event_id => events.push(event),
+                    _ => {
+                        tracing::warn!(sink, event_id = %record.event_id, "a parked event is no longer in the log; forgetting it");
+                        self.outbox.unpark(sink, record.event_id).await?;
+                    }
+                }
+            }
+            tracing::info!(sink, subject, events = events.len(), "redriving parked events");
+            state.held.remove(&subject);
+            state.enqueue_front(
+                subject,
+                events.into_iter().map(|event| Outgoing { event, redrive: true }),
+            );
+        }
+        Ok(())
+    }
+
+    async fn save_checkpoint(&self, state: &mut RelayState, sink: &str) -> Result<(), RelayError> {
+        let position = state.checkpoint();
+        if position > state.saved {
+            self.outbox.save_checkpoint(sink, position).await?;
+            state.saved = position;
+        }
+        Ok(())
+    }
+
+    fn parked_record(
+        &self,
+        sink: &str,
+        event: &EventEnvelope,
+        attempts: u32,
+        error: &str,
+        held_behind: Option<Uuid>,
+    ) -> ParkedEvent {
+        ParkedEvent {
+            sink: sink.to_owned(),
+            event_id: event.event_id,
+            position: event.position,
+            subject: event.aggregate_id().to_owned(),
+            event_type: event.event_type.clone(),
+            attempts,
+            last_error: error.to_owned(),
+            held_behind,
+            parked_at: Utc::now(),
+            redrive_requested_at: None,
+        }
+    }
+}
+
+/// Delivers a subject's run in order, each event retried with backoff until it is delivered or
+/// its attempts run out; stops at the first event that cannot be delivered.
+async fn deliver_run(relay: Arc<OutboxRelay>, subject: String, run: Vec<Outgoing>) -> RunOutcome {
+    let mut delivered = Vec::with_capacity(run.len());
+    let mut remaining = run.into_iter();
+    while let Some(item) = remaining.next() {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match relay.sink.deliver(&item.event).await {
+                Ok(()) => {
+                    delivered.push(item);
+                    break;
+                }
+                Err(err) if err.permanent || attempt >= relay.settings.max_attempts => {
+                    return RunOutcome {
+                        subject,
+                        delivered,
+                        failed: Some((item, attempt, err.message)),
+                        not_tried: remaining.collect(),
+                    };
+                }
+                Err(err) => {
+                    let wait = relay.settings.backoff(attempt, random_unit());
+                    tracing::debug!(sink = relay.sink.name(), event_id = %item.event.event_id, attempt, error = %err, ?wait, "delivery failed; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+    RunOutcome {
+        subject,
+        delivered,
+        failed: None,
+        not_tried: Vec::new(),
+    }
+}
+
+/// Resolves once `shutdown` turns true (or its sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Reads the log after `position` into `pages`, following it live.
+async fn read_log(
+    events: Arc<dyn EventStore>,
+    position: u64,
+    pages: mpsc::Sender<Result<Vec<EventEnvelope>, EventStoreError>>,
+) {
+    let mut subscription = Subscription::new(events, position, PAGE);
+    loop {
+        let page = subscription.next_batch().await;
+        let failed = page.is_err();
+        if pages.send(page).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The coordinator's bookkeeping.
+struct RelayState {
+    /// Events waiting per subject, in the order they must go out.
+    queues: HashMap<String, VecDeque<Outgoing>>,
+    /// Subjects with waiting events and no delivery task, oldest first.
+    ready: VecDeque<String>,
+    /// Subjects with a delivery task running.
+    busy: HashSet<String>,
+    /// Subjects with parked events: their new events are parked behind them.
+    held: HashSet<String>,
+    /// Positions read but neither delivered nor parked.
+    outstanding: BTreeSet<u64>,
+    read_position: u64,
+    saved: u64,
+}
+
+impl RelayState {
+    fn new(checkpoint: u64) -> Self {
+        RelayState {
+            queues: HashMap::new(),
+            ready: VecDeque::new(),
+            busy: HashSet::new(),
+            held: HashSet::new(),
+            outstanding: BTreeSet::new(),
+            read_position: checkpoint,
+            saved: checkpoint,
+        }
+    }
+
+    /// Every position up to this one is delivered or parked.
+    fn checkpoint(&self) -> u64 {
+        self.outstanding.first().map_or(self.read_position, |oldest| oldest - 1)
+    }
+
+    fn enqueue_back(&mut self, subject: String, item: Outgoing) {
+        let queue = self.queues.entry(subject.clone()).or_default();
+        queue.push_back(item);
+        if queue.len() == 1 && !self.busy.contains(&subject) {
+            self.ready.push_back(subject);
+        }
+    }
+
+    fn enqueue_front(&mut self, subject: String, items: impl DoubleEndedIterator<Item = Outgoing>) {
+        let queue = self.queues.entry(subject.clone()).or_default();
+        let was_empty = queue.is_empty();
+        for item in items.rev() {
+            queue.push_front(item);
+        }
+        if was_empty && !queue.is_empty() && !self.busy.contains(&subject) {
+            self.ready.push_back(subject);
+        }
+    }
+
+    /// The next subject to deliver and the run of events its task takes.
+    fn next_run(&mut self) -> Option<(String, Vec<Outgoing>)> {
+        while let Some(subject) = self.ready.pop_front() {
+            let Some(queue) = self.queues.get_mut(&subject) else {
+                continue;
+            };
+            if queue.is_empty() || self.busy.contains(&subject) {
+                continue;
+            }
+            let take = queue.len().min(RUN_LENGTH);
+            let run: Vec<Outgoing> = queue.drain(..take).collect();
+            if queue.is_empty() {
+                self.queues.remove(&subject);
+            }
+            self.busy.insert(subject.clone());
+            return Some((subject, run));
+        }
+        None
+    }
+
+    /// Everything still waiting for `subject`.
+    fn take_queue(&mut self, subject: &str) -> Vec<Outgoing> {
+        self.queues.remove(subject).map(Vec::from).unwrap_or_default()
+    }
+
+    /// A subject's task ended: if more of its events wait, it is ready again.
+    fn release(&mut self, subject: &str) {
+        self.busy.remove(subject);
+        if self.queues.get(subject).is_some_and(|queue| !queue.is_empty()) {
+            self.ready.push_back(subject.to_owned());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_base_up_to_the_cap_with_equal_jitter() {
+        let settings = RelaySettings {
+            retry_base: Duration::from_millis(100),
+            retry_cap: Duration::from_secs(1),
+            ..RelaySettings::default()
+        };
+        assert_eq!(settings.backoff(1, 0.0), Duration::from_millis(50));
+        assert_eq!(settings.backoff(1, 1.0), Duration::from_millis(100));
+        assert_eq!(settings.backoff(3, 0.0), Duration::from_millis(200));
+        assert_eq!(settings.backoff(10, 0.0), Duration::from_millis(500));
+        assert_eq!(settings.backoff(40, 1.0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_checkpoint_stays_before_the_oldest_outstanding_event() {
+        let mut state = RelayState::new(10);
+        assert_eq!(state.checkpoint(), 10);
+        state.read_position = 20;
+        state.outstanding.extend([14, 17]);
+        assert_eq!(state.checkpoint(), 13);
+        state.outstanding.remove(&14);
+        assert_eq!(state.checkpoint(), 16);
+        state.outstanding.clear();
+        assert_eq!(state.checkpoint(), 20);
+    }
+}

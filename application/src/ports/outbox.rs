@@ -1,0 +1,79 @@
+//! The outbox store port: where each relay keeps its checkpoint and the events it parked.
+//!
+//! The event log itself is the outbox; a relay only needs to remember how far it got and which
+//! events it gave up on. Everything is kept per sink (`http`, `nats`), so every sink receives
+//! every event at least once whatever the others do.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// An event a relay stopped trying to deliver, kept until it is redriven.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParkedEvent {
+    pub sink: String,
+    pub event_id: Uuid,
+    pub position: u64,
+    /// The CloudEvent subject: the aggregate id. Later events of a parked subject are parked
+    /// behind it, so a subject's events never arrive out of order.
+    pub subject: String,
+    pub event_type: String,
+    /// Delivery attempts made (0 for an event parked behind another without being tried).
+    pub attempts: u32,
+    pub last_error: String,
+    /// The earlier parked event of the same subject this one waits behind, if any.
+    pub held_behind: Option<Uuid>,
+    pub parked_at: DateTime<Utc>,
+    /// Set while a redrive is asked for and the relay has not taken it up yet.
+    pub redrive_requested_at: Option<DateTime<Utc>>,
+}
+
+/// How far one sink's relay got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SinkProgress {
+    pub sink: String,
+    /// Every event at or before this position was delivered or parked.
+    pub checkpoint: u64,
+    pub parked: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OutboxStoreError {
+    #[error("outbox store unavailable: {0}")]
+    Unavailable(String),
+    #[error("outbox record cannot be read: {0}")]
+    Corrupt(String),
+}
+
+#[async_trait]
+pub trait OutboxStore: Send + Sync + 'static {
+    /// The sink's checkpoint (0 when it never delivered anything).
+    async fn checkpoint(&self, sink: &str) -> Result<u64, OutboxStoreError>;
+
+    /// Moves the sink's checkpoint; it only ever moves forward.
+    async fn save_checkpoint(&self, sink: &str, position: u64) -> Result<(), OutboxStoreError>;
+
+    /// Parks events, or updates them if they are parked already (a failed redrive).
+    async fn park(&self, events: Vec<ParkedEvent>) -> Result<(), OutboxStoreError>;
+
+    /// Forgets a parked event once it has been delivered.
+    async fn unpark(&self, sink: &str, event_id: Uuid) -> Result<(), OutboxStoreError>;
+
+    /// Parked events by position, of one sink or of all, at most `limit`.
+    async fn parked(&self, sink: Option<&str>, limit: usize) -> Result<Vec<ParkedEvent>, OutboxStoreError>;
+
+    /// The subjects with parked events in `sink`: a relay holds their later events back.
+    async fn parked_subjects(&self, sink: &str) -> Result<Vec<String>, OutboxStoreError>;
+
+    /// Asks the relays to redrive one parked event (in every sink that parked it) or, with
+    /// `None`, every parked event. Returns how many parked records were marked.
+    async fn request_redrive(&self, event_id: Option<Uuid>) -> Result<u64, OutboxStoreError>;
+
+    /// Takes the redrive requests of `sink`: every parked event of each subject with a request,
+    /// by position (a subject is redriven whole, in order), with the requests cleared.
+    async fn take_redrive_requests(&self, sink: &str) -> Result<Vec<ParkedEvent>, OutboxStoreError>;
+
+    /// Every sink that has a checkpoint or parked events.
+    async fn progress(&self) -> Result<Vec<SinkProgress>, OutboxStoreError>;
+}

@@ -1,0 +1,302 @@
+//! The SQLite outbox store: relay checkpoints and parked events, in the read-model file.
+//!
+//! The volume is small (a checkpoint write per tick, a row per parked event), so one connection
+//! serves reads and writes. Like the read models it runs with `synchronous=NORMAL`: a power cut
+//! may move a checkpoint back, which only means some events are delivered again.
+
+use super::connection::{open_connection, require_table, SqliteError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use lablet_application::ports::{OutboxStore, OutboxStoreError, ParkedEvent, SinkProgress};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+
+const PARKED_COLUMNS: &str = "sink, event_id, position, subject, event_type, attempts, last_error, held_behind, \
+                              parked_at, redrive_requested_at";
+
+#[derive(Clone)]
+pub struct SqliteOutboxStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn unavailable(err: impl std::fmt::Display) -> OutboxStoreError {
+    OutboxStoreError::Unavailable(err.to_string())
+}
+
+fn corrupt(err: impl std::fmt::Display) -> OutboxStoreError {
+    OutboxStoreError::Corrupt(err.to_string())
+}
+
+impl SqliteOutboxStore {
+    /// Opens the outbox tables in the read-model file at `path`, which migrations created.
+    pub fn open(path: &Path) -> Result<Self, SqliteError> {
+        let conn = open_connection(path)?;
+        require_table(&conn, path, "outbox_parked")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(SqliteOutboxStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T, F>(&self, work: F) -> Result<T, OutboxStoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, OutboxStoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn
+                .lock()
+                .map_err(|_| unavailable("outbox connection lock poisoned"))?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, OutboxStoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(corrupt)
+}
+
+fn parse_id(text: &str) -> Result<Uuid, OutboxStoreError> {
+    Uuid::parse_str(text).map_err(corrupt)
+}
+
+/// The columns of [`PARKED_COLUMNS`], as text and integers.
+type ParkedRow = (
+    String,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
+fn read_row(row: &Row<'_>) -> rusqlite::Result<ParkedRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+    ))
+}
+
+fn to_parked(row: ParkedRow) -> Result<ParkedEvent, OutboxStoreError> {
+    let (sink, event_id, position, subject, event_type, attempts, last_error, held_behind, parked_at, requested) = row;
+    Ok(ParkedEvent {
+        sink,
+        event_id: parse_id(&event_id)?,
+        position: position as u64,
+        subject,
+        event_type,
+        attempts: attempts as u32,
+        last_error,
+        held_behind: held_behind.as_deref().map(parse_id).transpose()?,
+        parked_at: parse_time(&parked_at)?,
+        redrive_requested_at: requested.as_deref().map(parse_time).transpose()?,
+    })
+}
+
+fn query_parked(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<ParkedEvent>, OutboxStoreError> {
+    let mut statement = conn.prepare_cached(sql).map_err(unavailable)?;
+    let rows = statement
+        .query_map(args, read_row)
+        .map_err(unavailable)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unavailable)?;
+    rows.into_iter().map(to_parked).collect()
+}
+
+#[async_trait]
+impl OutboxStore for SqliteOutboxStore {
+    async fn checkpoint(&self, sink: &str) -> Result<u64, OutboxStoreError> {
+        let sink = sink.to_owned();
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT position FROM outbox_checkpoints WHERE sink = ?1",
+                [sink],
+                |row| row.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|p| p.map_or(0, |p| p as u64))
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn save_checkpoint(&self, sink: &str, position: u64) -> Result<(), OutboxStoreError> {
+        let sink = sink.to_owned();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO outbox_checkpoints (sink, position, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (sink) DO UPDATE SET position = max(position, excluded.position),
+                                                  updated_at = excluded.updated_at",
+                params![sink, position as i64, Utc::now().to_rfc3339()],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn park(&self, events: Vec<ParkedEvent>) -> Result<(), OutboxStoreError> {
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO outbox_parked (sink, event_id, position, subject, event_type, attempts, last_error,
+                                                    held_behind, parked_at, redrive_requested_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL)
+                         ON CONFLICT (sink, event_id) DO UPDATE SET
+                             attempts = outbox_parked.attempts + excluded.attempts,
+                             last_error = excluded.last_error,
+                             held_behind = excluded.held_behind,
+                             parked_at = excluded.parked_at",
+                    )
+                    .map_err(unavailable)?;
+                for event in &events {
+                    insert
+                        .execute(params![
+                            event.sink,
+                            event.event_id.to_string(),
+                            event.position as i64,
+                            event.subject,
+                            event.event_type,
+                            event.attempts as i64,
+                            event.last_error,
+                            event.held_behind.map(|id| id.to_string()),
+                            event.parked_at.to_rfc3339(),
+                        ])
+                        .map_err(unavailable)?;
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn unpark(&self, sink: &str, event_id: Uuid) -> Result<(), OutboxStoreError> {
+        let sink = sink.to_owned();
+        self.with(move |conn| {
+            conn.execute(
+                "DELETE FROM outbox_parked WHERE sink = ?1 AND event_id = ?2",
+                params![sink, event_id.to_string()],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn parked(&self, sink: Option<&str>, limit: usize) -> Result<Vec<ParkedEvent>, OutboxStoreError> {
+        let sink = sink.map(str::to_owned);
+        self.with(move |conn| {
+            let sql = format!(
+                "SELECT {PARKED_COLUMNS} FROM outbox_parked WHERE ?1 IS NULL OR sink = ?1
+                 ORDER BY position, sink LIMIT ?2"
+            );
+            query_parked(conn, &sql, params![sink, limit as i64])
+        })
+        .await
+    }
+
+    async fn parked_subjects(&self, sink: &str) -> Result<Vec<String>, OutboxStoreError> {
+        let sink = sink.to_owned();
+        self.with(move |conn| {
+            let mut statement = conn
+                .prepare_cached("SELECT DISTINCT subject FROM outbox_parked WHERE sink = ?1")
+                .map_err(unavailable)?;
+            let subjects = statement
+                .query_map([sink], |row| row.get(0))
+                .map_err(unavailable)?
+                .collect::<Result<Vec<String>, _>>()
+                .map_err(unavailable)?;
+            Ok(subjects)
+        })
+        .await
+    }
+
+    async fn request_redrive(&self, event_id: Option<Uuid>) -> Result<u64, OutboxStoreError> {
+        self.with(move |conn| {
+            conn.execute(
+                "UPDATE outbox_parked SET redrive_requested_at = ?1 WHERE ?2 IS NULL OR event_id = ?2",
+                params![Utc::now().to_rfc3339(), event_id.map(|id| id.to_string())],
+            )
+            .map(|marked| marked as u64)
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn take_redrive_requests(&self, sink: &str) -> Result<Vec<ParkedEvent>, OutboxStoreError> {
+        let sink = sink.to_owned();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            let sql = format!(
+                "SELECT {PARKED_COLUMNS} FROM outbox_parked
+                 WHERE sink = ?1 AND subject IN (
+                     SELECT subject FROM outbox_parked WHERE sink = ?1 AND redrive_requested_at IS NOT NULL)
+                 ORDER BY position"
+            );
+            let parked = query_parked(&tx, &sql, [&sink])?;
+            if !parked.is_empty() {
+                tx.execute(
+                    "UPDATE outbox_parked SET redrive_requested_at = NULL
+                     WHERE sink = ?1 AND redrive_requested_at IS NOT NULL",
+                    [&sink],
+                )
+                .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(parked)
+        })
+        .await
+    }
+
+    async fn progress(&self) -> Result<Vec<SinkProgress>, OutboxStoreError> {
+        self.with(move |conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT sink, max(position), sum(parked) FROM (
+                         SELECT sink, position, 0 AS parked FROM outbox_checkpoints
+                         UNION ALL
+                         SELECT sink, 0, count(*) FROM outbox_parked GROUP BY sink)
+                     GROUP BY sink ORDER BY sink",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok(SinkProgress {
+                        sink: row.get(0)?,
+                        checkpoint: row.get::<_, i64>(1)? as u64,
+                        parked: row.get::<_, i64>(2)? as u64,
+                    })
+                })
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            Ok(rows)
+        })
+        .await
+    }
+}
