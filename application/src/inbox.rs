@@ -236,6 +236,7 @@ impl InboxProcessor {
     }
 
     async fn follow(&self) -> Result<(), AppError> {
+        let generation = self.checkpoints.generation(INBOX_PROCESSOR).await?;
         let checkpoint = self.checkpoints.checkpoint(INBOX_PROCESSOR).await?.unwrap_or(0);
         let mut subscription = Subscription::new(self.events.clone(), checkpoint, 500);
         loop {
@@ -244,7 +245,7 @@ impl InboxProcessor {
                 self.handle(envelope).await?;
             }
             self.checkpoints
-                .commit(INBOX_PROCESSOR, subscription.position(), Vec::new())
+                .commit(INBOX_PROCESSOR, generation, subscription.position(), Vec::new())
                 .await?;
         }
     }

@@ -34,6 +34,11 @@ pub const READ_MODELS: &[Migration] = &[
         name: "outbox",
         sql: include_str!("../sql/sqlite/read_models_0003_outbox.sql"),
     },
+    Migration {
+        version: 4,
+        name: "generations",
+        sql: include_str!("../sql/sqlite/read_models_0004_generations.sql"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -86,6 +86,8 @@ impl RunnerError {
     }
 }
 
+type FeedReceiver = mpsc::Receiver<Result<Feed, EventStoreError>>;
+
 /// What the reader task hands the runner.
 enum Feed {
     Batch(Vec<EventEnvelope>),
@@ -122,6 +124,11 @@ impl ProjectionRunner {
         self
     }
 
+    /// Where the runner publishes how far it got.
+    pub fn progress(&self) -> ProjectionProgress {
+        self.progress.clone()
+    }
+
     pub fn name(&self) -> &'static str {
         self.projector.collection().name
     }
@@ -133,6 +140,14 @@ impl ProjectionRunner {
                 outcome = self.follow() => outcome,
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
+            if let Err(RunnerError::ReadModel(ReadModelError::Superseded { current, .. })) = &outcome {
+                tracing::info!(
+                    projection = self.name(),
+                    generation = current,
+                    "a rebuild was swapped in; following the log from its checkpoint"
+                );
+                continue;
+            }
             if let Err(err) = outcome {
                 tracing::error!(projection = self.name(), error = %err, "projection stopped; restarting from its checkpoint");
                 // Parked where operators see it (`lablet projections status`); cleared by the
@@ -166,7 +181,7 @@ impl ProjectionRunner {
     /// Projects batches from the reader, committing gathered changes while the next batches are
     /// projected. Without `live`, returns the number of events read once the log is exhausted.
     async fn consume(&self, live: bool) -> Result<u64, RunnerError> {
-        let mut feed = self.read_from_checkpoint(live).await?;
+        let (mut feed, generation) = self.read_from_checkpoint(live).await?;
         let mut cache = DocumentCache::new();
         let mut gathered = Gathered::default();
         let mut in_flight: Option<InFlight> = None;
@@ -179,7 +194,7 @@ impl ProjectionRunner {
                     Ok(next) => Some(next),
                     Err(mpsc::error::TryRecvError::Empty) => {
                         // Nothing more waiting: commit what has gathered now.
-                        in_flight = Some(self.commit(&mut gathered, &cache, in_flight.take()).await?);
+                        in_flight = Some(self.commit(&mut gathered, &cache, in_flight.take(), generation).await?);
                         continue;
                     }
                     Err(mpsc::error::TryRecvError::Disconnected) => None,
@@ -191,18 +206,18 @@ impl ProjectionRunner {
                     if cache.len() > DOCUMENT_CACHE {
                         // Forget only what has landed: a document of an uncommitted change must
                         // not be read back from the store before that change is committed.
-                        let committing = self.commit(&mut gathered, &cache, in_flight.take()).await?;
+                        let committing = self.commit(&mut gathered, &cache, in_flight.take(), generation).await?;
                         self.finish(Some(committing)).await?;
                         cache.clear();
                     }
                     self.project(&batch, &mut cache, &mut gathered).await?;
                     if gathered.events >= COMMIT_EVERY {
-                        in_flight = Some(self.commit(&mut gathered, &cache, in_flight.take()).await?);
+                        in_flight = Some(self.commit(&mut gathered, &cache, in_flight.take(), generation).await?);
                     }
                 }
                 Feed::CaughtUp(position) => {
                     if gathered.events > 0 {
-                        in_flight = Some(self.commit(&mut gathered, &cache, in_flight.take()).await?);
+                        in_flight = Some(self.commit(&mut gathered, &cache, in_flight.take(), generation).await?);
                     }
                     self.finish(in_flight.take()).await?;
                     self.progress.publish(self.name(), position, true);
@@ -220,6 +235,7 @@ impl ProjectionRunner {
         gathered: &mut Gathered,
         cache: &DocumentCache,
         in_flight: Option<InFlight>,
+        generation: u64,
     ) -> Result<InFlight, RunnerError> {
         self.finish(in_flight).await?;
         let collection = self.projector.collection().name;
@@ -240,7 +256,7 @@ impl ProjectionRunner {
         let position = gathered.position;
         gathered.events = 0;
         let (store, name) = (self.read_models.clone(), self.name());
-        let task = tokio::spawn(async move { store.commit(name, position, writes).await });
+        let task = tokio::spawn(async move { store.commit(name, generation, position, writes).await });
         Ok(InFlight { task, position })
     }
 
@@ -254,11 +270,10 @@ impl ProjectionRunner {
     }
 
     /// Starts a reader task at the committed checkpoint; with `live` it keeps following the log
-    /// after catching up. The task ends when the receiver is dropped.
-    async fn read_from_checkpoint(
-        &self,
-        live: bool,
-    ) -> Result<mpsc::Receiver<Result<Feed, EventStoreError>>, RunnerError> {
+    /// after catching up. The task ends when the receiver is dropped. Answers the feed and the
+    /// generation the checkpoint belongs to.
+    async fn read_from_checkpoint(&self, live: bool) -> Result<(FeedReceiver, u64), RunnerError> {
+        let generation = self.read_models.generation(self.name()).await?;
         let checkpoint = self.read_models.checkpoint(self.name()).await?.unwrap_or(0);
         self.progress.publish(self.name(), checkpoint, false);
         let mut subscription = Subscription::new(self.events.clone(), checkpoint, self.batch_size);
@@ -283,15 +298,16 @@ impl ProjectionRunner {
                 }
             }
         });
-        Ok(receiver)
+        Ok((receiver, generation))
     }
 
     /// Projects one batch and commits it with the checkpoint of its last event.
     pub async fn apply(&self, batch: &[EventEnvelope]) -> Result<(), RunnerError> {
         let mut gathered = Gathered::default();
         let mut cache = DocumentCache::new();
+        let generation = self.read_models.generation(self.name()).await?;
         self.project(batch, &mut cache, &mut gathered).await?;
-        let committing = self.commit(&mut gathered, &cache, None).await?;
+        let committing = self.commit(&mut gathered, &cache, None, generation).await?;
         self.finish(Some(committing)).await
     }
 

@@ -333,3 +333,101 @@ async fn rebuild_verify_reports_every_document_that_differs_from_a_replay() {
         "scratch files removed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_swaps_a_fresh_read_model_in_while_the_server_serves_and_writes_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = lablet_tests::TestServer::start_in(lablet_infrastructure::Settings::defaults_in(dir.path())).await;
+    let observe = |lab: String, state: &'static str| serde_json::json!({"worker_id": "6f9619ff-8b86-d011-b42d-00c04fc964ff", "lab_id": lab, "state": state});
+    let mut ids = Vec::new();
+    for lab in ["a", "b", "c"] {
+        let (_, outcome, position) = server
+            .post("/api/v1/lab-records/observations", &observe(lab.into(), "STARTED"))
+            .await;
+        ids.push(outcome["id"].as_str().unwrap().to_owned());
+        server.get_at("/api/v1/lab-records", position.unwrap()).await;
+    }
+    let read_models = rusqlite::Connection::open(dir.path().join("read_models.db")).unwrap();
+    read_models
+        .execute(
+            "UPDATE lab_records SET body = json_set(body, '$.title', 'tampered') WHERE id = ?1",
+            [&ids[0]],
+        )
+        .unwrap();
+    read_models
+        .execute("DELETE FROM lab_records WHERE id = ?1", [&ids[2]])
+        .unwrap();
+
+    let cli = |args: &'static [&'static str]| {
+        let data_dir = dir.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_lablet-under-test"))
+                .args(args)
+                .env("LABLET_DATA_DIR", data_dir)
+                .env("LABLET_LOG", "warn")
+                .output()
+                .unwrap();
+            (
+                output.status.code(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        })
+    };
+    // Writes keep coming while the rebuild runs and swaps.
+    let writer = {
+        let (client, base) = (server.client.clone(), server.url(""));
+        tokio::spawn(async move {
+            for i in 0..150 {
+                let state = if i % 2 == 0 { "STOPPED" } else { "STARTED" };
+                let body = serde_json::json!({"worker_id": "6f9619ff-8b86-d011-b42d-00c04fc964ff",
+                                              "lab_id": format!("busy-{}", i % 10), "state": state});
+                let response = client
+                    .post(format!("{base}/api/v1/lab-records/observations"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(response.status().is_success());
+            }
+        })
+    };
+    let (code, out, err) = cli(&["projections", "rebuild", "lab_records"]).await.unwrap();
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        err.contains("lab_records: replayed") && err.contains("swapped in"),
+        "{err}"
+    );
+    writer.await.unwrap();
+
+    let (_, outcome, position) = server
+        .post("/api/v1/lab-records/observations", &observe("a".into(), "STOPPED"))
+        .await;
+    assert_eq!(outcome["id"], ids[0].as_str());
+    let (status, a) = server
+        .get_at(&format!("/api/v1/lab-records/{}", ids[0]), position.unwrap())
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(a["state"], "STOPPED", "the live projection goes on after the swap");
+    assert_ne!(a["title"], "tampered", "the swap replaced the tampered document");
+    let (status, _) = server.get(&format!("/api/v1/lab-records/{}", ids[2])).await;
+    assert_eq!(status, 200, "the deleted document is back");
+
+    let (code, out, err) = cli(&["projections", "rebuild", "--all", "--verify"]).await.unwrap();
+    assert_eq!(code, Some(0), "the swapped-in read model equals a replay: {out}{err}");
+    let (_, listed, _) = cli(&["projections", "status"]).await.unwrap();
+    let status = listed
+        .lines()
+        .find(|line| line.starts_with("lab_records"))
+        .unwrap_or_default();
+    assert!(status.ends_with("caught up"), "{listed}");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("rebuild-")),
+        "the scratch file is gone"
+    );
+    server.stop().await;
+}

@@ -95,15 +95,16 @@ enum EventsCommand {
 enum ProjectionsCommand {
     /// Each projection's checkpoint and how far it lags the log.
     Status,
-    /// Replay the log into a fresh read model beside the live one. Only `--verify` exists:
-    /// it reports every document that differs; nothing is swapped in.
+    /// Replay the log into a fresh read model beside the live one, which keeps serving, and swap
+    /// it in atomically once caught up; with `--verify`, report every document that differs
+    /// instead of swapping.
     Rebuild {
         /// Projections to rebuild (lab_records, lablet_instances, work_orders).
         names: Vec<String>,
         /// All projections.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "names")]
         all: bool,
-        /// Compare with the live projection instead of replacing it (required for now).
+        /// Compare with the live projection instead of replacing it.
         #[arg(long)]
         verify: bool,
     },
@@ -149,24 +150,12 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Projections {
             command: ProjectionsCommand::Rebuild { names, all, verify },
         } => {
-            if !verify {
-                return Err(
-                    "only `rebuild --verify` exists so far: rebuilding in place with a swap is not built".into(),
-                );
-            }
-            let names: Vec<String> = if all {
-                standard_projectors()
-                    .iter()
-                    .map(|p| p.collection().name.to_owned())
-                    .collect()
-            } else if names.is_empty() {
+            if !all && names.is_empty() {
                 return Err("name a projection or pass --all".into());
-            } else {
-                names
-            };
+            }
             lablet_migrations::migrate_all(&settings).map_err(|e| e.to_string())?;
             let stores = open_stores(&settings).map_err(|e| e.to_string())?;
-            return rebuild::verify(&stores, &settings.data_dir, &names).await;
+            return rebuild::rebuild(&stores, &settings, &names, verify).await;
         }
         Command::Events { command } => {
             lablet_migrations::migrate_all(&settings).map_err(|e| e.to_string())?;

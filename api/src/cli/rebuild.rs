@@ -1,24 +1,81 @@
-//! `lablet projections rebuild <name>|--all --verify`: replays the log into a fresh read-model
-//! file beside the live one and reports every document that differs. Only the verifying
-//! rebuild exists: nothing is swapped in.
+//! `lablet projections rebuild <name>|--all [--verify]`: replays the log into a fresh
+//! read-model file beside the live one while the live projection keeps serving, then either
+//! swaps the rebuilt read model in atomically once it has caught up, or, with `--verify`,
+//! reports every document that differs and changes nothing.
 
+use indicatif::{ProgressBar, ProgressStyle};
 use lablet_application::ports::{ListQuery, ReadModelStore};
 use lablet_application::progress::ProjectionProgress;
-use lablet_infrastructure::sqlite::SqliteReadModelStore;
+use lablet_infrastructure::config::StoreLocation;
+use lablet_infrastructure::sqlite::{SqliteReadModelStore, SwapOutcome};
 use lablet_infrastructure::stores::Stores;
+use lablet_infrastructure::Settings;
 use lablet_migrations::sqlite::{migrate_file, READ_MODELS};
-use lablet_projections::{standard_projectors, ProjectionRunner};
+use lablet_projections::{standard_projectors, ProjectionRunner, Projector};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Documents compared per page.
 const PAGE: usize = 200;
+/// Catch-up rounds a swap may take before it gives up (the log grows faster than the rebuild).
+const SWAP_ROUNDS: usize = 20;
 
-/// Rebuilds `names` into a scratch file in `data_dir` and compares them with the live ones.
-pub async fn verify(stores: &Stores, data_dir: &Path, names: &[String]) -> Result<ExitCode, String> {
+/// Rebuilds `names` (all projections when empty) into a scratch file in the data directory;
+/// swaps each one in, or with `verify` compares it with the live one.
+pub async fn rebuild(stores: &Stores, settings: &Settings, names: &[String], verify: bool) -> Result<ExitCode, String> {
+    let projectors = chosen(names)?;
+    let live = match (&settings.read_models, verify) {
+        (StoreLocation::Sqlite(path), false) => Some(SqliteReadModelStore::open(path).map_err(|e| e.to_string())?),
+        (_, true) => None,
+    };
+    let scratch = Scratch::create(&settings.data_dir)?;
+    let mut differing = 0;
+    for projector in projectors {
+        let name = projector.collection().name;
+        let runner = ProjectionRunner::new(
+            stores.events.clone(),
+            scratch.store.clone(),
+            projector,
+            ProjectionProgress::default(),
+        );
+        let (read, seconds) = replay(&runner, stores).await?;
+        let rate = read as f64 / seconds.max(1e-9);
+        match &live {
+            Some(live) => {
+                let (position, generation, documents) = swap(live, &runner, &scratch.path, name).await?;
+                eprintln!(
+                    "{name}: replayed {read} events in {seconds:.1} s ({rate:.0} events/s); swapped in {documents} documents at position {position} (generation {generation})"
+                );
+            }
+            None => {
+                let (compared, differences) =
+                    compare(stores.read_models.as_ref(), scratch.store.as_ref(), name).await?;
+                eprintln!(
+                    "{name}: replayed {read} events in {seconds:.1} s ({rate:.0} events/s); compared {compared} documents, {} differ",
+                    differences.len()
+                );
+                for id in &differences {
+                    println!("{name} {id} differs from a rebuild");
+                }
+                differing += differences.len();
+            }
+        }
+    }
+    Ok(if differing == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The projectors named, or all of them.
+fn chosen(names: &[String]) -> Result<Vec<Arc<dyn Projector>>, String> {
+    if names.is_empty() {
+        return Ok(standard_projectors());
+    }
     let projectors: Vec<_> = standard_projectors()
         .into_iter()
         .filter(|p| names.iter().any(|n| n == p.collection().name))
@@ -30,62 +87,103 @@ pub async fn verify(stores: &Stores, data_dir: &Path, names: &[String]) -> Resul
             known.join(", ")
         ));
     }
-    let scratch = data_dir.join(format!("rebuild-{}.db", uuid::Uuid::now_v7()));
-    migrate_file(&scratch, READ_MODELS).map_err(|e| e.to_string())?;
-    let rebuilt: Arc<dyn ReadModelStore> = Arc::new(SqliteReadModelStore::open(&scratch).map_err(|e| e.to_string())?);
-    let result = async {
-        let head = stores.events.head_position().await.map_err(|e| e.to_string())?;
-        let mut differing = 0;
-        for projector in projectors {
-            let name = projector.collection().name;
-            let progress = ProjectionProgress::default();
-            let runner = ProjectionRunner::new(stores.events.clone(), rebuilt.clone(), projector, progress.clone());
-            let started = Instant::now();
-            let reporter = tokio::spawn(report_progress(name, progress, head, started));
-            let read = runner.catch_up().await.map_err(|e| e.to_string());
-            reporter.abort();
-            let read = read?;
-            let seconds = started.elapsed().as_secs_f64().max(1e-9);
-            let (compared, differences) = compare(stores.read_models.as_ref(), rebuilt.as_ref(), name).await?;
-            eprintln!(
-                "{name}: replayed {read} events in {seconds:.1} s ({:.0} events/s); compared {compared} documents, {} differ",
-                read as f64 / seconds,
-                differences.len()
-            );
-            for id in &differences {
-                println!("{name} {id} differs from a rebuild");
-            }
-            differing += differences.len();
-        }
-        Ok::<_, String>(differing)
-    }
-    .await;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));
-    }
-    Ok(if result? == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(projectors)
 }
 
-/// Prints events/s and the time left every second until aborted.
-async fn report_progress(name: &'static str, progress: ProjectionProgress, head: u64, started: Instant) {
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let position = progress.applied(name).position;
-        let rate = position as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        let eta = if rate > 0.0 {
-            (head.saturating_sub(position)) as f64 / rate
-        } else {
-            f64::INFINITY
-        };
-        eprintln!(
-            "{name}: {position}/{head} ({:.0} %), {rate:.0} events/s, about {eta:.0} s left",
-            position as f64 * 100.0 / head.max(1) as f64
-        );
+/// A read-model file of its own for the rebuild, deleted when dropped.
+struct Scratch {
+    path: PathBuf,
+    store: Arc<dyn ReadModelStore>,
+}
+
+impl Scratch {
+    fn create(data_dir: &Path) -> Result<Scratch, String> {
+        let path = data_dir.join(format!("rebuild-{}.db", uuid::Uuid::now_v7()));
+        migrate_file(&path, READ_MODELS).map_err(|e| e.to_string())?;
+        let store = Arc::new(SqliteReadModelStore::open(&path).map_err(|e| e.to_string())?);
+        Ok(Scratch { path, store })
     }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
+        }
+    }
+}
+
+/// Replays the whole log into the runner's (scratch) store behind a progress bar; answers the
+/// events read and the seconds it took.
+async fn replay(runner: &ProjectionRunner, stores: &Stores) -> Result<(u64, f64), String> {
+    let name = runner.name();
+    let head = stores.events.head_position().await.map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let bar = progress_bar(name, head);
+    let ticker = tokio::spawn(follow_progress(bar.clone(), runner.progress(), name, started));
+    let read = runner.catch_up().await.map_err(|e| e.to_string());
+    ticker.abort();
+    bar.finish_and_clear();
+    Ok((read?, started.elapsed().as_secs_f64()))
+}
+
+fn progress_bar(name: &str, head: u64) -> ProgressBar {
+    let bar = ProgressBar::new(head);
+    let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} events, {per_sec}, ETA {eta}")
+        .map(|style| style.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_prefix(name.to_owned());
+    bar
+}
+
+/// Moves the bar with the projection's applied position; where no bar can be drawn (stderr is
+/// not a terminal) prints a line every five seconds instead.
+async fn follow_progress(bar: ProgressBar, progress: ProjectionProgress, name: &'static str, started: Instant) {
+    let mut ticks = 0u64;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let position = progress.applied(name).position;
+        bar.set_position(position);
+        ticks += 1;
+        if bar.is_hidden() && ticks.is_multiple_of(50) {
+            let head = bar.length().unwrap_or(0);
+            let rate = position as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            let eta = if rate > 0.0 {
+                head.saturating_sub(position) as f64 / rate
+            } else {
+                f64::INFINITY
+            };
+            eprintln!("{name}: {position}/{head} events, {rate:.0} events/s, about {eta:.0} s left");
+        }
+    }
+}
+
+/// Catches the rebuilt projection up with the log and swaps it in; retries while the live
+/// projection is ahead of it. Answers the position, generation and documents swapped in.
+async fn swap(
+    live: &SqliteReadModelStore,
+    runner: &ProjectionRunner,
+    scratch: &Path,
+    name: &'static str,
+) -> Result<(u64, u64, u64), String> {
+    for _ in 0..SWAP_ROUNDS {
+        runner.catch_up().await.map_err(|e| e.to_string())?;
+        match live.swap_in(name, scratch).await.map_err(|e| e.to_string())? {
+            SwapOutcome::Swapped {
+                position,
+                generation,
+                documents,
+            } => return Ok((position, generation, documents)),
+            SwapOutcome::Behind { .. } => tokio::time::sleep(Duration::from_millis(20)).await,
+            SwapOutcome::NothingRebuilt => {
+                return Err(format!("{name}: the rebuild committed nothing; is the log empty?"))
+            }
+        }
+    }
+    Err(format!(
+        "{name}: the live projection stayed ahead of the rebuild for {SWAP_ROUNDS} rounds; nothing was swapped"
+    ))
 }
 
 /// One page of documents (with history) after `after`, parsed.

@@ -124,6 +124,10 @@ pub enum ReadModelError {
     Corrupt(String),
     #[error("unknown collection {0}")]
     UnknownCollection(String),
+    /// A rebuild swapped a new read model in since the committing runner read its checkpoint;
+    /// nothing was written, and the runner must start again from the new checkpoint.
+    #[error("projection {projection} was replaced by a rebuild (now generation {current})")]
+    Superseded { projection: String, current: u64 },
 }
 
 #[async_trait]
@@ -135,12 +139,23 @@ pub trait ReadModelStore: Send + Sync + 'static {
         ids: &[String],
     ) -> Result<HashMap<String, StoredDocument>, ReadModelError>;
 
-    /// Writes a projection batch and the projection's checkpoint, all or nothing.
-    async fn commit(&self, projection: &str, checkpoint: u64, writes: Vec<DocumentWrite>)
-        -> Result<(), ReadModelError>;
+    /// Writes a projection batch and the projection's checkpoint, all or nothing, if the
+    /// projection is still at `generation`; otherwise writes nothing and answers `Superseded`.
+    async fn commit(
+        &self,
+        projection: &str,
+        generation: u64,
+        checkpoint: u64,
+        writes: Vec<DocumentWrite>,
+    ) -> Result<(), ReadModelError>;
 
     /// The last position a projection committed, or None if it never ran.
     async fn checkpoint(&self, projection: &str) -> Result<Option<u64>, ReadModelError>;
+
+    /// The projection's generation: 0 at first, one more each time a rebuild swaps a new read
+    /// model in. A runner reads it with its checkpoint and commits with it, so that a runner
+    /// that started before a swap can never write over the swapped-in documents.
+    async fn generation(&self, projection: &str) -> Result<u64, ReadModelError>;
 
     /// Records why a projection cannot go on; the next commit clears it.
     async fn record_error(&self, projection: &str, position: Option<u64>, message: &str) -> Result<(), ReadModelError>;

@@ -14,4 +14,4 @@ mod writer;
 pub use connection::{open_connection, SqliteError};
 pub use event_store::SqliteEventStore;
 pub use outbox::SqliteOutboxStore;
-pub use read_models::SqliteReadModelStore;
+pub use read_models::{SqliteReadModelStore, SwapOutcome};

@@ -142,6 +142,35 @@ impl SqliteReadModelStore {
         })
     }
 
+    /// Replaces projection `collection` (its documents, their history and its checkpoint) with
+    /// the one rebuilt in the read-model file `rebuilt`, in one transaction, and bumps its
+    /// generation so that a runner that started before the swap cannot commit over it. Readers
+    /// see the old read model or the new one, never a mix. Refused, changing nothing, while the
+    /// rebuilt checkpoint is behind the live one: readers never see a read model go back.
+    pub async fn swap_in(&self, collection: &'static str, rebuilt: &Path) -> Result<SwapOutcome, ReadModelError> {
+        let table = table(collection)?;
+        let inner = self.inner.clone();
+        let rebuilt = rebuilt
+            .to_str()
+            .ok_or_else(|| unavailable("the rebuilt file's path is not UTF-8"))?
+            .to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner
+                .writer
+                .lock()
+                .map_err(|_| unavailable("read-model writer lock poisoned"))?;
+            conn.execute("ATTACH DATABASE ?1 AS rebuilt", [&rebuilt])
+                .map_err(unavailable)?;
+            let outcome = swap_tables(&mut conn, table).map_err(unavailable);
+            let detached = conn.execute("DETACH DATABASE rebuilt", []).map_err(unavailable);
+            let outcome = outcome?;
+            detached?;
+            Ok(outcome)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
     async fn read<T, F>(&self, read: F) -> Result<T, ReadModelError>
     where
         T: Send + 'static,
@@ -165,6 +194,65 @@ impl SqliteReadModelStore {
         .await
         .map_err(unavailable)?
     }
+}
+
+/// What [`SqliteReadModelStore::swap_in`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwapOutcome {
+    /// The rebuilt read model is live at `position`, as generation `generation`.
+    Swapped {
+        position: u64,
+        generation: u64,
+        documents: u64,
+    },
+    /// Nothing changed: the rebuilt checkpoint is behind the live one; catch up and try again.
+    Behind { live: u64, rebuilt: u64 },
+    /// Nothing changed: the rebuilt file holds no checkpoint for the projection.
+    NothingRebuilt,
+}
+
+/// The swap itself, with the rebuilt file attached as `rebuilt`.
+fn swap_tables(conn: &mut Connection, table: &'static str) -> rusqlite::Result<SwapOutcome> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let position_in = |schema: &str| -> rusqlite::Result<Option<i64>> {
+        tx.query_row(
+            &format!("SELECT position FROM {schema}.projection_checkpoints WHERE name = ?1"),
+            [table],
+            |row| row.get(0),
+        )
+        .optional()
+    };
+    let Some(rebuilt) = position_in("rebuilt")? else {
+        return Ok(SwapOutcome::NothingRebuilt);
+    };
+    let live = position_in("main")?.unwrap_or(0);
+    if rebuilt < live {
+        return Ok(SwapOutcome::Behind {
+            live: live as u64,
+            rebuilt: rebuilt as u64,
+        });
+    }
+    tx.execute(&format!("DELETE FROM main.{table}"), [])?;
+    let documents = tx.execute(&format!("INSERT INTO main.{table} SELECT * FROM rebuilt.{table}"), [])?;
+    tx.execute("DELETE FROM main.operation_history WHERE collection = ?1", [table])?;
+    tx.execute(
+        "INSERT INTO main.operation_history SELECT * FROM rebuilt.operation_history WHERE collection = ?1",
+        [table],
+    )?;
+    tx.execute(
+        "INSERT INTO main.projection_checkpoints (name, position, updated_at, generation) VALUES (?1, ?2, ?3, 1)
+         ON CONFLICT (name) DO UPDATE SET
+             position = excluded.position, updated_at = excluded.updated_at, generation = generation + 1,
+             last_error = NULL, error_position = NULL, error_at = NULL",
+        params![table, rebuilt, Utc::now().to_rfc3339()],
+    )?;
+    let generation = current_generation(&tx, table)?;
+    tx.commit()?;
+    Ok(SwapOutcome::Swapped {
+        position: rebuilt as u64,
+        generation,
+        documents: documents as u64,
+    })
 }
 
 /// The newest 50 operations of a document, oldest first, as JSON text.
@@ -208,14 +296,21 @@ fn trim_history(tx: &Connection, collection: &str, id: &str, mut count: i64) -> 
     Ok(count)
 }
 
+/// Writes a projection batch in one transaction if `generation` is still the projection's;
+/// answers `Ok(Err(current))` without writing anything otherwise.
 fn write_batch(
     conn: &mut Connection,
     projection: &str,
+    generation: u64,
     checkpoint: u64,
     writes: &[DocumentWrite],
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<Result<(), u64>> {
     let to_sql = |e: serde_json::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current = current_generation(&tx, projection)?;
+    if current != generation {
+        return Ok(Err(current));
+    }
     {
         let mut insert_history = tx.prepare_cached(INSERT_HISTORY)?;
         for write in writes {
@@ -265,7 +360,14 @@ fn write_batch(
         tx.prepare_cached(SAVE_CHECKPOINT)?
             .execute(params![projection, checkpoint as i64, Utc::now().to_rfc3339()])?;
     }
-    tx.commit()
+    tx.commit().map(Ok)
+}
+
+fn current_generation(conn: &Connection, projection: &str) -> rusqlite::Result<u64> {
+    conn.prepare_cached("SELECT generation FROM projection_checkpoints WHERE name = ?1")?
+        .query_row([projection], |row| row.get::<_, i64>(0))
+        .optional()
+        .map(|generation| generation.map_or(0, |g| g as u64))
 }
 
 #[async_trait]
@@ -311,6 +413,7 @@ impl ReadModelStore for SqliteReadModelStore {
     async fn commit(
         &self,
         projection: &str,
+        generation: u64,
         checkpoint: u64,
         writes: Vec<DocumentWrite>,
     ) -> Result<(), ReadModelError> {
@@ -324,7 +427,10 @@ impl ReadModelStore for SqliteReadModelStore {
                 .writer
                 .lock()
                 .map_err(|_| unavailable("read-model writer lock poisoned"))?;
-            write_batch(&mut conn, &projection, checkpoint, &writes).map_err(unavailable)
+            match write_batch(&mut conn, &projection, generation, checkpoint, &writes).map_err(unavailable)? {
+                Ok(()) => Ok(()),
+                Err(current) => Err(ReadModelError::Superseded { projection, current }),
+            }
         })
         .await
         .map_err(unavailable)?
@@ -339,6 +445,12 @@ impl ReadModelStore for SqliteReadModelStore {
                 .map_err(unavailable)
         })
         .await
+    }
+
+    async fn generation(&self, projection: &str) -> Result<u64, ReadModelError> {
+        let projection = projection.to_owned();
+        self.read(move |conn| current_generation(conn, &projection).map_err(unavailable))
+            .await
     }
 
     async fn record_error(&self, projection: &str, position: Option<u64>, message: &str) -> Result<(), ReadModelError> {

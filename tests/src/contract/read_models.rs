@@ -3,7 +3,9 @@
 
 use chrono::Utc;
 use lablet_application::ports::read_models::{Filter, OPERATION_HISTORY_LIMIT};
-use lablet_application::ports::{DocumentWrite, HistoryEntry, HistoryRecord, ListQuery, ReadModelStore};
+use lablet_application::ports::{
+    DocumentWrite, HistoryEntry, HistoryRecord, ListQuery, ReadModelError, ReadModelStore,
+};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -34,7 +36,8 @@ fn entry(position: u64, state: &str) -> HistoryRecord {
     .expect("serialisable")
 }
 
-fn lab(id: &str, worker: &str, state: &str, position: u64) -> DocumentWrite {
+/// A lab-record document write with one operation.
+pub fn lab(id: &str, worker: &str, state: &str, position: u64) -> DocumentWrite {
     DocumentWrite {
         collection: "lab_records",
         id: id.into(),
@@ -49,6 +52,7 @@ pub async fn documents_history_and_checkpoint(store: Arc<dyn ReadModelStore>) {
     store
         .commit(
             "lab_records",
+            0,
             3,
             vec![lab("a", "w1", "STOPPED", 1), lab("b", "w1", "STARTED", 2)],
         )
@@ -72,7 +76,7 @@ pub async fn documents_history_and_checkpoint(store: Arc<dyn ReadModelStore>) {
     let mut write = lab("a", "w1", "STARTED", 4);
     write.new_history = (4..64).map(|p| entry(p, "STARTED")).collect();
     write.last_position = 63;
-    store.commit("lab_records", 63, vec![write]).await.unwrap();
+    store.commit("lab_records", 0, 63, vec![write]).await.unwrap();
     let doc = parse(&store.get("lab_records", "a").await.unwrap().unwrap());
     let positions: Vec<u64> = doc["operation_history"]
         .as_array()
@@ -100,7 +104,7 @@ pub async fn filters_sorting_and_paging(store: Arc<dyn ReadModelStore>) {
     let mut removed = lab("lab99", "w1", "STOPPED", 30);
     removed.body.insert("removed_at".into(), json!("2026-01-01T00:00:00Z"));
     writes.push(removed);
-    store.commit("lab_records", 30, writes).await.unwrap();
+    store.commit("lab_records", 0, 30, writes).await.unwrap();
 
     let query = |filters: Vec<Filter>, limit: usize, after: Option<String>| ListQuery {
         filters,
@@ -179,7 +183,7 @@ pub async fn projection_errors_are_kept_until_the_next_commit(store: Arc<dyn Rea
     );
 
     store
-        .commit("lab_records", 9, vec![lab("a", "w1", "STOPPED", 9)])
+        .commit("lab_records", 0, 9, vec![lab("a", "w1", "STOPPED", 9)])
         .await
         .unwrap();
     store
@@ -194,6 +198,36 @@ pub async fn projection_errors_are_kept_until_the_next_commit(store: Arc<dyn Rea
     );
 }
 
+pub async fn a_commit_of_another_generation_writes_nothing(store: Arc<dyn ReadModelStore>) {
+    assert_eq!(store.generation("lab_records").await.unwrap(), 0);
+    store
+        .commit("lab_records", 0, 4, vec![lab("a", "w1", "STOPPED", 4)])
+        .await
+        .unwrap();
+    let refused = store
+        .commit(
+            "lab_records",
+            1,
+            8,
+            vec![lab("a", "w1", "STARTED", 8), lab("b", "w1", "STARTED", 8)],
+        )
+        .await;
+    assert_eq!(
+        refused,
+        Err(ReadModelError::Superseded {
+            projection: "lab_records".into(),
+            current: 0
+        })
+    );
+    assert_eq!(store.checkpoint("lab_records").await.unwrap(), Some(4));
+    let loaded = store
+        .load_documents("lab_records", &["a".into(), "b".into()])
+        .await
+        .unwrap();
+    assert_eq!(loaded.len(), 1, "no document of the refused commit");
+    assert_eq!(loaded["a"].body["state"], "STOPPED");
+}
+
 pub async fn run_all<F, Fut>(fresh: F)
 where
     F: Fn() -> Fut,
@@ -202,4 +236,5 @@ where
     documents_history_and_checkpoint(fresh().await).await;
     filters_sorting_and_paging(fresh().await).await;
     projection_errors_are_kept_until_the_next_commit(fresh().await).await;
+    a_commit_of_another_generation_writes_nothing(fresh().await).await;
 }
