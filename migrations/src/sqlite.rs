@@ -12,11 +12,18 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const EVENT_STORE: &[Migration] = &[Migration {
-    version: 1,
-    name: "events",
-    sql: include_str!("../sql/sqlite/event_store_0001_events.sql"),
-}];
+pub const EVENT_STORE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events",
+        sql: include_str!("../sql/sqlite/event_store_0001_events.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "stream_index",
+        sql: include_str!("../sql/sqlite/event_store_0002_stream_index.sql"),
+    },
+];
 
 pub const READ_MODELS: &[Migration] = &[
     Migration {
@@ -122,7 +129,7 @@ mod tests {
     fn migrations_apply_once_and_create_the_tables() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/lablet.db");
-        assert_eq!(migrate_file(&path, EVENT_STORE).unwrap(), vec![1]);
+        assert_eq!(migrate_file(&path, EVENT_STORE).unwrap(), vec![1, 2]);
         assert_eq!(migrate_file(&path, EVENT_STORE).unwrap(), Vec::<u32>::new());
         let conn = Connection::open(&path).unwrap();
         let tables: i64 = conn
@@ -131,6 +138,30 @@ mod tests {
             })
             .unwrap();
         assert_eq!(tables, 1);
+    }
+
+    #[test]
+    fn the_stream_index_migration_keeps_every_event() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, &EVENT_STORE[..1]).unwrap();
+        for (position, stream, version) in [(1, "a-1", 1), (2, "b-1", 1), (3, "a-1", 2)] {
+            conn.execute(
+                "INSERT INTO events (position, event_id, stream, version, event_type, schema_version, occurred_at,
+                                     recorded_at, actor, payload, hash)
+                 VALUES (?1, ?2, ?3, ?4, 't', 1, 'now', 'now', 'x', '{}', 'h')",
+                params![position, format!("id-{position}"), stream, version],
+            )
+            .unwrap();
+        }
+        assert_eq!(migrate(&mut conn, EVENT_STORE).unwrap(), vec![2]);
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(count("SELECT count(*) FROM events"), 3);
+        assert_eq!(count("SELECT count(*) FROM events WHERE stream = 'a-1'"), 2);
+        assert_eq!(
+            count("SELECT position FROM stream_index_progress"),
+            0,
+            "the writer indexes the existing events when it starts"
+        );
     }
 
     #[test]

@@ -164,3 +164,116 @@ async fn a_rebuilt_read_model_swaps_in_whole_and_fences_runners_that_started_bef
         .unwrap();
     assert_eq!(live.checkpoint("lab_records").await.unwrap(), Some(13));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_reads_the_same_across_its_indexed_part_and_the_unindexed_tail() {
+    use lablet_application::ports::ExpectedVersion;
+    let dirs = Dirs::default();
+    let path = dirs.file("events.db");
+    migrate_file(&path, EVENT_STORE).unwrap();
+    let store = SqliteEventStore::open(&path).unwrap();
+    let versions =
+        |events: Vec<lablet_application::EventEnvelope>| events.iter().map(|e| e.version).collect::<Vec<_>>();
+    for n in 0..10 {
+        store
+            .append("s-1", ExpectedVersion::Any, vec![contract::event_store::event(n)])
+            .await
+            .unwrap();
+    }
+    // Idle: the writer indexes what it has.
+    let indexed = || {
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT position FROM stream_index_progress", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    for _ in 0..100 {
+        if indexed() == 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(indexed(), 10);
+    for n in 10..15 {
+        store
+            .append("s-1", ExpectedVersion::Exact(n), vec![contract::event_store::event(n)])
+            .await
+            .unwrap();
+        store
+            .append("other-1", ExpectedVersion::Any, vec![contract::event_store::event(n)])
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        versions(store.read_stream("s-1", 1, 100).await.unwrap()),
+        (1..=15).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        versions(store.read_stream("s-1", 8, 5).await.unwrap()),
+        vec![8, 9, 10, 11, 12]
+    );
+    assert_eq!(
+        versions(store.read_stream("s-1", 12, 100).await.unwrap()),
+        vec![12, 13, 14, 15]
+    );
+    assert_eq!(versions(store.read_stream("s-1", 3, 2).await.unwrap()), vec![3, 4]);
+    assert!(store.read_stream("s-1", 16, 10).await.unwrap().is_empty());
+    assert_eq!(
+        versions(store.read_stream("other-1", 1, 100).await.unwrap()),
+        vec![1, 2, 3, 4, 5]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_without_its_index_is_read_correctly_and_indexed_when_the_writer_starts() {
+    use lablet_application::ports::ExpectedVersion;
+    let dirs = Dirs::default();
+    let path = dirs.file("events.db");
+    migrate_file(&path, EVENT_STORE).unwrap();
+    let store = SqliteEventStore::open(&path).unwrap();
+    for n in 0..30u64 {
+        let stream = format!("s-{}", n % 3);
+        store
+            .append(&stream, ExpectedVersion::Any, vec![contract::event_store::event(n)])
+            .await
+            .unwrap();
+    }
+    store.close();
+    drop(store);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // As after the migration from a log that had no stream index.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DELETE FROM stream_index; UPDATE stream_index_progress SET position = 0")
+        .unwrap();
+
+    let store = SqliteEventStore::open(&path).unwrap();
+    let versions: Vec<u64> = store
+        .read_stream("s-1", 1, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(versions, (1..=10).collect::<Vec<_>>());
+    let refused = store
+        .append("s-1", ExpectedVersion::Exact(9), vec![contract::event_store::event(99)])
+        .await;
+    assert!(refused.is_err(), "the writer knows the heads of the unindexed log");
+    store
+        .append(
+            "s-1",
+            ExpectedVersion::Exact(10),
+            vec![contract::event_store::event(99)],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (indexed, entries): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT position FROM stream_index_progress), (SELECT count(*) FROM stream_index)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((indexed, entries), (31, 31));
+}

@@ -3,7 +3,7 @@
 
 use super::connection::{open_connection, require_table, with_writer_cache, SqliteError};
 use super::rows::{envelope, store_error, SELECT_COLUMNS};
-use super::writer::{head_position, AppendRequest, Writer};
+use super::writer::{head_position, stream_key, AppendRequest, SharedTailStreams, Writer, INDEX_PROGRESS};
 use async_trait::async_trait;
 use lablet_application::envelope::{EventEnvelope, NewEvent};
 use lablet_application::ports::{AppendOutcome, EventStore, EventStoreError, ExpectedVersion};
@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
+
+const READ_STREAM_INDEXED: &str = include_str!("sql/read_stream_indexed.sql");
 
 /// Reader connections kept open between reads.
 const MAX_IDLE_READERS: usize = 8;
@@ -28,6 +30,7 @@ struct Inner {
     writer: Mutex<Option<mpsc::Sender<AppendRequest>>>,
     readers: Mutex<Vec<Connection>>,
     head: watch::Sender<u64>,
+    tail: SharedTailStreams,
 }
 
 impl SqliteEventStore {
@@ -40,7 +43,8 @@ impl SqliteEventStore {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let head = watch::channel(head_position(&conn)?).0;
         let (sender, receiver) = mpsc::channel();
-        let writer = Writer::new(conn, head.clone());
+        let tail = SharedTailStreams::default();
+        let writer = Writer::new(conn, head.clone(), tail.clone());
         std::thread::Builder::new()
             .name("lablet-event-writer".into())
             .spawn(move || writer.run(receiver))
@@ -53,6 +57,7 @@ impl SqliteEventStore {
             writer: Mutex::new(Some(sender)),
             readers: Mutex::new(Vec::new()),
             head,
+            tail,
         });
         spawn_checkpointer(Arc::downgrade(&inner), open_connection(path)?);
         Ok(SqliteEventStore { inner })
@@ -145,11 +150,40 @@ impl EventStore for SqliteEventStore {
         limit: usize,
     ) -> Result<Vec<EventEnvelope>, EventStoreError> {
         let stream = stream.to_owned();
+        // Asked before the snapshot opens (see `TailStreams`).
+        let (in_tail, complete_to) = self
+            .inner
+            .tail
+            .lock()
+            .map(|tail| tail.lookup(&stream))
+            .unwrap_or((true, 0));
         self.read(move |conn| {
-            let sql = format!("{SELECT_COLUMNS} WHERE stream = ?1 AND version >= ?2 ORDER BY version LIMIT ?3");
-            let mut statement = conn.prepare_cached(&sql)?;
-            let rows = statement.query_map(rusqlite::params![stream, from_version as i64, limit as i64], envelope)?;
-            rows.collect()
+            // One snapshot: the indexed events, then the tail after the index's progress.
+            let snapshot = conn.unchecked_transaction()?;
+            let indexed: i64 = snapshot.query_row(INDEX_PROGRESS, [], |row| row.get(0))?;
+            let scan_tail = in_tail || head_position(&snapshot)? > complete_to;
+            let mut events: Vec<EventEnvelope> = snapshot
+                .prepare_cached(READ_STREAM_INDEXED)?
+                .query_map(
+                    rusqlite::params![stream_key(&stream), stream, from_version as i64, limit as i64],
+                    envelope,
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            if scan_tail && events.len() < limit {
+                let from = events.last().map_or(from_version, |e| e.version + 1);
+                let sql = format!(
+                    "{SELECT_COLUMNS} WHERE position > ?1 AND stream = ?2 AND version >= ?3 ORDER BY position LIMIT ?4"
+                );
+                let tail = snapshot
+                    .prepare_cached(&sql)?
+                    .query_map(
+                        rusqlite::params![indexed, stream, from as i64, (limit - events.len()) as i64],
+                        envelope,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                events.extend(tail);
+            }
+            Ok(events)
         })
         .await
     }

@@ -1,0 +1,1 @@
+SELECT position FROM stream_index_progress WHERE id = 1
