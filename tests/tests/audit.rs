@@ -8,7 +8,6 @@ use lablet_tests::TestServer;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
 
 const WORKER: &str = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
 
@@ -18,17 +17,9 @@ fn observation(lab: &str, state: &str) -> Value {
 
 /// Runs `lablet events <args>` on `data_dir`; answers (exit code, stdout).
 fn lablet_events(data_dir: &Path, args: &[&str]) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_lablet-under-test"))
-        .arg("events")
-        .args(args)
-        .env("LABLET_DATA_DIR", data_dir)
-        .env("LABLET_LOG", "warn")
-        .output()
-        .expect("lablet runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
+    let args: Vec<&str> = std::iter::once("events").chain(args.iter().copied()).collect();
+    let output = lablet_tests::process::run_cli(env!("CARGO_BIN_EXE_lablet-under-test"), data_dir, &args);
+    (output.code.unwrap_or(-1), output.stdout)
 }
 
 #[tokio::test]

@@ -7,33 +7,21 @@ use lablet_application::progress::ProjectionProgress;
 use lablet_infrastructure::sqlite::{SqliteEventStore, SqliteReadModelStore};
 use lablet_migrations::sqlite::{migrate_file, READ_MODELS};
 use lablet_projections::{standard_projectors, ProjectionRunner};
+use lablet_tests::process::free_port;
 use lablet_tests::server::wait_ready;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::Duration;
 
 const WRITERS: usize = 16;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const LABLET: &str = env!("CARGO_BIN_EXE_lablet-under-test");
 
 fn start_server(data_dir: &Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_lablet-under-test"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-        .env("LABLET_DATA_DIR", data_dir)
-        .env("LABLET_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("server process starts")
+    lablet_tests::process::start_server(LABLET, data_dir, port, &[])
 }
 
 /// The `i`-th command of `writer`: mostly lab observations, some instances and work orders.

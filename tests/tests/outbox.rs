@@ -4,13 +4,14 @@
 
 use lablet_infrastructure::cloudevents::HttpMode;
 use lablet_infrastructure::config::NatsSettings;
+use lablet_tests::process::{free_port, run_cli};
 use lablet_tests::server::wait_ready;
 use lablet_tests::sink::{Received, TestSink};
 use lablet_tests::TestServer;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 const WORKER: &str = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
@@ -19,27 +20,16 @@ fn observation(lab: &str, state: &str) -> Value {
     json!({"worker_id": WORKER, "lab_id": lab, "state": state})
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const LABLET: &str = env!("CARGO_BIN_EXE_lablet-under-test");
 
 fn start_server(data_dir: &Path, port: u16, sink_url: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_lablet-under-test"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-        .env("LABLET_DATA_DIR", data_dir)
-        .env("LABLET_LOG", "warn")
-        .env("LABLET_CLOUDEVENTS_SINK_URL", sink_url)
-        .env("LABLET_OUTBOX_RETRY_BASE_MS", "2")
-        .env("LABLET_OUTBOX_RETRY_MAX_MS", "20")
-        .env("LABLET_OUTBOX_MAX_ATTEMPTS", "10000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("server process starts")
+    let env = [
+        ("LABLET_CLOUDEVENTS_SINK_URL", sink_url),
+        ("LABLET_OUTBOX_RETRY_BASE_MS", "2"),
+        ("LABLET_OUTBOX_RETRY_MAX_MS", "20"),
+        ("LABLET_OUTBOX_MAX_ATTEMPTS", "10000"),
+    ];
+    lablet_tests::process::start_server(LABLET, data_dir, port, &env)
 }
 
 /// An event as the audit API shows it: id, subject, position, CloudEvent type, payload.
@@ -225,14 +215,9 @@ async fn outbox_when(server: &TestServer, done: impl Fn(&Value) -> bool) -> Valu
 }
 
 fn cli(server: &TestServer, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_lablet-under-test"))
-        .args(args)
-        .env("LABLET_DATA_DIR", &server.settings.data_dir)
-        .env("LABLET_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
+    let output = run_cli(LABLET, &server.settings.data_dir, args);
+    assert_eq!(output.code, Some(0), "{}", output.stderr);
+    output.stdout
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

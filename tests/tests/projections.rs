@@ -11,10 +11,13 @@ use lablet_infrastructure::sqlite::{SqliteEventStore, SqliteReadModelStore};
 use lablet_migrations::sqlite::{migrate_file, EVENT_STORE, READ_MODELS};
 use lablet_projections::projectors::LabRecordsProjector;
 use lablet_projections::ProjectionRunner;
+use lablet_tests::process::run_cli;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::sync::Arc;
 use uuid::Uuid;
+
+const LABLET: &str = env!("CARGO_BIN_EXE_lablet-under-test");
 
 struct Stores {
     events: Arc<dyn EventStore>,
@@ -245,13 +248,7 @@ async fn a_poison_event_is_parked_visibly_and_other_projections_go_on() {
         "not skipped"
     );
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lablet-under-test"))
-        .args(["projections", "status"])
-        .env("LABLET_DATA_DIR", dir.path())
-        .env("LABLET_LOG", "warn")
-        .output()
-        .unwrap();
-    let table = String::from_utf8_lossy(&output.stdout);
+    let table = run_cli(LABLET, dir.path(), &["projections", "status"]).stdout;
     assert!(
         table.contains(&format!("STUCK at position {}", poisoned.last_position)),
         "{table}"
@@ -285,17 +282,8 @@ async fn rebuild_verify_reports_every_document_that_differs_from_a_replay() {
     server.stop().await;
 
     let rebuild = || {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_lablet-under-test"))
-            .args(["projections", "rebuild", "--all", "--verify"])
-            .env("LABLET_DATA_DIR", dir.path())
-            .env("LABLET_LOG", "warn")
-            .output()
-            .unwrap();
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        let output = run_cli(LABLET, dir.path(), &["projections", "rebuild", "--all", "--verify"]);
+        (output.code, output.stdout, output.stderr)
     };
     let (code, out, err) = rebuild();
     assert_eq!(code, Some(0), "{out}{err}");
@@ -361,17 +349,8 @@ async fn rebuild_swaps_a_fresh_read_model_in_while_the_server_serves_and_writes_
     let cli = |args: &'static [&'static str]| {
         let data_dir = dir.path().to_owned();
         tokio::task::spawn_blocking(move || {
-            let output = std::process::Command::new(env!("CARGO_BIN_EXE_lablet-under-test"))
-                .args(args)
-                .env("LABLET_DATA_DIR", data_dir)
-                .env("LABLET_LOG", "warn")
-                .output()
-                .unwrap();
-            (
-                output.status.code(),
-                String::from_utf8_lossy(&output.stdout).into_owned(),
-                String::from_utf8_lossy(&output.stderr).into_owned(),
-            )
+            let output = run_cli(LABLET, &data_dir, args);
+            (output.code, output.stdout, output.stderr)
         })
     };
     // Writes keep coming while the rebuild runs and swaps.
