@@ -131,6 +131,18 @@ impl TestServer {
     }
 }
 
+/// GETs `url` and parses the answer as JSON.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("request sent")
+        .json()
+        .await
+        .expect("a JSON answer")
+}
+
 /// Polls `url` until it answers 200, for at most 30 seconds.
 pub async fn wait_ready(client: &reqwest::Client, url: &str) {
     for _ in 0..600 {

@@ -8,7 +8,7 @@ use lablet_infrastructure::sqlite::{SqliteEventStore, SqliteReadModelStore};
 use lablet_migrations::sqlite::{migrate_file, READ_MODELS};
 use lablet_projections::{standard_projectors, ProjectionRunner};
 use lablet_tests::process::free_port;
-use lablet_tests::server::wait_ready;
+use lablet_tests::server::{get_json, wait_ready};
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -140,14 +140,7 @@ async fn acknowledged_commands_survive_a_kill_and_read_models_equal_a_replay() {
     let mut server = start_server(dir.path(), port);
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&client, &format!("{base}/health/ready")).await;
-    let ready: Value = client
-        .get(format!("{base}/health/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = get_json(&client, &format!("{base}/health/ready")).await;
     assert_eq!(ready["head_position"].as_i64(), Some(max));
     for projection in ["lab_records", "lablet_instances", "work_orders"] {
         assert_eq!(

@@ -5,7 +5,7 @@
 use lablet_infrastructure::cloudevents::HttpMode;
 use lablet_infrastructure::config::NatsSettings;
 use lablet_tests::process::{free_port, run_cli};
-use lablet_tests::server::wait_ready;
+use lablet_tests::server::{get_json, wait_ready};
 use lablet_tests::sink::{Received, TestSink};
 use lablet_tests::TestServer;
 use serde_json::{json, Value};
@@ -40,14 +40,11 @@ async fn log_events(client: &reqwest::Client, base: &str) -> Vec<LoggedEvent> {
     let mut events = Vec::new();
     let mut from = 0;
     loop {
-        let page: Value = client
-            .get(format!("{base}/api/v1/audit/events?from_position={from}&limit=1000"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = get_json(
+            client,
+            &format!("{base}/api/v1/audit/events?from_position={from}&limit=1000"),
+        )
+        .await;
         let items = page["items"].as_array().unwrap();
         for item in items {
             let stream = item["stream"].as_str().unwrap();

@@ -19,6 +19,20 @@ use uuid::Uuid;
 
 const LABLET: &str = env!("CARGO_BIN_EXE_lablet-under-test");
 
+/// Changes one live lab-record document and deletes another, behind Lablet's back.
+fn tamper_with_lab_records(data_dir: &std::path::Path, changed: &str, deleted: &str) {
+    let read_models = rusqlite::Connection::open(data_dir.join("read_models.db")).unwrap();
+    read_models
+        .execute(
+            "UPDATE lab_records SET body = json_set(body, '$.title', 'tampered') WHERE id = ?1",
+            [changed],
+        )
+        .unwrap();
+    read_models
+        .execute("DELETE FROM lab_records WHERE id = ?1", [deleted])
+        .unwrap();
+}
+
 struct Stores {
     events: Arc<dyn EventStore>,
     read_models: Arc<dyn ReadModelStore>,
@@ -292,16 +306,7 @@ async fn rebuild_verify_reports_every_document_that_differs_from_a_replay() {
         "{err}"
     );
 
-    let read_models = rusqlite::Connection::open(dir.path().join("read_models.db")).unwrap();
-    read_models
-        .execute(
-            "UPDATE lab_records SET body = json_set(body, '$.title', 'tampered') WHERE id = ?1",
-            [&ids[0]],
-        )
-        .unwrap();
-    read_models
-        .execute("DELETE FROM lab_records WHERE id = ?1", [&ids[3]])
-        .unwrap();
+    tamper_with_lab_records(dir.path(), &ids[0], &ids[3]);
     let (code, out, _) = rebuild();
     assert_eq!(code, Some(1));
     let mut reported: Vec<&str> = out.lines().collect();
@@ -335,16 +340,7 @@ async fn rebuild_swaps_a_fresh_read_model_in_while_the_server_serves_and_writes_
         ids.push(outcome["id"].as_str().unwrap().to_owned());
         server.get_at("/api/v1/lab-records", position.unwrap()).await;
     }
-    let read_models = rusqlite::Connection::open(dir.path().join("read_models.db")).unwrap();
-    read_models
-        .execute(
-            "UPDATE lab_records SET body = json_set(body, '$.title', 'tampered') WHERE id = ?1",
-            [&ids[0]],
-        )
-        .unwrap();
-    read_models
-        .execute("DELETE FROM lab_records WHERE id = ?1", [&ids[2]])
-        .unwrap();
+    tamper_with_lab_records(dir.path(), &ids[0], &ids[2]);
 
     let cli = |args: &'static [&'static str]| {
         let data_dir = dir.path().to_owned();
