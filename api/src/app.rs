@@ -38,13 +38,15 @@ pub enum StartupError {
 pub struct App {
     pub state: AppState,
     pub stores: Stores,
+    limits: lablet_infrastructure::config::HttpLimits,
     shutdown: watch::Sender<bool>,
     background: Vec<JoinHandle<()>>,
 }
 
 impl App {
+    /// Every route, with the shared limits.
     pub fn router(&self) -> Router {
-        router(self.state.clone())
+        crate::limits::apply(router(self.state.clone()), &self.limits)
     }
 
     /// Stops the projection runners and waits for them.
@@ -198,6 +200,7 @@ pub async fn build(settings: &Settings) -> Result<App, StartupError> {
     Ok(App {
         state,
         stores,
+        limits: settings.http_limits.clone(),
         shutdown,
         background,
     })

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod cli;
 pub mod extract;
+pub mod limits;
 pub mod problem;
 pub mod routes;
 pub mod telemetry;

@@ -60,6 +60,66 @@ pub struct Settings {
     pub command_max_attempts: u32,
     /// `LABLET_CLOUDEVENTS_*` and `LABLET_OUTBOX_*`: where Lablet's events go.
     pub outbox: OutboxSettings,
+    /// `LABLET_HTTP_*`: limits every request shares.
+    pub http_limits: HttpLimits,
+}
+
+/// Limits every HTTP request shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// `LABLET_HTTP_BODY_LIMIT_BYTES`, default 1 MiB.
+    pub body_limit: usize,
+    /// `LABLET_HTTP_REQUEST_TIMEOUT_MS`, default 30000.
+    pub request_timeout: Duration,
+    /// `LABLET_HTTP_MAX_IN_FLIGHT`: requests handled at once before more are shed, default 1024.
+    pub max_in_flight: usize,
+    /// `LABLET_HTTP_CORS_ORIGINS`: comma-separated origins allowed by CORS; none by default.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            max_in_flight: 1024,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+impl HttpLimits {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut limits = HttpLimits::default();
+        if let Some(bytes) = lookup("LABLET_HTTP_BODY_LIMIT_BYTES") {
+            limits.body_limit = positive("LABLET_HTTP_BODY_LIMIT_BYTES", &bytes)?;
+        }
+        if let Some(ms) = lookup("LABLET_HTTP_REQUEST_TIMEOUT_MS") {
+            limits.request_timeout = Duration::from_millis(positive("LABLET_HTTP_REQUEST_TIMEOUT_MS", &ms)?);
+        }
+        if let Some(n) = lookup("LABLET_HTTP_MAX_IN_FLIGHT") {
+            limits.max_in_flight = positive("LABLET_HTTP_MAX_IN_FLIGHT", &n)?;
+        }
+        if let Some(origins) = lookup("LABLET_HTTP_CORS_ORIGINS") {
+            for origin in origins.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+                let valid = reqwest::Url::parse(origin).is_ok_and(|url| {
+                    matches!(url.scheme(), "http" | "https")
+                        && url.host().is_some()
+                        && url.path() == "/"
+                        && url.query().is_none()
+                        && !origin.ends_with('/')
+                });
+                if !valid {
+                    return Err(ConfigError {
+                        setting: "LABLET_HTTP_CORS_ORIGINS",
+                        message: format!("`{origin}` is not an origin such as https://lab.example.com"),
+                    });
+                }
+                limits.cors_origins.push(origin.to_owned());
+            }
+        }
+        Ok(limits)
+    }
 }
 
 /// The outbox relays: one per configured sink, none by default.
@@ -197,6 +257,7 @@ impl Settings {
             query_max_wait: Duration::from_secs(5),
             command_max_attempts: 5,
             outbox: OutboxSettings::default(),
+            http_limits: HttpLimits::default(),
         }
     }
 
@@ -220,6 +281,7 @@ impl Settings {
             settings.command_max_attempts = positive("LABLET_COMMAND_MAX_ATTEMPTS", &n)?;
         }
         settings.outbox = OutboxSettings::from_lookup(&lookup)?;
+        settings.http_limits = HttpLimits::from_lookup(&lookup)?;
         Ok(settings)
     }
 }
@@ -287,6 +349,15 @@ mod tests {
         assert_eq!(err.setting, "LABLET_CLOUDEVENTS_NATS_STREAM");
         let err = settings(&[("LABLET_OUTBOX_MAX_ATTEMPTS", "0")]).unwrap_err();
         assert_eq!(err.setting, "LABLET_OUTBOX_MAX_ATTEMPTS");
+        let err = settings(&[("LABLET_HTTP_BODY_LIMIT_BYTES", "-1")]).unwrap_err();
+        assert_eq!(err.setting, "LABLET_HTTP_BODY_LIMIT_BYTES");
+        let err = settings(&[("LABLET_HTTP_CORS_ORIGINS", "https://ok.example, not an origin")]).unwrap_err();
+        assert_eq!(err.setting, "LABLET_HTTP_CORS_ORIGINS");
+        let s = settings(&[("LABLET_HTTP_CORS_ORIGINS", "https://a.example, http://localhost:3000")]).unwrap();
+        assert_eq!(
+            s.http_limits.cors_origins,
+            vec!["https://a.example", "http://localhost:3000"]
+        );
     }
 
     #[test]
