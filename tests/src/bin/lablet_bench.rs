@@ -147,8 +147,13 @@ async fn main() {
         } else {
             baseline_rows
         };
-        let rate = raw_inserts_per_second(&dir.path().join(format!("baseline-{batch}.db")), rows, args.labs, batch);
+        let path = dir.path().join(format!("baseline-{batch}.db"));
+        let rate = raw_inserts_per_second(&path, rows, args.labs, batch);
         println!("batch {batch:>5}: {rate:>10.0} rows/s  ({rows} rows)");
+        // Gone before the next phase, so that writing its pages back does not compete with it.
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
         baselines.push((batch, rate));
     }
 
