@@ -321,6 +321,11 @@ impl OutboxRelay {
             by_subject.entry(parked.subject.clone()).or_default().push(parked);
         }
         for (subject, mut parked) in by_subject {
+            if !state.held.contains(&subject) {
+                // Its parked events are being redriven already (a second request while the
+                // first is in flight): enqueueing them again could resend them after newer ones.
+                continue;
+            }
             parked.sort_by_key(|p| p.position);
             let mut events = Vec::with_capacity(parked.len());
             for record in &parked {
