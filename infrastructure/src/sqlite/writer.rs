@@ -187,17 +187,23 @@ impl Writer {
         Ok(())
     }
 
-    /// Indexes every event after the index's progress, in one transaction; on success the tail
-    /// is empty and its heads become ordinary cached heads.
+    /// Indexes every event after the index's progress, a chunk per transaction; on success the
+    /// tail is empty and its heads become ordinary cached heads.
     fn index_tail(&mut self) {
         if self.last_seen <= self.indexed {
             return;
         }
         // The index is derived from the log: its transactions need not wait for the disk (WAL
         // stays consistent), the next append's commit makes them durable.
-        let _ = self.conn.pragma_update(None, "synchronous", "NORMAL");
+        if let Err(err) = self.conn.pragma_update(None, "synchronous", "NORMAL") {
+            tracing::warn!(error = %err, "indexing with full durability");
+        }
         let indexed = index_chunks(&mut self.conn);
-        let _ = self.conn.pragma_update(None, "synchronous", "FULL");
+        while let Err(err) = self.conn.pragma_update(None, "synchronous", "FULL") {
+            // Appends must never be acknowledged without their fsync: wait rather than go on.
+            tracing::error!(error = %err, "cannot restore synchronous=FULL; retrying");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         match indexed {
             Ok(position) => {
                 self.indexed = position;
@@ -217,9 +223,9 @@ impl Writer {
     }
 
     fn commit_batch(&mut self, batch: Vec<AppendRequest>) {
-        // Fast path: no savepoints. A unique-key collision (a retried append, a reused id,
-        // another process) is rare; it rolls the whole batch back and reruns it carefully,
-        // each append in its own savepoint.
+        // Fast path: no savepoints. An event-id collision (a retried append, a reused id) is
+        // rare; it rolls the whole batch back and reruns it carefully, each append in its own
+        // savepoint.
         let mut staged = Vec::with_capacity(batch.len());
         let mut outcome = self.stage_all(&batch, &mut staged, false);
         if let Err(StageError::Collision) = outcome {
