@@ -9,6 +9,7 @@ use lablet_application::instances::{
     ExtendTimeslot, InstanceHandlers, RecordScore, RequestInstance, TransitionInstance,
 };
 use lablet_application::lab_records::{LabRecordHandlers, ObserveLab, RemoveLabRecord};
+use lablet_application::metrics::{Metrics, MetricsBehaviour};
 use lablet_application::outbox::{CloudEventSink, GetOutbox, OutboxHandlers, OutboxRelay, RedriveParked};
 use lablet_application::ports::{Clock, SystemClock};
 use lablet_application::progress::ProjectionProgress;
@@ -66,7 +67,7 @@ pub fn build_mediator(
     clock: Arc<dyn Clock>,
 ) -> Mediator {
     let repository = Arc::new(AggregateRepository::new(stores.events.clone(), clock));
-    register_handlers(settings, stores, progress, repository, Vec::new())
+    register_handlers(settings, stores, progress, repository, Vec::new(), Arc::default())
 }
 
 /// Registers every handler on a mediator sharing `repository` (and its aggregate cache).
@@ -76,8 +77,11 @@ fn register_handlers(
     progress: &ProjectionProgress,
     repository: Arc<AggregateRepository>,
     relays: Vec<(String, Arc<Notify>)>,
+    metrics: Arc<Metrics>,
 ) -> Mediator {
-    let mut mediator = Mediator::with_standard_pipeline(settings.command_max_attempts);
+    let mut mediator = Mediator::default();
+    mediator.add_behaviour(Arc::new(MetricsBehaviour::new(metrics)));
+    mediator.add_standard_behaviours(settings.command_max_attempts);
 
     let lab_records = Arc::new(LabRecordHandlers::new(repository.clone()));
     mediator.register::<ObserveLab>(lab_records.clone());
@@ -160,12 +164,14 @@ pub async fn build(settings: &Settings) -> Result<App, StartupError> {
         .iter()
         .map(|relay| (relay.sink_name().to_owned(), relay.redrive_signal()))
         .collect();
+    let metrics = Arc::new(Metrics::default());
     let mediator = Arc::new(register_handlers(
         settings,
         &stores,
         &progress,
         repository.clone(),
         relay_signals,
+        metrics.clone(),
     ));
     let (shutdown, stop) = watch::channel(false);
     let mut names = Vec::new();
@@ -196,6 +202,7 @@ pub async fn build(settings: &Settings) -> Result<App, StartupError> {
         read_models: stores.read_models.clone(),
         progress,
         projections: Arc::new(names),
+        metrics,
     };
     Ok(App {
         state,

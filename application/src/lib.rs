@@ -12,6 +12,7 @@ pub mod inbox;
 pub mod instances;
 pub mod lab_records;
 pub mod mediator;
+pub mod metrics;
 pub mod outbox;
 pub mod ports;
 pub mod progress;

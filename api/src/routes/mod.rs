@@ -6,6 +6,7 @@ mod inbox;
 mod instances;
 mod lab_records;
 mod live;
+mod metrics;
 mod outbox;
 mod work_orders;
 
@@ -32,12 +33,14 @@ pub struct AppState {
     pub read_models: Arc<dyn ReadModelStore>,
     pub progress: ProjectionProgress,
     pub projections: Arc<Vec<&'static str>>,
+    pub metrics: Arc<lablet_application::metrics::Metrics>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
+        .route("/metrics", get(metrics::scrape))
         .route("/api/v1/lab-records/observations", post(lab_records::observe))
         .route("/api/v1/lab-records", get(lab_records::list))
         .route("/api/v1/lab-records/{id}", get(lab_records::get_one))
@@ -66,6 +69,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/outbox/parked/{event_id}/redrive", post(outbox::redrive))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record_http,
+        ))
         .with_state(state)
 }
 

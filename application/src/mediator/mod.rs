@@ -55,10 +55,15 @@ impl Mediator {
     /// version conflicts (up to `max_attempts` runs).
     pub fn with_standard_pipeline(max_attempts: u32) -> Self {
         let mut mediator = Mediator::default();
-        mediator.add_behaviour(Arc::new(TracingBehaviour));
-        mediator.add_behaviour(Arc::new(ValidationBehaviour));
-        mediator.add_behaviour(Arc::new(RetryOnConflict::new(max_attempts)));
+        mediator.add_standard_behaviours(max_attempts);
         mediator
+    }
+
+    /// Adds the standard behaviours inside the ones added before (a metrics behaviour, say).
+    pub fn add_standard_behaviours(&mut self, max_attempts: u32) {
+        self.add_behaviour(Arc::new(TracingBehaviour));
+        self.add_behaviour(Arc::new(ValidationBehaviour));
+        self.add_behaviour(Arc::new(RetryOnConflict::new(max_attempts)));
     }
 
     /// Adds a behaviour inside the ones added before it.

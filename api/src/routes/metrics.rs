@@ -1,0 +1,82 @@
+//! `GET /metrics` in the Prometheus text format, and the middleware that counts HTTP requests.
+
+use super::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use lablet_application::metrics::Gauge;
+use lablet_application::outbox::GetOutbox;
+use lablet_application::RequestContext;
+use std::time::Instant;
+
+/// Counts and times every request by route pattern (never the raw path: ids would make a
+/// series per entity), method and status.
+pub async fn record_http(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.observe_http(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// Counters and histograms, plus gauges read now: the log head, each projection's position and
+/// lag, each outbox sink's lag and parked events.
+pub async fn scrape(State(state): State<AppState>) -> Response {
+    let head = state.events.head_position().await.unwrap_or(0);
+    let mut gauges = vec![Gauge {
+        name: "lablet_events_head_position",
+        help: "The position of the last event in the log.",
+        values: vec![(Vec::new(), head as f64)],
+    }];
+    let (mut positions, mut lags) = (Vec::new(), Vec::new());
+    for name in state.projections.iter() {
+        let applied = state.progress.applied(name).position;
+        positions.push((vec![("projection", name.to_string())], applied as f64));
+        lags.push((
+            vec![("projection", name.to_string())],
+            head.saturating_sub(applied) as f64,
+        ));
+    }
+    gauges.push(Gauge {
+        name: "lablet_projection_position",
+        help: "The last log position each projection has applied.",
+        values: positions,
+    });
+    gauges.push(Gauge {
+        name: "lablet_projection_lag_events",
+        help: "Events in the log that each projection has not applied yet.",
+        values: lags,
+    });
+    if let Ok(outbox) = state
+        .mediator
+        .send(GetOutbox { limit: 1 }, &RequestContext::system())
+        .await
+    {
+        let sink = |s: &str| vec![("sink", s.to_owned())];
+        gauges.push(Gauge {
+            name: "lablet_outbox_lag_events",
+            help: "Log positions each CloudEvents sink has not reached yet.",
+            values: outbox.sinks.iter().map(|s| (sink(&s.sink), s.lag as f64)).collect(),
+        });
+        gauges.push(Gauge {
+            name: "lablet_outbox_parked_events",
+            help: "Events each sink parked after they kept failing.",
+            values: outbox.sinks.iter().map(|s| (sink(&s.sink), s.parked as f64)).collect(),
+        });
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(&gauges),
+    )
+        .into_response()
+}
