@@ -187,7 +187,7 @@ async fn a_stream_reads_the_same_across_its_indexed_part_and_the_unindexed_tail(
             .query_row("SELECT position FROM stream_index_progress", [], |r| r.get::<_, i64>(0))
             .unwrap()
     };
-    for _ in 0..100 {
+    for _ in 0..500 {
         if indexed() == 10 {
             break;
         }
@@ -267,13 +267,19 @@ async fn a_log_without_its_index_is_read_correctly_and_indexed_when_the_writer_s
         )
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let (indexed, entries): (i64, i64) = conn
-        .query_row(
+    let progress = || -> (i64, i64) {
+        conn.query_row(
             "SELECT (SELECT position FROM stream_index_progress), (SELECT count(*) FROM stream_index)",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .unwrap();
-    assert_eq!((indexed, entries), (31, 31));
+        .unwrap()
+    };
+    for _ in 0..500 {
+        if progress() == (31, 31) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(progress(), (31, 31), "indexed when the writer was idle");
 }
