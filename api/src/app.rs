@@ -45,9 +45,14 @@ pub struct App {
 }
 
 impl App {
-    /// Every route, with the shared limits.
+    /// Every route, with the shared limits, every request counted (shed and timed-out ones
+    /// too: the metrics layer is the outermost).
     pub fn router(&self) -> Router {
-        crate::limits::apply(router(self.state.clone()), &self.limits)
+        let limited = crate::limits::apply(router(self.state.clone()), &self.limits);
+        limited.layer(axum::middleware::from_fn_with_state(
+            self.state.clone(),
+            crate::routes::metrics::record_http,
+        ))
     }
 
     /// Stops the projection runners and waits for them.

@@ -2,8 +2,8 @@
 //! many requests are in flight (more are shed at once with 503 and `Retry-After` rather than
 //! queued), and CORS, off unless origins are configured.
 //!
-//! `/health/*` is never shed: an orchestrator must be able to ask a busy instance whether it
-//! lives. A request that runs out of time is cancelled; a command cancelled that way may still
+//! `/health/*` and `/metrics` are never shed: an orchestrator must be able to ask a busy
+//! instance whether it lives, and monitoring must see it being busy. A request that runs out of time is cancelled; a command cancelled that way may still
 //! have been appended, so a client re-reads before it retries.
 
 use crate::problem::Problem;
@@ -58,7 +58,8 @@ async fn within(timeout: Duration, request: Request, next: Next) -> Response {
 
 /// Runs the request if a slot is free; otherwise answers 503 `overloaded` at once.
 async fn shed_when_full(in_flight: Arc<Semaphore>, request: Request, next: Next) -> Response {
-    if request.uri().path().starts_with("/health/") {
+    let path = request.uri().path();
+    if path.starts_with("/health/") || path == "/metrics" {
         return next.run(request).await;
     }
     match in_flight.try_acquire_owned() {

@@ -6,7 +6,7 @@ mod inbox;
 mod instances;
 mod lab_records;
 mod live;
-mod metrics;
+pub mod metrics;
 mod outbox;
 mod work_orders;
 
@@ -69,10 +69,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/outbox/parked/{event_id}/redrive", post(outbox::redrive))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::record_http,
-        ))
         .with_state(state)
 }
 
