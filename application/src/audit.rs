@@ -7,7 +7,7 @@
 
 use crate::context::RequestContext;
 use crate::envelope::EventEnvelope;
-use crate::error::{AppError, FieldError};
+use crate::error::{validate_limit, AppError, FieldError};
 use crate::mediator::{Handler, Request, RequestKind};
 use crate::ports::{EventStore, EventStoreError};
 use async_trait::async_trait;
@@ -205,13 +205,7 @@ impl Request for StreamStateAt {
 }
 
 fn validate_page(limit: usize) -> Result<(), Vec<FieldError>> {
-    if limit == 0 || limit > MAX_AUDIT_PAGE {
-        return Err(vec![FieldError::new(
-            "limit",
-            format!("must be between 1 and {MAX_AUDIT_PAGE}"),
-        )]);
-    }
-    Ok(())
+    validate_limit(limit, MAX_AUDIT_PAGE)
 }
 
 pub struct AuditQueries {

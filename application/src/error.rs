@@ -1,6 +1,6 @@
 //! The errors handlers answer, one enum mapped once to problem+json at the API edge.
 
-use crate::ports::{EventStoreError, ReadModelError};
+use crate::ports::{EventStoreError, OutboxStoreError, ReadModelError};
 use lablet_domain::DomainError;
 use serde::Serialize;
 
@@ -71,6 +71,20 @@ impl From<ReadModelError> for AppError {
     fn from(err: ReadModelError) -> Self {
         AppError::Unavailable(err.to_string())
     }
+}
+
+impl From<OutboxStoreError> for AppError {
+    fn from(err: OutboxStoreError) -> Self {
+        AppError::Unavailable(err.to_string())
+    }
+}
+
+/// A page size must be between 1 and `max`; the error names the `limit` field.
+pub fn validate_limit(limit: usize, max: usize) -> Result<(), Vec<FieldError>> {
+    if limit == 0 || limit > max {
+        return Err(vec![FieldError::new("limit", format!("must be between 1 and {max}"))]);
+    }
+    Ok(())
 }
 
 impl AppError {

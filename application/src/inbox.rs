@@ -227,9 +227,8 @@ impl InboxProcessor {
             };
             if let Err(err) = outcome {
                 tracing::error!(error = %err, "inbox processor stopped; restarting from its checkpoint");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = shutdown.wait_for(|stop| *stop) => return,
+                if !crate::shutdown::pause_unless_stopped(&mut shutdown, Duration::from_secs(1)).await {
+                    return;
                 }
             }
         }

@@ -18,6 +18,7 @@ pub mod ports;
 pub mod progress;
 pub mod read_model_queries;
 pub mod repository;
+pub mod shutdown;
 pub mod subscription;
 pub mod work_orders;
 

@@ -94,11 +94,9 @@ impl Metrics {
         }
     }
 
-    pub fn observe_http(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    pub fn observe_http(&self, route: String, method: String, status: u16, seconds: f64) {
         if let Ok(mut http) = self.http.lock() {
-            http.entry((route.to_owned(), method.to_owned(), status))
-                .or_default()
-                .observe(seconds);
+            http.entry((route, method, status)).or_default().observe(seconds);
         }
     }
 
@@ -189,7 +187,7 @@ mod tests {
         let metrics = Metrics::default();
         metrics.observe_request("lab_records.observe", RequestKind::Command, "ok", 0.0007);
         metrics.observe_request("lab_records.observe", RequestKind::Command, "ok", 0.02);
-        metrics.observe_http("/api/v1/lab-records/{id}", "GET", 404, 0.003);
+        metrics.observe_http("/api/v1/lab-records/{id}".into(), "GET".into(), 404, 0.003);
         let gauge = Gauge {
             name: "lablet_events_head_position",
             help: "The log's last position.",

@@ -74,11 +74,7 @@ impl Request for ListDocuments {
         });
         match unknown {
             Some(field) => Err(vec![crate::FieldError::new(field, "cannot be filtered on")]),
-            None if self.query.limit == 0 || self.query.limit > MAX_PAGE => Err(vec![crate::FieldError::new(
-                "limit",
-                format!("must be between 1 and {MAX_PAGE}"),
-            )]),
-            None => Ok(()),
+            None => crate::error::validate_limit(self.query.limit, MAX_PAGE),
         }
     }
 }

@@ -25,6 +25,7 @@ use lablet_application::ports::{
     DocumentWrite, EventStore, EventStoreError, HistoryRecord, ReadModelError, ReadModelStore,
 };
 use lablet_application::progress::ProjectionProgress;
+use lablet_application::shutdown::pause_unless_stopped;
 use lablet_application::subscription::Subscription;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, VecDeque};
@@ -159,9 +160,8 @@ impl ProjectionRunner {
                 {
                     tracing::warn!(projection = self.name(), error = %record, "could not record the projection error");
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(ERROR_BACKOFF) => {}
-                    _ = shutdown.wait_for(|stop| *stop) => return,
+                if !pause_unless_stopped(&mut shutdown, ERROR_BACKOFF).await {
+                    return;
                 }
             }
         }

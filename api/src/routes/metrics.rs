@@ -21,8 +21,8 @@ pub async fn record_http(State(state): State<AppState>, request: Request, next: 
     let started = Instant::now();
     let response = next.run(request).await;
     state.metrics.observe_http(
-        &route,
-        &method,
+        route,
+        method,
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );

@@ -1,9 +1,9 @@
 //! What operators ask of the outbox: how far each sink lags, what is parked, and redrive.
 
 use crate::context::RequestContext;
-use crate::error::{AppError, FieldError};
+use crate::error::{validate_limit, AppError, FieldError};
 use crate::mediator::{Handler, Request, RequestKind};
-use crate::ports::{EventStore, OutboxStore, OutboxStoreError, ParkedEvent};
+use crate::ports::{EventStore, OutboxStore, ParkedEvent};
 use async_trait::async_trait;
 use serde::Serialize;
 use std::sync::Arc;
@@ -43,13 +43,7 @@ impl Request for GetOutbox {
     const KIND: RequestKind = RequestKind::Query;
 
     fn validate(&self) -> Result<(), Vec<FieldError>> {
-        if self.limit == 0 || self.limit > MAX_PARKED_PAGE {
-            return Err(vec![FieldError::new(
-                "limit",
-                format!("must be between 1 and {MAX_PARKED_PAGE}"),
-            )]);
-        }
-        Ok(())
+        validate_limit(self.limit, MAX_PARKED_PAGE)
     }
 }
 
@@ -76,12 +70,6 @@ pub struct OutboxHandlers {
 impl OutboxHandlers {
     pub fn new(events: Arc<dyn EventStore>, outbox: Arc<dyn OutboxStore>, active: Vec<(String, Arc<Notify>)>) -> Self {
         OutboxHandlers { events, outbox, active }
-    }
-}
-
-impl From<OutboxStoreError> for AppError {
-    fn from(err: OutboxStoreError) -> Self {
-        AppError::Unavailable(err.to_string())
     }
 }
 

@@ -15,6 +15,7 @@
 use crate::envelope::EventEnvelope;
 use crate::ports::{EventStore, EventStoreError, OutboxStore, OutboxStoreError, ParkedEvent};
 use crate::repository::random_unit;
+use crate::shutdown::{pause_unless_stopped, stopped};
 use crate::subscription::Subscription;
 use async_trait::async_trait;
 use chrono::Utc;
@@ -179,9 +180,8 @@ impl OutboxRelay {
                 Ok(()) => return,
                 Err(err) => {
                     tracing::error!(sink = this.sink.name(), error = %err, "outbox relay stopped; restarting from its checkpoint");
-                    tokio::select! {
-                        _ = tokio::time::sleep(ERROR_BACKOFF) => {}
-                        _ = shutdown.wait_for(|stop| *stop) => return,
+                    if !pause_unless_stopped(&mut shutdown, ERROR_BACKOFF).await {
+                        return;
                     }
                 }
             }
@@ -248,7 +248,7 @@ impl OutboxRelay {
             }
             let subject = event.aggregate_id().to_owned();
             if state.held.contains(&subject) {
-                parked.push(self.parked_record(
+                parked.push(parked_record(
                     sink,
                     &event,
                     0,
@@ -283,11 +283,11 @@ impl OutboxRelay {
         let mut finished: Vec<Outgoing> = delivered;
         if let Some((head, attempts, error)) = failed {
             tracing::warn!(sink, subject, event_id = %head.event.event_id, attempts, error, "parking an event that keeps failing");
-            let mut records = vec![self.parked_record(sink, &head.event, attempts, &error, None)];
+            let mut records = vec![parked_record(sink, &head.event, attempts, &error, None)];
             let behind = not_tried.into_iter().chain(state.take_queue(&subject));
             let mut held: Vec<Outgoing> = Vec::new();
             for item in behind {
-                records.push(self.parked_record(
+                records.push(parked_record(
                     sink,
                     &item.event,
                     0,
@@ -355,27 +355,27 @@ impl OutboxRelay {
         }
         Ok(())
     }
+}
 
-    fn parked_record(
-        &self,
-        sink: &str,
-        event: &EventEnvelope,
-        attempts: u32,
-        error: &str,
-        held_behind: Option<Uuid>,
-    ) -> ParkedEvent {
-        ParkedEvent {
-            sink: sink.to_owned(),
-            event_id: event.event_id,
-            position: event.position,
-            subject: event.aggregate_id().to_owned(),
-            event_type: event.event_type.clone(),
-            attempts,
-            last_error: error.to_owned(),
-            held_behind,
-            parked_at: Utc::now(),
-            redrive_requested_at: None,
-        }
+/// The record of `event` parked in `sink`.
+fn parked_record(
+    sink: &str,
+    event: &EventEnvelope,
+    attempts: u32,
+    error: &str,
+    held_behind: Option<Uuid>,
+) -> ParkedEvent {
+    ParkedEvent {
+        sink: sink.to_owned(),
+        event_id: event.event_id,
+        position: event.position,
+        subject: event.aggregate_id().to_owned(),
+        event_type: event.event_type.clone(),
+        attempts,
+        last_error: error.to_owned(),
+        held_behind,
+        parked_at: Utc::now(),
+        redrive_requested_at: None,
     }
 }
 
@@ -415,11 +415,6 @@ async fn deliver_run(relay: Arc<OutboxRelay>, subject: String, run: Vec<Outgoing
         failed: None,
         not_tried: Vec::new(),
     }
-}
-
-/// Resolves once `shutdown` turns true (or its sender is gone).
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 /// Reads the log after `position` into `pages`, following it live.

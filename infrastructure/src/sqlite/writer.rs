@@ -37,7 +37,7 @@ const STREAM_HEAD: &str = include_str!("sql/stream_head.sql");
 const FIND_EVENT: &str = include_str!("sql/find_event.sql");
 const HEAD_POSITION: &str = include_str!("sql/head_position.sql");
 const EVENTS_AFTER: &str = include_str!("sql/events_after.sql");
-const EVENTS_AFTER_UNTIL: &str = "SELECT position, stream, version FROM events WHERE position > ?1 AND position <= ?2";
+const EVENTS_BETWEEN: &str = include_str!("sql/events_between.sql");
 const INDEX_TAIL: &str = include_str!("sql/index_tail.sql");
 pub const INDEX_PROGRESS: &str = include_str!("sql/index_progress.sql");
 const SAVE_INDEX_PROGRESS: &str = include_str!("sql/save_index_progress.sql");
@@ -126,10 +126,7 @@ impl Writer {
 
     /// Tells readers about the tail's streams (after a commit, before any answer).
     fn publish_tail(&self, streams: impl Iterator<Item = String>) {
-        if let Ok(mut shared) = self.shared.lock() {
-            shared.streams.extend(streams);
-            shared.last_seen = shared.last_seen.max(self.last_seen);
-        }
+        publish_tail(&self.shared, self.last_seen, streams);
     }
 
     /// Serves the channel until every sender is gone.
@@ -290,10 +287,7 @@ impl Writer {
         let seen = self.last_seen;
         read_others_commits(&tx, &mut self.last_seen, &mut self.tail, &mut self.heads)?;
         if self.last_seen > seen {
-            if let Ok(mut shared) = self.shared.lock() {
-                shared.streams.extend(self.tail.keys().cloned());
-                shared.last_seen = shared.last_seen.max(self.last_seen);
-            }
+            publish_tail(&self.shared, self.last_seen, self.tail.keys().cloned());
         }
         let recorded_at = format_timestamp(Utc::now());
         // Heads changed earlier in this batch, not yet committed.
@@ -372,6 +366,14 @@ fn read_others_commits(
     Ok(())
 }
 
+/// Adds `streams` to what readers know has unindexed events, complete up to `last_seen`.
+fn publish_tail(shared: &SharedTailStreams, last_seen: u64, streams: impl Iterator<Item = String>) {
+    if let Ok(mut shared) = shared.lock() {
+        shared.streams.extend(streams);
+        shared.last_seen = shared.last_seen.max(last_seen);
+    }
+}
+
 /// Events indexed per transaction, so that indexing a long tail (a first start on an existing
 /// log) never holds everything in memory or the write lock for long.
 const INDEX_CHUNK: i64 = 50_000;
@@ -386,7 +388,7 @@ fn index_chunks(conn: &mut Connection) -> rusqlite::Result<u64> {
         let to = end.min(from + INDEX_CHUNK);
         if to > from {
             let mut insert = tx.prepare_cached(INDEX_TAIL)?;
-            let mut select = tx.prepare_cached(EVENTS_AFTER_UNTIL)?;
+            let mut select = tx.prepare_cached(EVENTS_BETWEEN)?;
             let mut rows = select.query([from, to])?;
             while let Some(row) = rows.next()? {
                 let stream: String = row.get(1)?;
