@@ -1,7 +1,8 @@
 //! Start-up: one function builds the whole application (stores, mediator, projections,
 //! router) for `lablet serve`, the tests and the benchmark alike.
 
-use crate::routes::{router, AppState};
+use crate::auth::Authenticator;
+use crate::routes::{endpoints, router, AppState};
 use axum::Router;
 use lablet_application::audit::{AuditQueries, ReadLogPage, ReadStreamPage, StreamStateAt};
 use lablet_application::inbox::{GetInboxMessage, InboxHandlers, InboxProcessor, ReceiveCloudEvent};
@@ -31,6 +32,10 @@ pub enum StartupError {
     Config(#[from] lablet_infrastructure::ConfigError),
     #[error(transparent)]
     Migration(#[from] lablet_migrations::MigrationError),
+    #[error("LABLET_AUTH_*: cannot prepare token verification: {0}")]
+    Auth(std::io::Error),
+    #[error("the OpenAPI document cannot be made: {0}")]
+    OpenApi(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
 }
@@ -40,6 +45,7 @@ pub struct App {
     pub state: AppState,
     pub stores: Stores,
     limits: lablet_infrastructure::config::HttpLimits,
+    metrics_public: bool,
     shutdown: watch::Sender<bool>,
     background: Vec<JoinHandle<()>>,
 }
@@ -48,7 +54,7 @@ impl App {
     /// Every route, with the shared limits, every request counted (shed and timed-out ones
     /// too: the metrics layer is the outermost).
     pub fn router(&self) -> Router {
-        let limited = crate::limits::apply(router(self.state.clone()), &self.limits);
+        let limited = crate::limits::apply(router(self.state.clone(), self.metrics_public), &self.limits);
         limited.layer(axum::middleware::from_fn_with_state(
             self.state.clone(),
             crate::routes::metrics::record_http,
@@ -104,6 +110,7 @@ fn register_handlers(
 
     let queries = Arc::new(ReadModelQueries::new(
         stores.read_models.clone(),
+        stores.events.clone(),
         progress.clone(),
         settings.query_max_wait,
     ));
@@ -201,18 +208,25 @@ pub async fn build(settings: &Settings) -> Result<App, StartupError> {
     for relay in relays {
         background.push(tokio::spawn(relay.run(stop.clone())));
     }
+    let authenticator = Authenticator::new(&settings.auth, stores.api_keys.clone()).map_err(StartupError::Auth)?;
     let state = AppState {
         mediator,
         events: stores.events.clone(),
         read_models: stores.read_models.clone(),
+        api_keys: stores.api_keys.clone(),
         progress,
         projections: Arc::new(names),
         metrics,
+        authenticator: Arc::new(authenticator),
+        openapi: Arc::new(
+            crate::openapi::document(&endpoints(settings.auth.metrics_public)).map_err(StartupError::OpenApi)?,
+        ),
     };
     Ok(App {
         state,
         stores,
         limits: settings.http_limits.clone(),
+        metrics_public: settings.auth.metrics_public,
         shutdown,
         background,
     })

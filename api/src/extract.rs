@@ -1,6 +1,7 @@
 //! Extractors that read requests strictly and explain every refusal: JSON bodies and query
 //! strings name the offending field, headers name themselves.
 
+use crate::auth::Principal;
 use crate::problem::Problem;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -151,8 +152,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     }
 }
 
-/// The caller's request context: correlation id from `X-Request-Id` or the `traceparent`
-/// trace id, or a new one; the W3C trace context if well-formed.
+/// The caller's request context: the authenticated caller as actor (`anonymous` on public
+/// routes), correlation id from `X-Request-Id` or the `traceparent` trace id, or a new one;
+/// the W3C trace context if well-formed.
 pub struct Context(pub RequestContext);
 
 impl<S: Send + Sync> FromRequestParts<S> for Context {
@@ -167,12 +169,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Context {
         let correlation_id = request_id
             .or_else(|| traceparent.as_ref().map(|tp| tp[3..35].to_owned()))
             .unwrap_or_else(|| Uuid::now_v7().to_string());
+        let principal = parts.extensions.get::<Principal>();
         Ok(Context(RequestContext {
             correlation_id,
             causation_id: None,
-            // Authentication does not exist yet: every caller is anonymous.
-            actor: "anonymous".into(),
+            actor: principal.map_or_else(|| "anonymous".into(), |p| p.subject.clone()),
             traceparent,
+            owner_scope: principal.and_then(Principal::owner_scope),
         }))
     }
 }

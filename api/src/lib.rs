@@ -2,9 +2,11 @@
 //! extractors, start-up wiring, and the `lablet` binary's commands.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod extract;
 pub mod limits;
+pub mod openapi;
 pub mod problem;
 pub mod routes;
 pub mod telemetry;

@@ -29,7 +29,7 @@ impl std::ops::DerefMut for Problem {
 }
 
 /// The fields of a problem document.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ProblemDetails {
     #[serde(rename = "type")]
     pub kind: String,
@@ -91,6 +91,11 @@ impl Problem {
         Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
     }
 
+    /// 403: the caller is known but may not do this.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+
     pub fn with_instance(mut self, instance: impl Into<String>) -> Self {
         self.instance = Some(instance.into());
         self
@@ -102,6 +107,7 @@ impl From<AppError> for Problem {
         match err {
             AppError::Validation(errors) => Problem::invalid(errors),
             AppError::NotFound(what) => Problem::not_found(format!("{what} does not exist")),
+            AppError::Forbidden(detail) => Problem::forbidden(detail),
             AppError::Rule(rule) => {
                 let (slug, title) = match rule {
                     DomainError::InvalidTransition { .. } => ("invalid-transition", "Transition not allowed"),
@@ -138,6 +144,12 @@ impl From<AppError> for Problem {
                 problem
             }
         }
+    }
+}
+
+impl From<lablet_application::ports::ApiKeyStoreError> for Problem {
+    fn from(err: lablet_application::ports::ApiKeyStoreError) -> Self {
+        AppError::from(err).into()
     }
 }
 

@@ -144,7 +144,7 @@ pub struct ReadStreamPage {
 }
 
 /// A page of a stream, and where the next one starts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct StreamPage {
     pub items: Vec<EventEnvelope>,
     pub next_from_version: Option<u64>,
@@ -168,7 +168,7 @@ pub struct ReadLogPage {
 }
 
 /// A page of the log, and where the next one starts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LogPage {
     pub items: Vec<EventEnvelope>,
     pub next_from_position: Option<u64>,
@@ -190,7 +190,7 @@ pub struct StreamStateAt {
     pub at_position: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct StreamState {
     pub stream: String,
     pub at_position: u64,

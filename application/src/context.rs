@@ -13,6 +13,9 @@ pub struct RequestContext {
     pub actor: String,
     /// W3C trace context of the caller, if any.
     pub traceparent: Option<String>,
+    /// When set, the caller may act only on lablet instances owned by this subject (a caller
+    /// with the `user` role and no broader one).
+    pub owner_scope: Option<String>,
 }
 
 impl RequestContext {
@@ -23,6 +26,7 @@ impl RequestContext {
             causation_id: None,
             actor: "system".into(),
             traceparent: None,
+            owner_scope: None,
         }
     }
 }

@@ -35,7 +35,7 @@ pub struct NewEvent {
 }
 
 /// An event as stored, with everything the store assigned.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct EventEnvelope {
     pub event_id: Uuid,
     pub stream: String,

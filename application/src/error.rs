@@ -1,11 +1,11 @@
 //! The errors handlers answer, one enum mapped once to problem+json at the API edge.
 
-use crate::ports::{EventStoreError, OutboxStoreError, ReadModelError};
+use crate::ports::{ApiKeyStoreError, EventStoreError, OutboxStoreError, ReadModelError};
 use lablet_domain::DomainError;
 use serde::Serialize;
 
 /// One invalid input field and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -28,6 +28,9 @@ pub enum AppError {
     /// The addressed entity does not exist (HTTP 404).
     #[error("{0} not found")]
     NotFound(String),
+    /// The caller may not act on this entity (HTTP 403).
+    #[error("{0}")]
+    Forbidden(String),
     /// A domain rule refused the command (HTTP 409).
     #[error(transparent)]
     Rule(DomainError),
@@ -91,5 +94,11 @@ impl AppError {
     /// Whether retrying the whole command may succeed.
     pub fn is_conflict(&self) -> bool {
         matches!(self, AppError::Conflict(_))
+    }
+}
+
+impl From<ApiKeyStoreError> for AppError {
+    fn from(err: ApiKeyStoreError) -> Self {
+        AppError::Unavailable(err.to_string())
     }
 }

@@ -65,7 +65,7 @@ impl Request for ReceiveCloudEvent {
 }
 
 /// What the inbox knows of a message.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct InboxReceipt {
     pub inbox_id: Uuid,
     pub source: String,
@@ -263,6 +263,7 @@ impl InboxProcessor {
             causation_id: Some(received.event_id.to_string()),
             actor: format!("integrator:{}", message.source),
             traceparent: received.traceparent.clone(),
+            owner_scope: None,
         };
         let conclusion = self.dispatch(&message, received.event_id, &context).await?;
         let (status, detail) = match conclusion {

@@ -71,6 +71,7 @@ fn outcome(result: &Result<AnyOutput, AppError>) -> &'static str {
         Ok(_) => "ok",
         Err(AppError::Validation(_)) => "invalid",
         Err(AppError::NotFound(_)) => "not_found",
+        Err(AppError::Forbidden(_)) => "forbidden",
         Err(AppError::Rule(_)) => "refused",
         Err(AppError::Conflict(_)) => "conflict",
         Err(AppError::ProjectionLagging { .. }) => "lagging",

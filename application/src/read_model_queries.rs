@@ -2,10 +2,10 @@
 //! waiting for the projection to reach a position (read-your-writes).
 
 use crate::context::RequestContext;
-use crate::error::AppError;
+use crate::error::{AppError, FieldError};
 use crate::mediator::{Handler, Request, RequestKind};
 use crate::ports::read_models::Filter;
-use crate::ports::{CollectionSpec, ListPage, ListQuery, ReadModelStore};
+use crate::ports::{CollectionSpec, EventStore, ListPage, ListQuery, ReadModelStore};
 use crate::progress::ProjectionProgress;
 use async_trait::async_trait;
 use serde_json::value::RawValue;
@@ -81,24 +81,42 @@ impl Request for ListDocuments {
 
 pub struct ReadModelQueries {
     store: Arc<dyn ReadModelStore>,
+    /// Asked for its head when a query waits for a position not applied yet.
+    events: Arc<dyn EventStore>,
     progress: ProjectionProgress,
     max_wait: Duration,
 }
 
 impl ReadModelQueries {
-    pub fn new(store: Arc<dyn ReadModelStore>, progress: ProjectionProgress, max_wait: Duration) -> Self {
+    pub fn new(
+        store: Arc<dyn ReadModelStore>,
+        events: Arc<dyn EventStore>,
+        progress: ProjectionProgress,
+        max_wait: Duration,
+    ) -> Self {
         ReadModelQueries {
             store,
+            events,
             progress,
             max_wait,
         }
     }
 
     async fn wait(&self, collection: CollectionSpec, min_position: Option<u64>) -> Result<(), AppError> {
-        match min_position {
-            Some(position) => self.progress.wait_for(collection.name, position, self.max_wait).await,
-            None => Ok(()),
+        let Some(position) = min_position else {
+            return Ok(());
+        };
+        if position > self.progress.applied(collection.name).position {
+            // A position no command has reached yet is a mistake, not something to wait for.
+            let head = self.events.head_position().await?;
+            if position > head {
+                return Err(AppError::Validation(vec![FieldError::new(
+                    "Lablet-Min-Position",
+                    format!("is beyond the log's head ({head}); send a position a command answered"),
+                )]));
+            }
         }
+        self.progress.wait_for(collection.name, position, self.max_wait).await
     }
 }
 

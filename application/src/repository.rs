@@ -36,7 +36,7 @@ pub struct Loaded<A> {
 
 /// What a command did: the aggregate's id, version and last position afterwards, and whether
 /// it appended anything.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CommandOutcome {
     pub id: Uuid,
     pub version: u64,

@@ -62,6 +62,8 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     /// `LABLET_HTTP_*`: limits every request shares.
     pub http_limits: HttpLimits,
+    /// `LABLET_AUTH_*`: how callers are authenticated.
+    pub auth: crate::auth_settings::AuthSettings,
 }
 
 /// Limits every HTTP request shares.
@@ -258,6 +260,7 @@ impl Settings {
             command_max_attempts: 5,
             outbox: OutboxSettings::default(),
             http_limits: HttpLimits::default(),
+            auth: crate::auth_settings::AuthSettings::defaults_in(data_dir),
         }
     }
 
@@ -282,6 +285,7 @@ impl Settings {
         }
         settings.outbox = OutboxSettings::from_lookup(&lookup)?;
         settings.http_limits = HttpLimits::from_lookup(&lookup)?;
+        settings.auth = crate::auth_settings::AuthSettings::from_lookup(&data_dir, &lookup)?;
         Ok(settings)
     }
 }

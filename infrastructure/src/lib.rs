@@ -3,6 +3,7 @@
 //! Each adapter implements a port of `lablet-application` and nothing more; which one runs is
 //! chosen by URL at start-up. Schemas are created by `lablet-migrations`, never here.
 
+pub mod auth_settings;
 pub mod cloudevents;
 pub mod config;
 pub mod sqlite;

@@ -1,8 +1,8 @@
 //! Opening the configured stores behind their ports.
 
 use crate::config::{ConfigError, Settings, StoreLocation};
-use crate::sqlite::{SqliteEventStore, SqliteOutboxStore, SqliteReadModelStore};
-use lablet_application::ports::{EventStore, OutboxStore, ReadModelStore};
+use crate::sqlite::{SqliteApiKeyStore, SqliteEventStore, SqliteOutboxStore, SqliteReadModelStore};
+use lablet_application::ports::{ApiKeyStore, EventStore, OutboxStore, ReadModelStore};
 use std::sync::Arc;
 
 /// The stores a Lablet process works with.
@@ -12,6 +12,8 @@ pub struct Stores {
     pub read_models: Arc<dyn ReadModelStore>,
     /// The relays' checkpoints and parked events, beside the read models.
     pub outbox: Arc<dyn OutboxStore>,
+    /// API keys for machine callers, beside the read models.
+    pub api_keys: Arc<dyn ApiKeyStore>,
 }
 
 /// Opens both stores; a failure names the setting whose store could not be opened.
@@ -26,15 +28,18 @@ pub fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
         setting: "LABLET_READ_MODEL_URL",
         message: e.to_string(),
     };
-    let (read_models, outbox): (Arc<dyn ReadModelStore>, Arc<dyn OutboxStore>) = match &settings.read_models {
+    type Beside = (Arc<dyn ReadModelStore>, Arc<dyn OutboxStore>, Arc<dyn ApiKeyStore>);
+    let (read_models, outbox, api_keys): Beside = match &settings.read_models {
         StoreLocation::Sqlite(path) => (
             Arc::new(SqliteReadModelStore::open(path).map_err(read_model_error)?),
             Arc::new(SqliteOutboxStore::open(path).map_err(read_model_error)?),
+            Arc::new(SqliteApiKeyStore::open(path).map_err(read_model_error)?),
         ),
     };
     Ok(Stores {
         events,
         read_models,
         outbox,
+        api_keys,
     })
 }

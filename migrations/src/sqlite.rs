@@ -46,6 +46,11 @@ pub const READ_MODELS: &[Migration] = &[
         name: "generations",
         sql: include_str!("../sql/sqlite/read_models_0004_generations.sql"),
     },
+    Migration {
+        version: 5,
+        name: "api_keys",
+        sql: include_str!("../sql/sqlite/read_models_0005_api_keys.sql"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,13 @@
 //! A Lablet server for one test: its own data directory, an ephemeral port, an HTTP client.
 
 use lablet_api::app::{build, serve_until, App};
+use lablet_api::auth::{issue_local, Role, TokenRequest};
+use lablet_application::envelope::{truncate_to_micros, EventMetadata, NewEvent};
+use lablet_application::ports::{EventStore, ExpectedVersion};
+use lablet_infrastructure::config::StoreLocation;
+use lablet_infrastructure::sqlite::SqliteEventStore;
 use lablet_infrastructure::Settings;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,6 +16,7 @@ use tokio::task::JoinHandle;
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Sends an admin's bearer token with every request.
     pub client: reqwest::Client,
     pub settings: Settings,
     stop: Option<oneshot::Sender<()>>,
@@ -49,7 +56,7 @@ impl TestServer {
         });
         let server = TestServer {
             addr,
-            client: reqwest::Client::new(),
+            client: admin_client_for(&settings),
             settings,
             stop: Some(stop),
             task: Some(task),
@@ -120,6 +127,36 @@ impl TestServer {
         body["head_position"].as_u64().unwrap_or(0)
     }
 
+    /// Makes the `lab_records` projection stop for good: observes a lab, then (as another
+    /// writer) appends an event to its stream that no projector can read. Answers the poison
+    /// event's position, which queries on lab records can wait for but never reach.
+    pub async fn stall_lab_records(&self) -> u64 {
+        let observation =
+            serde_json::json!({"worker_id": uuid::Uuid::now_v7(), "lab_id": "stalled", "state": "STOPPED"});
+        let (status, lab, _) = self.post("/api/v1/lab-records/observations", &observation).await;
+        assert_eq!(status, 200, "{lab}");
+        let StoreLocation::Sqlite(path) = &self.settings.event_store;
+        let log = SqliteEventStore::open(path).expect("the server's event log");
+        let poison = NewEvent {
+            event_id: uuid::Uuid::now_v7(),
+            event_type: "lab_record.state_changed".into(),
+            schema_version: 1,
+            occurred_at: truncate_to_micros(chrono::Utc::now()),
+            payload: RawValue::from_string(r#"{"previous":"NOT_A_STATE"}"#.into()).expect("JSON"),
+            metadata: EventMetadata {
+                actor: "tester".into(),
+                ..EventMetadata::default()
+            },
+        };
+        let stream = format!("lab_record-{}", lab["id"].as_str().expect("an id"));
+        let appended = log
+            .append(&stream, ExpectedVersion::Exact(1), vec![poison])
+            .await
+            .expect("the poison event is appended");
+        log.close();
+        appended.last_position
+    }
+
     /// Stops serving and waits for the background work to end.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -129,6 +166,42 @@ impl TestServer {
             let _ = task.await;
         }
     }
+}
+
+/// A token for `subject` with `roles`, signed with the local key of `settings`' data directory.
+pub fn token(settings: &Settings, subject: &str, roles: &[Role]) -> String {
+    let request = TokenRequest {
+        subject: subject.into(),
+        roles: roles.to_vec(),
+        ttl: Duration::from_secs(3600),
+    };
+    issue_local(&settings.auth, &request).expect("a local token")
+}
+
+/// A client that sends `token` as its bearer token.
+pub fn client_with_token(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("a header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("a client")
+}
+
+/// An admin's client on the local key; a plain client when tokens come from an OIDC issuer.
+fn admin_client_for(settings: &Settings) -> reqwest::Client {
+    match settings.auth.issuer {
+        lablet_infrastructure::auth_settings::TokenIssuer::Local { .. } => {
+            client_with_token(&token(settings, "test-admin", &[Role::Admin]))
+        }
+        lablet_infrastructure::auth_settings::TokenIssuer::Oidc { .. } => reqwest::Client::new(),
+    }
+}
+
+/// A client acting as an admin of the server over `data_dir` (a separate process).
+pub fn admin_client(data_dir: &std::path::Path) -> reqwest::Client {
+    admin_client_for(&Settings::defaults_in(data_dir))
 }
 
 /// GETs `url` and parses the answer as JSON.

@@ -90,8 +90,19 @@ fn dump(conn: &Connection, sql: &str) -> Vec<(String, String, i64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_commands_survive_a_kill_and_read_models_equal_a_replay() {
     let dir = tempfile::tempdir().unwrap();
+    let token = lablet_tests::server::token(
+        &lablet_infrastructure::Settings::defaults_in(dir.path()),
+        "test-admin",
+        &[lablet_api::auth::Role::Admin],
+    );
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
+        .default_headers(headers)
         .build()
         .unwrap();
 

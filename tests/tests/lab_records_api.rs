@@ -84,7 +84,10 @@ async fn observations_record_only_what_changed() {
         1,
         "only the title changed"
     );
-    assert_eq!(history[0]["actor"], "anonymous");
+    assert_eq!(
+        history[0]["actor"], "test-admin",
+        "the actor is the subject of the caller's token"
+    );
     assert!(
         history
             .windows(2)

@@ -20,12 +20,13 @@ async fn a_body_over_the_limit_is_a_413_problem_and_writes_nothing() {
     server.stop().await;
 }
 
-/// A query that waits (for a position the log never reaches) and so holds its slot.
-async fn waiting_query(server: &TestServer) -> reqwest::Response {
+/// A query that waits (for a position its stalled projection never reaches) and so holds its
+/// slot.
+async fn waiting_query(server: &TestServer, stalled_at: u64) -> reqwest::Response {
     server
         .client
         .get(server.url("/api/v1/lab-records"))
-        .header("lablet-min-position", "999999999")
+        .header("lablet-min-position", stalled_at.to_string())
         .send()
         .await
         .unwrap()
@@ -38,13 +39,14 @@ async fn requests_beyond_the_in_flight_limit_are_shed_at_once_but_health_still_a
         s.query_max_wait = Duration::from_millis(1500);
     })
     .await;
+    let stalled_at = server.stall_lab_records().await;
     let (client, url) = (server.client.clone(), server.url("/api/v1/lab-records"));
     let holder = tokio::spawn(async move {
         // Until it gets the slot (a probe below may hold it for a moment).
         loop {
             let answer = client
                 .get(&url)
-                .header("lablet-min-position", "999999999")
+                .header("lablet-min-position", stalled_at.to_string())
                 .send()
                 .await
                 .unwrap();
@@ -114,8 +116,9 @@ async fn a_request_that_runs_out_of_time_is_a_503_problem() {
         s.query_max_wait = Duration::from_secs(5);
     })
     .await;
+    let stalled_at = server.stall_lab_records().await;
     let started = Instant::now();
-    let response = waiting_query(&server).await;
+    let response = waiting_query(&server, stalled_at).await;
     assert!(started.elapsed() < Duration::from_secs(2), "cut at the deadline");
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["content-type"], "application/problem+json");

@@ -125,7 +125,7 @@ async fn every_event_arrives_at_least_once_and_in_order_through_random_failures_
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let client = lablet_tests::server::admin_client(dir.path());
 
     let mut server = start_server(dir.path(), port, &sink_url);
     wait_ready(&client, &format!("{base}/health/ready")).await;

@@ -219,22 +219,8 @@ async fn a_poison_event_is_parked_visibly_and_other_projections_go_on() {
     let mut settings = lablet_infrastructure::Settings::defaults_in(dir.path());
     settings.query_max_wait = std::time::Duration::from_millis(500);
     let server = lablet_tests::TestServer::start_in(settings).await;
-    let (_, lab, _) = server
-        .post(
-            "/api/v1/lab-records/observations",
-            &serde_json::json!({"worker_id": "6f9619ff-8b86-d011-b42d-00c04fc964ff", "lab_id": "l", "state": "STOPPED"}),
-        )
-        .await;
-
-    // Another writer puts an event no projector can read into the lab's stream.
-    let log = SqliteEventStore::open(&dir.path().join("lablet.db")).unwrap();
-    let stream = format!("lab_record-{}", lab["id"].as_str().unwrap());
-    let poison = new_event("lab_record.state_changed", r#"{"previous":"NOT_A_STATE"}"#.into());
-    let poisoned = log
-        .append(&stream, ExpectedVersion::Exact(1), vec![poison])
-        .await
-        .unwrap();
-    log.close();
+    // Another writer puts an event no projector can read into a lab's stream.
+    let poisoned_at = server.stall_lab_records().await;
 
     // Work orders do not care about lab records: their projection goes on past the poison.
     let (_, _, position) = server
@@ -253,9 +239,9 @@ async fn a_poison_event_is_parked_visibly_and_other_projections_go_on() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let fault = fault.expect("the error is recorded");
-    assert_eq!(fault.position, Some(poisoned.last_position));
+    assert_eq!(fault.position, Some(poisoned_at));
     assert!(fault.message.contains("cannot be decoded"), "{}", fault.message);
-    let (status, problem) = server.get_at("/api/v1/lab-records", poisoned.last_position).await;
+    let (status, problem) = server.get_at("/api/v1/lab-records", poisoned_at).await;
     assert_eq!(
         (status, problem["type"].as_str()),
         (503, Some("/problems/projection-lagging")),
@@ -263,10 +249,7 @@ async fn a_poison_event_is_parked_visibly_and_other_projections_go_on() {
     );
 
     let table = run_cli(LABLET, dir.path(), &["projections", "status"]).stdout;
-    assert!(
-        table.contains(&format!("STUCK at position {}", poisoned.last_position)),
-        "{table}"
-    );
+    assert!(table.contains(&format!("STUCK at position {}", poisoned_at)), "{table}");
     assert!(
         table
             .lines()

@@ -15,8 +15,17 @@ async fn a_query_waits_for_the_position_it_asks_for_or_answers_lagging() {
     assert_eq!(status, 200, "read-your-writes sees its own write at once");
     assert_eq!(doc["version"], 1);
 
+    let head = server.head_position().await;
+    let (status, problem) = server.get_at("/api/v1/lab-records", head + 1000).await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (422, Some("Lablet-Min-Position")),
+        "a position beyond the log's head is a mistake, not a wait: {problem}"
+    );
+
+    let stalled_at = server.stall_lab_records().await;
     let started = Instant::now();
-    let (status, problem) = server.get_at("/api/v1/lab-records", position + 1000).await;
+    let (status, problem) = server.get_at("/api/v1/lab-records", stalled_at).await;
     assert_eq!(
         (status, problem["type"].as_str()),
         (503, Some("/problems/projection-lagging"))

@@ -1,10 +1,12 @@
 //! The `lablet` command line.
 
+mod auth;
 mod events;
 mod outbox;
 mod rebuild;
 
 use crate::app::{build, serve_until, StartupError};
+use crate::auth::Role;
 use clap::{Parser, Subcommand};
 use lablet_infrastructure::stores::open_stores;
 use lablet_infrastructure::Settings;
@@ -48,6 +50,58 @@ enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Bearer tokens signed with the local key (the embedded default).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// API keys for machine callers.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a token for a subject and roles.
+    Issue {
+        /// The subject: who the token stands for, recorded as the actor of its commands.
+        #[arg(long)]
+        sub: String,
+        /// A role it grants (admin, manager, user, auditor, integrator); repeat for more.
+        #[arg(long = "role", required = true, value_parser = parse_role)]
+        roles: Vec<Role>,
+        /// How long it is valid: 90s, 15m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = auth::parse_ttl)]
+        ttl: std::time::Duration,
+    },
+    /// Make a new signing key; tokens of the previous key stay valid until they expire.
+    RotateKey,
+}
+
+#[derive(Subcommand)]
+enum ApikeyCommand {
+    /// Create a key and print it (shown once).
+    Create {
+        /// A role it grants; repeat for more.
+        #[arg(long = "role", required = true, value_parser = parse_role)]
+        roles: Vec<Role>,
+        /// What the key is for.
+        #[arg(long, default_value = "unnamed")]
+        name: String,
+    },
+    /// Every key, without secrets.
+    List,
+    /// Revoke a key at once.
+    Revoke { id: String },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text.trim()).ok_or_else(|| {
+        let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        format!("`{text}` is not a role; use one of {}", known.join(", "))
+    })
 }
 
 #[derive(Subcommand)]
@@ -177,6 +231,21 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                     all: false,
                 } => Err("name a parked event id or pass --all".into()),
                 OutboxCommand::Redrive { event_id, .. } => outbox::redrive(&settings, &stores, event_id).await,
+            };
+        }
+        Command::Token {
+            command: TokenCommand::RotateKey,
+        } => return auth::rotate_key(&settings),
+        Command::Token {
+            command: TokenCommand::Issue { sub, roles, ttl },
+        } => return auth::issue(&settings, &sub, &roles, ttl),
+        Command::Apikey { command } => {
+            lablet_migrations::migrate_all(&settings).map_err(|e| e.to_string())?;
+            let stores = open_stores(&settings).map_err(|e| e.to_string())?;
+            return match command {
+                ApikeyCommand::Create { roles, name } => auth::create_key(&stores, &name, &roles).await,
+                ApikeyCommand::List => auth::list_keys(&stores).await,
+                ApikeyCommand::Revoke { id } => auth::revoke_key(&stores, &id).await,
             };
         }
     }

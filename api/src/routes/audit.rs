@@ -25,7 +25,7 @@ fn stream_name(text: &str) -> ApiResult<String> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StreamParams {
     from_version: Option<u64>,
@@ -46,7 +46,7 @@ pub async fn stream(
     Ok(Json(state.mediator.send(query, &ctx).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogParams {
     from_position: Option<u64>,
@@ -68,7 +68,7 @@ pub async fn events(
     Ok(Json(state.mediator.send(query, &ctx).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateParams {
     at_position: Option<u64>,

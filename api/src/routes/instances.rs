@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestBody {
     definition_id: Uuid,
@@ -51,7 +51,7 @@ pub async fn request(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransitionBody {
     to: InstanceState,
@@ -86,7 +86,7 @@ pub async fn transition(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimeslotBody {
     timeslot_end: DateTime<Utc>,
@@ -108,7 +108,7 @@ pub async fn extend_timeslot(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreBody {
     total: f64,
@@ -154,7 +154,7 @@ pub async fn get_one(
     Ok(Json(state.mediator.send(query, &ctx).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     state: Option<String>,

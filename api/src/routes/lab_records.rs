@@ -19,7 +19,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// A lab as a worker reports it. Text fields CML may leave out or null default to empty.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObservationBody {
     worker_id: Uuid,
@@ -73,7 +73,7 @@ pub async fn observe(
     Ok(command_answer(StatusCode::OK, outcome))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveBody {
     reason: RemovalReason,
@@ -107,7 +107,7 @@ pub async fn get_one(
     Ok(Json(state.mediator.send(query, &ctx).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     worker_id: Option<String>,

@@ -25,7 +25,7 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 /// How long a change waits for its projection before it is sent anyway.
 const PROJECTION_WAIT: Duration = Duration::from_secs(30);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LiveParams {
     collection: Option<String>,

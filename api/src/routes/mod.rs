@@ -1,5 +1,6 @@
 //! The HTTP surface: every route, its state, and the answers shared by all of them.
 
+pub mod api_keys;
 mod audit;
 mod health;
 mod inbox;
@@ -8,22 +9,26 @@ mod lab_records;
 mod live;
 pub mod metrics;
 mod outbox;
+pub mod table;
 mod work_orders;
 
+use crate::auth::{Access, Authenticator};
 use crate::extract::POSITION_HEADER;
 use crate::problem::{ApiResult, Problem};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use lablet_application::ports::read_models::{Filter, ListQuery};
-use lablet_application::ports::{EventStore, ReadModelStore};
+use lablet_application::ports::{ApiKeyStore, EventStore, ReadModelStore};
 use lablet_application::progress::ProjectionProgress;
 use lablet_application::read_model_queries::{DEFAULT_PAGE, MAX_PAGE};
 use lablet_application::repository::CommandOutcome;
 use lablet_application::Mediator;
 use serde::Serialize;
+use serde_json::{Map, Value};
 use std::sync::Arc;
+use table::Endpoint;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -31,45 +36,362 @@ pub struct AppState {
     pub mediator: Arc<Mediator>,
     pub events: Arc<dyn EventStore>,
     pub read_models: Arc<dyn ReadModelStore>,
+    pub api_keys: Arc<dyn ApiKeyStore>,
     pub progress: ProjectionProgress,
     pub projections: Arc<Vec<&'static str>>,
     pub metrics: Arc<lablet_application::metrics::Metrics>,
+    pub authenticator: Arc<Authenticator>,
+    /// The OpenAPI document of [`endpoints`], made once at start.
+    pub openapi: Arc<Value>,
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/metrics", get(metrics::scrape))
-        .route("/api/v1/lab-records/observations", post(lab_records::observe))
-        .route("/api/v1/lab-records", get(lab_records::list))
-        .route("/api/v1/lab-records/{id}", get(lab_records::get_one))
-        .route("/api/v1/lab-records/{id}/remove", post(lab_records::remove))
-        .route("/api/v1/workers/{worker_id}/labs", get(lab_records::list_for_worker))
-        .route("/api/v1/instances", post(instances::request).get(instances::list))
-        .route("/api/v1/instances/{id}", get(instances::get_one))
-        .route("/api/v1/instances/{id}/transitions", post(instances::transition))
-        .route("/api/v1/instances/{id}/timeslot", post(instances::extend_timeslot))
-        .route("/api/v1/instances/{id}/score", post(instances::record_score))
-        .route("/api/v1/work-orders", post(work_orders::submit).get(work_orders::list))
-        .route("/api/v1/work-orders/{id}", get(work_orders::get_one))
-        .route("/api/v1/work-orders/{id}/cancel", post(work_orders::cancel))
-        .route("/api/v1/work-orders/{id}/lease", post(work_orders::lease))
-        .route("/api/v1/work-orders/{id}/start", post(work_orders::start))
-        .route("/api/v1/work-orders/{id}/complete", post(work_orders::complete))
-        .route("/api/v1/work-orders/{id}/fail", post(work_orders::fail))
-        .route("/api/v1/work-orders/{id}/requeue", post(work_orders::requeue))
-        .route("/api/v1/audit/events", get(audit::events))
-        .route("/api/v1/audit/streams/{stream}", get(audit::stream))
-        .route("/api/v1/audit/streams/{stream}/state", get(audit::stream_state))
-        .route("/api/v1/stream", get(live::stream))
-        .route("/api/v1/events", post(inbox::receive))
-        .route("/api/v1/events/inbox/{source}/{id}", get(inbox::status))
-        .route("/api/v1/outbox", get(outbox::overview))
-        .route("/api/v1/outbox/parked/{event_id}/redrive", post(outbox::redrive))
+/// A read-model document: its fields differ by collection; every one has these.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Document {
+    pub id: String,
+    /// The version of the entity's stream the document reflects.
+    pub version: u64,
+    pub updated_at: String,
+    #[serde(flatten)]
+    pub fields: Map<String, Value>,
+}
+
+/// A page of read-model documents.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct DocumentPage {
+    pub items: Vec<Document>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Every endpoint Lablet serves; `/metrics` needs credentials unless `metrics_public`.
+pub fn endpoints(metrics_public: bool) -> Vec<Endpoint> {
+    use Endpoint as E;
+    let metrics_access = if metrics_public {
+        Access::Public
+    } else {
+        Access::OBSERVE
+    };
+    vec![
+        E::get("/health/live", Access::Public, "The process answers", health::live),
+        E::get(
+            "/health/ready",
+            Access::Public,
+            "Stores answer and projections caught up",
+            health::ready,
+        ),
+        E::get("/metrics", metrics_access, "Prometheus metrics", metrics::scrape).doc(|d| d.answers_text()),
+        E::get(
+            "/api/v1/openapi.json",
+            Access::Public,
+            "This document",
+            openapi_document,
+        ),
+        E::post(
+            "/api/v1/lab-records/observations",
+            Access::OPERATE,
+            "Record a lab as a worker reports it",
+            lab_records::observe,
+        )
+        .doc(|d| {
+            d.body::<lab_records::ObservationBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::get(
+            "/api/v1/lab-records",
+            Access::READ,
+            "List lab records",
+            lab_records::list,
+        )
+        .doc(|d| {
+            d.query::<lab_records::ListParams>()
+                .waits_for_position()
+                .answers::<DocumentPage>(200)
+        }),
+        E::get(
+            "/api/v1/lab-records/{id}",
+            Access::READ,
+            "One lab record",
+            lab_records::get_one,
+        )
+        .doc(|d| d.waits_for_position().answers::<Document>(200)),
+        E::post(
+            "/api/v1/lab-records/{id}/remove",
+            Access::OPERATE,
+            "Remove a lab record",
+            lab_records::remove,
+        )
+        .doc(|d| {
+            d.optional_body::<lab_records::RemoveBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::get(
+            "/api/v1/workers/{worker_id}/labs",
+            Access::READ,
+            "The labs on one worker",
+            lab_records::list_for_worker,
+        )
+        .doc(|d| {
+            d.query::<lab_records::ListParams>()
+                .waits_for_position()
+                .answers::<DocumentPage>(200)
+        }),
+        E::post(
+            "/api/v1/instances",
+            Access::INSTANCES,
+            "Reserve a lablet instance",
+            instances::request,
+        )
+        .doc(|d| {
+            d.body::<instances::RequestBody>()
+                .answers::<Created>(201)
+                .problems(&[409])
+        }),
+        E::get(
+            "/api/v1/instances",
+            Access::READ,
+            "List lablet instances",
+            instances::list,
+        )
+        .doc(|d| {
+            d.query::<instances::ListParams>()
+                .waits_for_position()
+                .answers::<DocumentPage>(200)
+        }),
+        E::get(
+            "/api/v1/instances/{id}",
+            Access::READ,
+            "One lablet instance",
+            instances::get_one,
+        )
+        .doc(|d| d.waits_for_position().answers::<Document>(200)),
+        E::post(
+            "/api/v1/instances/{id}/transitions",
+            Access::INSTANCES,
+            "Move an instance to another state",
+            instances::transition,
+        )
+        .doc(|d| {
+            d.body::<instances::TransitionBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::post(
+            "/api/v1/instances/{id}/timeslot",
+            Access::INSTANCES,
+            "Extend an instance's timeslot",
+            instances::extend_timeslot,
+        )
+        .doc(|d| {
+            d.body::<instances::TimeslotBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::post(
+            "/api/v1/instances/{id}/score",
+            Access::OPERATE,
+            "Record an instance's grading score",
+            instances::record_score,
+        )
+        .doc(|d| {
+            d.body::<instances::ScoreBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::post(
+            "/api/v1/work-orders",
+            Access::OPERATE,
+            "Submit a work order",
+            work_orders::submit,
+        )
+        .doc(|d| {
+            d.body::<work_orders::SubmitBody>()
+                .answers::<Created>(201)
+                .problems(&[409])
+        }),
+        E::get(
+            "/api/v1/work-orders",
+            Access::READ,
+            "List work orders",
+            work_orders::list,
+        )
+        .doc(|d| {
+            d.query::<work_orders::ListParams>()
+                .waits_for_position()
+                .answers::<DocumentPage>(200)
+        }),
+        E::get(
+            "/api/v1/work-orders/{id}",
+            Access::READ,
+            "One work order",
+            work_orders::get_one,
+        )
+        .doc(|d| d.waits_for_position().answers::<Document>(200)),
+        E::post(
+            "/api/v1/work-orders/{id}/cancel",
+            Access::OPERATE,
+            "Cancel a work order",
+            work_orders::cancel,
+        )
+        .doc(|d| {
+            d.optional_body::<work_orders::CancelBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::post(
+            "/api/v1/work-orders/{id}/lease",
+            Access::OPERATE,
+            "Lease a work order to an executor",
+            work_orders::lease,
+        )
+        .doc(|d| {
+            d.body::<work_orders::LeaseBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::post(
+            "/api/v1/work-orders/{id}/start",
+            Access::OPERATE,
+            "Start a leased work order",
+            work_orders::start,
+        )
+        .doc(|d| {
+            d.body::<work_orders::StartBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::post(
+            "/api/v1/work-orders/{id}/complete",
+            Access::OPERATE,
+            "Complete a work order",
+            work_orders::complete,
+        )
+        .doc(|d| {
+            d.optional_body::<work_orders::CompleteBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::post(
+            "/api/v1/work-orders/{id}/fail",
+            Access::OPERATE,
+            "Report a failed attempt",
+            work_orders::fail,
+        )
+        .doc(|d| {
+            d.body::<work_orders::FailBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::post(
+            "/api/v1/work-orders/{id}/requeue",
+            Access::OPERATE,
+            "Requeue a work order",
+            work_orders::requeue,
+        )
+        .doc(|d| d.answers::<CommandOutcome>(200).problems(&[409])),
+        E::get(
+            "/api/v1/audit/events",
+            Access::AUDIT,
+            "The event log, in order",
+            audit::events,
+        )
+        .doc(|d| {
+            d.query::<audit::LogParams>()
+                .answers::<lablet_application::audit::LogPage>(200)
+        }),
+        E::get(
+            "/api/v1/audit/streams/{stream}",
+            Access::AUDIT,
+            "One stream's events",
+            audit::stream,
+        )
+        .doc(|d| {
+            d.query::<audit::StreamParams>()
+                .answers::<lablet_application::audit::StreamPage>(200)
+        }),
+        E::get(
+            "/api/v1/audit/streams/{stream}/state",
+            Access::AUDIT,
+            "A stream's state replayed to a position",
+            audit::stream_state,
+        )
+        .doc(|d| {
+            d.query::<audit::StateParams>()
+                .answers::<lablet_application::audit::StreamState>(200)
+        }),
+        E::get(
+            "/api/v1/stream",
+            Access::READ,
+            "Live read-model changes (Server-Sent Events)",
+            live::stream,
+        )
+        .doc(|d| d.query::<live::LiveParams>().answers_events()),
+        E::post(
+            "/api/v1/events",
+            Access::INBOX,
+            "Deliver CloudEvents to the inbox",
+            inbox::receive,
+        )
+        .doc(|d| {
+            d.body::<Map<String, Value>>()
+                .body_media(&["application/cloudevents+json", "application/cloudevents-batch+json"])
+                .answers::<Value>(202)
+        }),
+        E::get(
+            "/api/v1/events/inbox/{source}/{id}",
+            Access::INBOX,
+            "What became of a delivered CloudEvent",
+            inbox::status,
+        )
+        .doc(|d| d.answers::<lablet_application::inbox::InboxReceipt>(200)),
+        E::get(
+            "/api/v1/outbox",
+            Access::OBSERVE,
+            "Delivery to integrators: checkpoints, lag, parked events",
+            outbox::overview,
+        )
+        .doc(|d| {
+            d.query::<outbox::OverviewParams>()
+                .answers::<lablet_application::outbox::OutboxOverview>(200)
+        }),
+        E::post(
+            "/api/v1/outbox/parked/{event_id}/redrive",
+            Access::OPERATE,
+            "Redeliver a parked event",
+            outbox::redrive,
+        )
+        .doc(|d| d.answers::<outbox::RedriveAnswer>(202)),
+        E::post(
+            "/api/v1/api-keys",
+            Access::ADMIN,
+            "Create an API key (shown once)",
+            api_keys::create,
+        )
+        .doc(|d| d.body::<api_keys::CreateBody>().answers::<api_keys::CreatedKey>(201)),
+        E::get("/api/v1/api-keys", Access::ADMIN, "List API keys", api_keys::list)
+            .doc(|d| d.answers::<api_keys::KeyList>(200)),
+        E::post(
+            "/api/v1/api-keys/{id}/revoke",
+            Access::ADMIN,
+            "Revoke an API key",
+            api_keys::revoke,
+        )
+        .doc(|d| d.answers::<lablet_application::ports::ApiKeyRecord>(200)),
+    ]
+}
+
+/// The router of every endpoint, each behind its guard.
+pub fn router(state: AppState, metrics_public: bool) -> Router {
+    table::build_router(endpoints(metrics_public), &state.authenticator)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+async fn openapi_document(State(state): State<AppState>) -> Json<Value> {
+    Json(state.openapi.as_ref().clone())
 }
 
 async fn not_found(uri: Uri) -> Problem {
@@ -85,14 +407,17 @@ async fn method_not_allowed(uri: Uri) -> Problem {
     )
 }
 
+/// The answer of a command that created an entity.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Created {
+    pub id: uuid::Uuid,
+    pub version: u64,
+    /// The log position of the command's last event: wait for it with `Lablet-Min-Position`.
+    pub position: u64,
+}
+
 /// The answer of a command: its outcome as JSON and its last position in `Lablet-Position`.
 pub fn command_answer(status: StatusCode, outcome: CommandOutcome) -> Response {
-    #[derive(Serialize)]
-    struct Created {
-        id: uuid::Uuid,
-        version: u64,
-        position: u64,
-    }
     let position = HeaderValue::from(outcome.position);
     let mut response = if status == StatusCode::CREATED {
         let body = Created {

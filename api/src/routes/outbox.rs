@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// Parked events listed when no limit is asked for.
 const DEFAULT_PARKED_PAGE: usize = 100;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OverviewParams {
     limit: Option<usize>,
@@ -29,7 +29,7 @@ pub async fn overview(
     Ok(Json(state.mediator.send(query, &ctx).await?))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct RedriveAnswer {
     /// Parked records marked for redrive (one per sink that parked the event, plus the events
     /// of its subject parked before it are redriven with it).

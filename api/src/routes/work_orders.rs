@@ -22,7 +22,7 @@ fn default_max_attempts() -> u32 {
     3
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitBody {
     kind: String,
@@ -65,7 +65,7 @@ async fn act(state: &AppState, ctx: &RequestContext, id: &str, action: WorkOrder
     Ok(command_answer(StatusCode::OK, state.mediator.send(command, ctx).await?))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
     #[serde(default)]
@@ -81,7 +81,7 @@ pub async fn cancel(
     act(&state, &ctx, &id, WorkOrderAction::Cancel { reason: body.reason }).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeaseBody {
     executor: String,
@@ -111,7 +111,7 @@ pub async fn lease(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartBody {
     executor: String,
@@ -134,7 +134,7 @@ pub async fn start(
     .await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteBody {
     #[serde(default)]
@@ -150,7 +150,7 @@ pub async fn complete(
     act(&state, &ctx, &id, WorkOrderAction::Complete { result: body.result }).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailBody {
     error: String,
@@ -202,7 +202,7 @@ pub async fn get_one(
     Ok(Json(state.mediator.send(query, &ctx).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     state: Option<String>,

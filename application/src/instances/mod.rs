@@ -108,6 +108,17 @@ impl Request for RecordScore {
     }
 }
 
+/// A caller limited to their own instances may only act as `owner_id`.
+fn require_owner(caller: &str, owner_id: &str) -> Result<(), AppError> {
+    if caller == owner_id {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "this instance belongs to another owner; `{caller}` may only manage its own instances"
+        )))
+    }
+}
+
 pub struct InstanceHandlers {
     repository: Arc<AggregateRepository>,
 }
@@ -117,12 +128,25 @@ impl InstanceHandlers {
         InstanceHandlers { repository }
     }
 
+    /// Runs `command` on instance `id`, first checking that a caller limited to their own
+    /// instances owns it (the owner never changes, so the check cannot race the command).
     async fn run(
         &self,
         id: Uuid,
         command: LabletInstanceCommand,
         context: &RequestContext,
     ) -> Result<CommandOutcome, AppError> {
+        if let Some(caller) = &context.owner_scope {
+            let loaded = self.repository.load::<LabletInstance>(id).await?;
+            match &loaded.state.request {
+                None => {
+                    return Err(AppError::NotFound(
+                        <LabletInstance as lablet_domain::Aggregate>::KIND.to_string(),
+                    ))
+                }
+                Some(request) => require_owner(caller, &request.owner_id)?,
+            }
+        }
         self.repository.execute::<LabletInstance>(id, &command, context).await
     }
 }
@@ -130,6 +154,9 @@ impl InstanceHandlers {
 #[async_trait]
 impl Handler<RequestInstance> for InstanceHandlers {
     async fn handle(&self, request: &RequestInstance, context: &RequestContext) -> Result<CommandOutcome, AppError> {
+        if let Some(caller) = &context.owner_scope {
+            require_owner(caller, &request.owner_id)?;
+        }
         let id = instance_id_for_reservation(&request.reservation_id);
         let command = LabletInstanceCommand::Request(InstanceRequest {
             definition_id: request.definition_id,
@@ -140,7 +167,8 @@ impl Handler<RequestInstance> for InstanceHandlers {
             timeslot_end: request.timeslot_end,
             requested_at: self.repository.clock().now(),
         });
-        self.run(id, command, context).await
+        // A new instance: its owner was checked above, there is nothing to load.
+        self.repository.execute::<LabletInstance>(id, &command, context).await
     }
 }
 

@@ -19,7 +19,7 @@ pub struct GetOutbox {
     pub limit: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SinkOverview {
     pub sink: String,
     /// Whether this process runs a relay for the sink.
@@ -30,7 +30,7 @@ pub struct SinkOverview {
     pub parked: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct OutboxOverview {
     pub head_position: u64,
     pub sinks: Vec<SinkOverview>,

@@ -1,11 +1,13 @@
 //! The ports: traits the application needs from the outside world, implemented by adapters in
 //! `lablet-infrastructure` and checked by one contract suite per port.
 
+pub mod api_keys;
 pub mod clock;
 pub mod event_store;
 pub mod outbox;
 pub mod read_models;
 
+pub use api_keys::{ApiKeyRecord, ApiKeyStore, ApiKeyStoreError};
 pub use clock::{Clock, SystemClock};
 pub use event_store::{AppendOutcome, EventStore, EventStoreError, ExpectedVersion};
 pub use outbox::{OutboxStore, OutboxStoreError, ParkedEvent, SinkProgress};

@@ -10,7 +10,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 /// An event a relay stopped trying to deliver, kept until it is redriven.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ParkedEvent {
     pub sink: String,
     pub event_id: Uuid,
@@ -30,7 +30,7 @@ pub struct ParkedEvent {
 }
 
 /// How far one sink's relay got.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SinkProgress {
     pub sink: String,
     /// Every event at or before this position was delivered or parked.

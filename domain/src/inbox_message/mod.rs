@@ -32,7 +32,7 @@ pub struct ReceivedMessage {
 }
 
 /// How a message ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InboxStatus {
     Received,

@@ -53,3 +53,32 @@ pub fn require_table(conn: &Connection, path: &Path, table: &str) -> Result<(), 
     }
     Ok(())
 }
+
+/// One connection shared by a small store (outbox, API keys), used on the blocking pool.
+#[derive(Clone)]
+pub struct SharedConnection(std::sync::Arc<std::sync::Mutex<Connection>>);
+
+impl SharedConnection {
+    pub fn new(conn: Connection) -> Self {
+        SharedConnection(std::sync::Arc::new(std::sync::Mutex::new(conn)))
+    }
+
+    /// Runs `work` on the connection off the async runtime; `unavailable` turns a poisoned lock
+    /// or a failed blocking task into the store's error.
+    pub async fn run<T, E, F>(&self, unavailable: fn(String) -> E, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
+        let conn = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn
+                .lock()
+                .map_err(|_| unavailable("connection lock poisoned".into()))?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|e| unavailable(e.to_string()))?
+    }
+}

@@ -4,6 +4,7 @@
 //! (group commit) so that `synchronous=FULL` durability costs one fsync per batch, not per
 //! command. Readers use their own connections and, thanks to WAL, never wait for the writer.
 
+mod api_keys;
 mod connection;
 mod event_store;
 mod outbox;
@@ -11,6 +12,7 @@ mod read_models;
 mod rows;
 mod writer;
 
+pub use api_keys::SqliteApiKeyStore;
 pub use connection::{open_connection, SqliteError};
 pub use event_store::SqliteEventStore;
 pub use outbox::SqliteOutboxStore;

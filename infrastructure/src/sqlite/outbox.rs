@@ -4,13 +4,12 @@
 //! serves reads and writes. Like the read models it runs with `synchronous=NORMAL`: a power cut
 //! may move a checkpoint back, which only means some events are delivered again.
 
-use super::connection::{open_connection, require_table, SqliteError};
+use super::connection::{open_connection, require_table, SharedConnection, SqliteError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lablet_application::ports::{OutboxStore, OutboxStoreError, ParkedEvent, SinkProgress};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 const PARKED_COLUMNS: &str = "sink, event_id, position, subject, event_type, attempts, last_error, held_behind, \
@@ -18,7 +17,7 @@ const PARKED_COLUMNS: &str = "sink, event_id, position, subject, event_type, att
 
 #[derive(Clone)]
 pub struct SqliteOutboxStore {
-    conn: Arc<Mutex<Connection>>,
+    conn: SharedConnection,
 }
 
 fn unavailable(err: impl std::fmt::Display) -> OutboxStoreError {
@@ -36,7 +35,7 @@ impl SqliteOutboxStore {
         require_table(&conn, path, "outbox_parked")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(SqliteOutboxStore {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: SharedConnection::new(conn),
         })
     }
 
@@ -45,15 +44,7 @@ impl SqliteOutboxStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, OutboxStoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn
-                .lock()
-                .map_err(|_| unavailable("outbox connection lock poisoned"))?;
-            work(&mut conn)
-        })
-        .await
-        .map_err(unavailable)?
+        self.conn.run(OutboxStoreError::Unavailable, work).await
     }
 }
 

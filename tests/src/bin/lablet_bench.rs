@@ -284,7 +284,11 @@ async fn main() {
     let server = tokio::spawn(serve_until(app, listener, async {
         let _ = stopped.await;
     }));
-    let client = reqwest::Client::new();
+    let client = lablet_tests::server::client_with_token(&lablet_tests::server::token(
+        &settings,
+        "bench",
+        &[lablet_api::auth::Role::User],
+    ));
     let clients = 4;
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
