@@ -77,5 +77,34 @@ async fn metrics_count_commands_and_http_requests_and_report_lag() {
         sample(&text, "lablet_projection_lag_events{projection=\"lab_records\"}"),
         0.0
     );
+    assert_eq!(
+        sample(&text, "lablet_projection_lag_seconds{projection=\"lab_records\"}"),
+        0.0,
+        "nothing waits"
+    );
+
+    // A projection stuck behind an event it cannot read lags in events and, as time passes,
+    // in seconds; the others do not.
+    server.stall_lab_records().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (_, _, position) = server.post("/api/v1/work-orders", &json!({"kind": "lab.start"})).await;
+    let (status, _) = server.get_at("/api/v1/work-orders", position.unwrap()).await;
+    assert_eq!(status, 200, "work orders go on past the event they do not read");
+    let text = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(sample(&text, "lablet_projection_lag_events{projection=\"lab_records\"}") >= 1.0);
+    let waited = sample(&text, "lablet_projection_lag_seconds{projection=\"lab_records\"}");
+    assert!((1.0..60.0).contains(&waited), "waited {waited} s");
+    assert_eq!(
+        sample(&text, "lablet_projection_lag_seconds{projection=\"work_orders\"}"),
+        0.0
+    );
     server.stop().await;
 }

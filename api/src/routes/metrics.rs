@@ -29,8 +29,21 @@ pub async fn record_http(State(state): State<AppState>, request: Request, next: 
     response
 }
 
+/// How long the oldest event after `reached` has waited: 0 when nothing is waiting.
+async fn waited_seconds(state: &AppState, reached: u64, head: u64) -> f64 {
+    if reached >= head {
+        return 0.0;
+    }
+    match state.events.read_all(reached, 1).await {
+        Ok(next) => next.first().map_or(0.0, |event| {
+            (chrono::Utc::now() - event.recorded_at).num_milliseconds().max(0) as f64 / 1000.0
+        }),
+        Err(_) => 0.0,
+    }
+}
+
 /// Counters and histograms, plus gauges read now: the log head, each projection's position and
-/// lag, each outbox sink's lag and parked events.
+/// lag (in events and in seconds), each outbox sink's lag and parked events.
 pub async fn scrape(State(state): State<AppState>) -> Response {
     let head = state.events.head_position().await.unwrap_or(0);
     let mut gauges = vec![Gauge {
@@ -38,14 +51,13 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         help: "The position of the last event in the log.",
         values: vec![(Vec::new(), head as f64)],
     }];
-    let (mut positions, mut lags) = (Vec::new(), Vec::new());
+    let (mut positions, mut lags, mut waits) = (Vec::new(), Vec::new(), Vec::new());
     for name in state.projections.iter() {
         let applied = state.progress.applied(name).position;
-        positions.push((vec![("projection", name.to_string())], applied as f64));
-        lags.push((
-            vec![("projection", name.to_string())],
-            head.saturating_sub(applied) as f64,
-        ));
+        let label = || vec![("projection", name.to_string())];
+        positions.push((label(), applied as f64));
+        lags.push((label(), head.saturating_sub(applied) as f64));
+        waits.push((label(), waited_seconds(&state, applied, head).await));
     }
     gauges.push(Gauge {
         name: "lablet_projection_position",
@@ -57,6 +69,11 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         help: "Events in the log that each projection has not applied yet.",
         values: lags,
     });
+    gauges.push(Gauge {
+        name: "lablet_projection_lag_seconds",
+        help: "How long the oldest event each projection has not applied has been in the log.",
+        values: waits,
+    });
     if let Ok(outbox) = state
         .mediator
         .send(GetOutbox { limit: 1 }, &RequestContext::system())
@@ -67,6 +84,15 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
             name: "lablet_outbox_lag_events",
             help: "Log positions each CloudEvents sink has not reached yet.",
             values: outbox.sinks.iter().map(|s| (sink(&s.sink), s.lag as f64)).collect(),
+        });
+        let mut waits = Vec::new();
+        for s in &outbox.sinks {
+            waits.push((sink(&s.sink), waited_seconds(&state, s.checkpoint, head).await));
+        }
+        gauges.push(Gauge {
+            name: "lablet_outbox_lag_seconds",
+            help: "How long the oldest event each sink has not reached has been in the log.",
+            values: waits,
         });
         gauges.push(Gauge {
             name: "lablet_outbox_parked_events",
