@@ -127,6 +127,17 @@ impl TestServer {
         body["head_position"].as_u64().unwrap_or(0)
     }
 
+    /// The `/metrics` page as text.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("request sent");
+        response.text().await.expect("a text answer")
+    }
+
     /// Makes the `lab_records` projection stop for good: observes a lab, then (as another
     /// writer) appends an event to its stream that no projector can read. Answers the poison
     /// event's position, which queries on lab records can wait for but never reach.
@@ -202,6 +213,23 @@ fn admin_client_for(settings: &Settings) -> reqwest::Client {
 /// A client acting as an admin of the server over `data_dir` (a separate process).
 pub fn admin_client(data_dir: &std::path::Path) -> reqwest::Client {
     admin_client_for(&Settings::defaults_in(data_dir))
+}
+
+/// The body of a request for a lablet instance of `owner` under `reservation`.
+pub fn instance_request(reservation: &str, owner: &str) -> Value {
+    serde_json::json!({
+        "definition_id": "0b4f3b7e-3c3e-4d59-9a2a-2f0d7f1d4a11", "definition_version": "1.2.0",
+        "owner_id": owner, "reservation_id": reservation,
+        "timeslot_start": "2026-12-01T09:00:00Z", "timeslot_end": "2026-12-01T10:00:00Z"
+    })
+}
+
+/// The fields a problem document's `errors` name, in order.
+pub fn error_fields(problem: &Value) -> Vec<&str> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| errors.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default()
 }
 
 /// GETs `url` and parses the answer as JSON.

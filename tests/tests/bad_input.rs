@@ -122,12 +122,7 @@ async fn every_bad_body_is_a_problem_naming_its_field_and_changes_nothing() {
         assert_eq!(problem["status"].as_u64(), Some(status as u64));
         assert!(problem["type"].as_str().unwrap().starts_with("/problems/"));
         assert!(!problem["detail"].as_str().unwrap().is_empty());
-        let fields: Vec<&str> = problem["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["field"].as_str().unwrap())
-            .collect();
+        let fields = lablet_tests::server::error_fields(&problem);
         assert!(
             fields.contains(&field),
             "{path} {body}: expected field {field}, got {problem}"

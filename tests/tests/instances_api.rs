@@ -1,15 +1,8 @@
 //! Lablet instances through the HTTP API.
 
+use lablet_tests::server::instance_request as request;
 use lablet_tests::TestServer;
 use serde_json::{json, Value};
-
-fn request(reservation: &str, owner: &str) -> Value {
-    json!({
-        "definition_id": "0b4f3b7e-3c3e-4d59-9a2a-2f0d7f1d4a11", "definition_version": "1.2.0",
-        "owner_id": owner, "reservation_id": reservation,
-        "timeslot_start": "2026-12-01T09:00:00Z", "timeslot_end": "2026-12-01T10:00:00Z"
-    })
-}
 
 #[tokio::test]
 async fn an_instance_lives_through_its_state_machine() {

@@ -85,15 +85,7 @@ async fn requests_beyond_the_in_flight_limit_are_shed_at_once_but_health_still_a
     assert_eq!(problem["type"], "/problems/overloaded");
     let (status, _) = server.get("/health/live").await;
     assert_eq!(status, 200, "health is never shed");
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("lablet_http_requests_total{route=\"/api/v1/work-orders\",method=\"GET\",status=\"503\"}"),
         "shed requests are counted: {metrics}"

@@ -90,15 +90,7 @@ async fn metrics_count_commands_and_http_requests_and_report_lag() {
     let (_, _, position) = server.post("/api/v1/work-orders", &json!({"kind": "lab.start"})).await;
     let (status, _) = server.get_at("/api/v1/work-orders", position.unwrap()).await;
     assert_eq!(status, 200, "work orders go on past the event they do not read");
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     assert!(sample(&text, "lablet_projection_lag_events{projection=\"lab_records\"}") >= 1.0);
     let waited = sample(&text, "lablet_projection_lag_seconds{projection=\"lab_records\"}");
     assert!((1.0..60.0).contains(&waited), "waited {waited} s");

@@ -8,7 +8,7 @@ use lablet_api::auth::{issue_local, Role, TokenRequest};
 use lablet_api::routes::endpoints;
 use lablet_infrastructure::auth_settings::{AuthSettings, TokenIssuer};
 use lablet_tests::process::run_cli;
-use lablet_tests::server::{client_with_token, token};
+use lablet_tests::server::{client_with_token, error_fields, instance_request as instance, token};
 use lablet_tests::TestServer;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -243,13 +243,7 @@ async fn api_keys_are_shown_once_act_with_their_roles_and_stop_when_revoked() {
         .contains("revoked"));
     let (status, problem, _) = server.post("/api/v1/api-keys", &json!({"name": "", "roles": []})).await;
     assert_eq!(status, 422);
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(fields, ["name", "roles"]);
+    assert_eq!(error_fields(&problem), ["name", "roles"]);
     server.stop().await;
 }
 
@@ -313,14 +307,6 @@ async fn the_command_line_issues_tokens_and_keys_the_server_accepts() {
         );
     }
     server.stop().await;
-}
-
-fn instance(reservation: &str, owner: &str) -> Value {
-    json!({
-        "definition_id": "0b4f3b7e-3c3e-4d59-9a2a-2f0d7f1d4a11", "definition_version": "1",
-        "owner_id": owner, "reservation_id": reservation,
-        "timeslot_start": "2026-12-01T09:00:00Z", "timeslot_end": "2026-12-01T10:00:00Z"
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

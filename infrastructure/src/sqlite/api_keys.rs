@@ -2,7 +2,7 @@
 //! key, so one shared connection serves them; writes are durable (`synchronous=FULL`): a
 //! revocation must survive a power cut.
 
-use super::connection::{open_connection, require_table, SharedConnection, SqliteError};
+use super::connection::{parse_utc, SharedConnection, SqliteError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lablet_application::ports::{ApiKeyRecord, ApiKeyStore, ApiKeyStoreError};
@@ -27,11 +27,8 @@ fn corrupt(err: impl std::fmt::Display) -> ApiKeyStoreError {
 impl SqliteApiKeyStore {
     /// Opens the key table in the read-model file at `path`, which migrations created.
     pub fn open(path: &Path) -> Result<Self, SqliteError> {
-        let conn = open_connection(path)?;
-        require_table(&conn, path, "api_keys")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
         Ok(SqliteApiKeyStore {
-            conn: SharedConnection::new(conn),
+            conn: SharedConnection::open(path, "api_keys", "FULL")?,
         })
     }
 }
@@ -51,9 +48,7 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<KeyRow> {
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, ApiKeyStoreError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(corrupt)
+    parse_utc(text).map_err(corrupt)
 }
 
 fn to_record(row: KeyRow) -> Result<ApiKeyRecord, ApiKeyStoreError> {

@@ -59,8 +59,13 @@ pub fn require_table(conn: &Connection, path: &Path, table: &str) -> Result<(), 
 pub struct SharedConnection(std::sync::Arc<std::sync::Mutex<Connection>>);
 
 impl SharedConnection {
-    pub fn new(conn: Connection) -> Self {
-        SharedConnection(std::sync::Arc::new(std::sync::Mutex::new(conn)))
+    /// Opens the read-model file at `path`, which migrations made, checks that `table` is there
+    /// and sets its `synchronous` level (`NORMAL` or `FULL`).
+    pub fn open(path: &Path, table: &str, synchronous: &str) -> Result<Self, SqliteError> {
+        let conn = open_connection(path)?;
+        require_table(&conn, path, table)?;
+        conn.pragma_update(None, "synchronous", synchronous)?;
+        Ok(SharedConnection(std::sync::Arc::new(std::sync::Mutex::new(conn))))
     }
 
     /// Runs `work` on the connection off the async runtime; `unavailable` turns a poisoned lock
@@ -81,4 +86,9 @@ impl SharedConnection {
         .await
         .map_err(|e| unavailable(e.to_string()))?
     }
+}
+
+/// A timestamp column written with `to_rfc3339`.
+pub fn parse_utc(text: &str) -> Result<chrono::DateTime<chrono::Utc>, chrono::ParseError> {
+    chrono::DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&chrono::Utc))
 }

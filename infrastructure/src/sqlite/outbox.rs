@@ -4,7 +4,7 @@
 //! serves reads and writes. Like the read models it runs with `synchronous=NORMAL`: a power cut
 //! may move a checkpoint back, which only means some events are delivered again.
 
-use super::connection::{open_connection, require_table, SharedConnection, SqliteError};
+use super::connection::{parse_utc, SharedConnection, SqliteError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lablet_application::ports::{OutboxStore, OutboxStoreError, ParkedEvent, SinkProgress};
@@ -31,11 +31,8 @@ fn corrupt(err: impl std::fmt::Display) -> OutboxStoreError {
 impl SqliteOutboxStore {
     /// Opens the outbox tables in the read-model file at `path`, which migrations created.
     pub fn open(path: &Path) -> Result<Self, SqliteError> {
-        let conn = open_connection(path)?;
-        require_table(&conn, path, "outbox_parked")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(SqliteOutboxStore {
-            conn: SharedConnection::new(conn),
+            conn: SharedConnection::open(path, "outbox_parked", "NORMAL")?,
         })
     }
 
@@ -49,9 +46,7 @@ impl SqliteOutboxStore {
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, OutboxStoreError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(corrupt)
+    parse_utc(text).map_err(corrupt)
 }
 
 fn parse_id(text: &str) -> Result<Uuid, OutboxStoreError> {

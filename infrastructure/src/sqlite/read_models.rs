@@ -493,9 +493,7 @@ impl ReadModelStore for SqliteReadModelStore {
                 (Some(message), Some(at)) => Some(ProjectionFault {
                     message,
                     position: error_position.map(|p| p as u64),
-                    at: chrono::DateTime::parse_from_rfc3339(&at)
-                        .map_err(corrupt)?
-                        .with_timezone(&Utc),
+                    at: super::connection::parse_utc(&at).map_err(corrupt)?,
                 }),
                 _ => None,
             };
