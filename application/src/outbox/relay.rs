@@ -193,8 +193,8 @@ impl OutboxRelay {
         let sink = self.sink.name().to_owned();
         let checkpoint = self.outbox.checkpoint(&sink).await?;
         let mut state = RelayState::new(checkpoint);
-        for subject in self.outbox.parked_subjects(&sink).await? {
-            state.held.insert(subject);
+        for (subject, head) in self.outbox.parked_subjects(&sink).await? {
+            state.held.insert(subject, head);
         }
         let (pages, mut feed) = mpsc::channel(4);
         let reader = tokio::spawn(read_log(self.events.clone(), checkpoint, pages));
@@ -247,13 +247,13 @@ impl OutboxRelay {
                 continue;
             }
             let subject = event.aggregate_id().to_owned();
-            if state.held.contains(&subject) {
+            if let Some(head) = state.held.get(&subject) {
                 parked.push(parked_record(
                     sink,
                     &event,
                     0,
                     "held behind an earlier parked event of its subject",
-                    None,
+                    Some(*head),
                 ));
                 continue;
             }
@@ -297,7 +297,7 @@ impl OutboxRelay {
                 held.push(item);
             }
             self.outbox.park(records).await?;
-            state.held.insert(subject.clone());
+            state.held.insert(subject.clone(), head.event.event_id);
             finished.push(head);
             finished.extend(held);
         } else {
@@ -321,7 +321,7 @@ impl OutboxRelay {
             by_subject.entry(parked.subject.clone()).or_default().push(parked);
         }
         for (subject, mut parked) in by_subject {
-            if !state.held.contains(&subject) {
+            if !state.held.contains_key(&subject) {
                 // Its parked events are being redriven already (a second request while the
                 // first is in flight): enqueueing them again could resend them after newer ones.
                 continue;
@@ -449,8 +449,8 @@ struct RelayState {
     ready: VecDeque<String>,
     /// Subjects with a delivery task running.
     busy: HashSet<String>,
-    /// Subjects with parked events: their new events are parked behind them.
-    held: HashSet<String>,
+    /// Subjects with parked events, each with the parked event its new events wait behind.
+    held: HashMap<String, Uuid>,
     /// Positions read but neither delivered nor parked.
     outstanding: BTreeSet<u64>,
     read_position: u64,
@@ -463,7 +463,7 @@ impl RelayState {
             queues: HashMap::new(),
             ready: VecDeque::new(),
             busy: HashSet::new(),
-            held: HashSet::new(),
+            held: HashMap::new(),
             outstanding: BTreeSet::new(),
             read_position: checkpoint,
             saved: checkpoint,

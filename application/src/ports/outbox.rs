@@ -63,8 +63,9 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// Parked events by position, of one sink or of all, at most `limit`.
     async fn parked(&self, sink: Option<&str>, limit: usize) -> Result<Vec<ParkedEvent>, OutboxStoreError>;
 
-    /// The subjects with parked events in `sink`: a relay holds their later events back.
-    async fn parked_subjects(&self, sink: &str) -> Result<Vec<String>, OutboxStoreError>;
+    /// The subjects with parked events in `sink`, each with its oldest parked event: a relay
+    /// holds their later events back, parked behind that event.
+    async fn parked_subjects(&self, sink: &str) -> Result<Vec<(String, Uuid)>, OutboxStoreError>;
 
     /// Asks the relays to redrive one parked event (in every sink that parked it) or, with
     /// `None`, every parked event. Returns how many parked records were marked.

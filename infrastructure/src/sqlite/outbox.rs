@@ -206,18 +206,23 @@ impl OutboxStore for SqliteOutboxStore {
         .await
     }
 
-    async fn parked_subjects(&self, sink: &str) -> Result<Vec<String>, OutboxStoreError> {
+    async fn parked_subjects(&self, sink: &str) -> Result<Vec<(String, Uuid)>, OutboxStoreError> {
         let sink = sink.to_owned();
         self.with(move |conn| {
+            // SQLite takes the bare `event_id` from the row holding the `min(position)`.
             let mut statement = conn
-                .prepare_cached("SELECT DISTINCT subject FROM outbox_parked WHERE sink = ?1")
+                .prepare_cached(
+                    "SELECT subject, event_id, min(position) FROM outbox_parked WHERE sink = ?1 GROUP BY subject",
+                )
                 .map_err(unavailable)?;
-            let subjects = statement
-                .query_map([sink], |row| row.get(0))
+            let rows = statement
+                .query_map([sink], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
                 .map_err(unavailable)?
-                .collect::<Result<Vec<String>, _>>()
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(unavailable)?;
-            Ok(subjects)
+            rows.into_iter()
+                .map(|(subject, head)| Ok((subject, parse_id(&head)?)))
+                .collect()
         })
         .await
     }
