@@ -51,11 +51,12 @@ pub struct App {
 }
 
 impl App {
-    /// Every route, with the shared limits, every request counted (shed and timed-out ones
-    /// too: the metrics layer is the outermost).
+    /// Every route, with the shared limits, every request in a span of its own and counted
+    /// (shed and timed-out ones too: tracing and metrics are the outermost layers).
     pub fn router(&self) -> Router {
         let limited = crate::limits::apply(router(self.state.clone(), self.metrics_public), &self.limits);
-        limited.layer(axum::middleware::from_fn_with_state(
+        let traced = limited.layer(axum::middleware::from_fn(crate::telemetry::http::request_span));
+        traced.layer(axum::middleware::from_fn_with_state(
             self.state.clone(),
             crate::routes::metrics::record_http,
         ))

@@ -3,6 +3,7 @@
 
 use crate::auth::Principal;
 use crate::problem::Problem;
+use crate::telemetry::http::RequestTrace;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts, HeaderMap, StatusCode};
@@ -153,38 +154,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
 }
 
 /// The caller's request context: the authenticated caller as actor (`anonymous` on public
-/// routes), correlation id from `X-Request-Id` or the `traceparent` trace id, or a new one;
-/// the W3C trace context if well-formed.
+/// routes) and the request's correlation id and trace context ([`RequestTrace`]).
 pub struct Context(pub RequestContext);
 
 impl<S: Send + Sync> FromRequestParts<S> for Context {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-        let traceparent = header("traceparent").filter(|tp| is_traceparent(tp)).map(str::to_owned);
-        let request_id = header("x-request-id")
-            .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
-            .map(str::to_owned);
-        let correlation_id = request_id
-            .or_else(|| traceparent.as_ref().map(|tp| tp[3..35].to_owned()))
-            .unwrap_or_else(|| Uuid::now_v7().to_string());
+        let trace = match parts.extensions.get::<RequestTrace>() {
+            Some(trace) => trace.clone(),
+            None => RequestTrace::from_headers(&parts.headers),
+        };
         let principal = parts.extensions.get::<Principal>();
         Ok(Context(RequestContext {
-            correlation_id,
+            correlation_id: trace.correlation_id,
             causation_id: None,
             actor: principal.map_or_else(|| "anonymous".into(), |p| p.subject.clone()),
-            traceparent,
+            traceparent: trace.traceparent,
             owner_scope: principal.and_then(Principal::owner_scope),
         }))
     }
-}
-
-/// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`.
-fn is_traceparent(value: &str) -> bool {
-    let parts: Vec<&str> = value.split('-').collect();
-    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
-    parts.len() == 4 && hex(parts[0], 2) && hex(parts[1], 32) && hex(parts[2], 16) && hex(parts[3], 2)
 }
 
 /// The `Lablet-Min-Position` header of a query, if sent.
@@ -261,13 +250,5 @@ mod tests {
             (400, "body".into())
         );
         assert_eq!(field(parse_json(b"")), (400, "body".into()));
-    }
-
-    #[test]
-    fn traceparent_must_be_well_formed() {
-        assert!(is_traceparent(
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-        ));
-        assert!(!is_traceparent("00-xyz-00f067aa0ba902b7-01"));
     }
 }

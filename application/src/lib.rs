@@ -20,6 +20,7 @@ pub mod read_model_queries;
 pub mod repository;
 pub mod shutdown;
 pub mod subscription;
+pub mod trace_context;
 pub mod work_orders;
 
 pub use context::RequestContext;

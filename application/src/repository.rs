@@ -9,12 +9,14 @@ use crate::context::RequestContext;
 use crate::envelope::{truncate_to_micros, EventMetadata, NewEvent};
 use crate::error::AppError;
 use crate::ports::{Clock, EventStore, EventStoreError, ExpectedVersion};
+use crate::trace_context::{traceparent_of, TRACE_TARGET};
 use lablet_domain::{decode_event, encode_event, Aggregate, DomainEvent};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Events read per round trip when folding a stream.
@@ -97,13 +99,19 @@ impl AggregateRepository {
         if let Some(loaded) = self.cached::<A>(&stream) {
             return Ok(loaded);
         }
+        self.fold_stream(&stream)
+            .instrument(tracing::info_span!(target: TRACE_TARGET, "event_store.read_stream", stream = %stream))
+            .await
+    }
+
+    async fn fold_stream<A: Aggregate>(&self, stream: &str) -> Result<Loaded<A>, AppError> {
         let mut loaded = Loaded {
             state: A::default(),
             version: 0,
             last_position: 0,
         };
         loop {
-            let page = self.store.read_stream(&stream, loaded.version + 1, STREAM_PAGE).await?;
+            let page = self.store.read_stream(stream, loaded.version + 1, STREAM_PAGE).await?;
             for envelope in &page {
                 let event: A::Event = decode_event(&envelope.event_type, envelope.payload.get()).map_err(|e| {
                     AppError::Unavailable(format!("cannot decode {} v{}: {e}", stream, envelope.version))
@@ -152,11 +160,15 @@ impl AggregateRepository {
             return Ok(outcome);
         }
         let occurred_at = truncate_to_micros(self.clock.now());
+        let span =
+            tracing::info_span!(target: TRACE_TARGET, "event_store.append", stream = %stream, events = events.len());
         let metadata = EventMetadata {
             correlation_id: Some(context.correlation_id.clone()),
             causation_id: context.causation_id.clone(),
             actor: context.actor.clone(),
-            traceparent: context.traceparent.clone(),
+            // The append span when traces are exported, so that later work on these events
+            // continues this trace; else the caller's trace context as it came.
+            traceparent: traceparent_of(&span).or_else(|| context.traceparent.clone()),
         };
         let mut new_events = Vec::with_capacity(events.len());
         for event in &events {
@@ -173,7 +185,7 @@ impl AggregateRepository {
             });
         }
         let expected = ExpectedVersion::for_loaded(loaded.version);
-        match self.store.append(&stream, expected, new_events).await {
+        match self.store.append(&stream, expected, new_events).instrument(span).await {
             Ok(appended) => {
                 events.iter().for_each(|e| loaded.state.apply(e));
                 loaded.version = appended.version;

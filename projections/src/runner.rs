@@ -27,6 +27,7 @@ use lablet_application::ports::{
 use lablet_application::progress::ProjectionProgress;
 use lablet_application::shutdown::pause_unless_stopped;
 use lablet_application::subscription::Subscription;
+use lablet_application::trace_context::{continue_trace, TRACE_TARGET};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -343,6 +344,19 @@ impl ProjectionRunner {
                 continue; // applied before: a replay after a crash between commit and publish
             }
             let is_new = *last_position == 0;
+            let _traced = event.traceparent.as_deref().map(|traceparent| {
+                let span = tracing::info_span!(
+                    target: TRACE_TARGET,
+                    "projection.apply",
+                    projection = self.name(),
+                    event_type = %event.event_type,
+                    position = event.position,
+                );
+                if !span.is_disabled() {
+                    continue_trace(&span, traceparent);
+                }
+                span.entered()
+            });
             let patch = self.projector.project((!is_new).then_some(&*body), event)?;
             let entry = HistoryRecord::new(&apply_patch(body, is_new, patch, event))
                 .map_err(|e| ProjectionError::BadDocument(e.to_string()))?;

@@ -24,13 +24,18 @@ pub fn free_port() -> u16 {
 
 /// Starts `lablet serve` on `port` over `data_dir`, with `env` added to its environment.
 pub fn start_server(binary: &str, data_dir: &Path, port: u16, env: &[(&str, &str)]) -> Child {
+    start_server_logging(binary, data_dir, port, env, Stdio::null())
+}
+
+/// [`start_server`] writing its log to `stderr`.
+pub fn start_server_logging(binary: &str, data_dir: &Path, port: u16, env: &[(&str, &str)], stderr: Stdio) -> Child {
     Command::new(binary)
         .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
         .env("LABLET_DATA_DIR", data_dir)
         .env("LABLET_LOG", "warn")
         .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("the server process starts")
 }

@@ -15,13 +15,15 @@ use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A P-256 signing key and its public JWK.
+/// A signing key of the issuer and its public JWK.
 struct IssuerKey {
     kid: String,
-    pkcs8: Vec<u8>,
+    algorithm: jsonwebtoken::Algorithm,
+    signing: jsonwebtoken::EncodingKey,
     jwk: Value,
 }
 
+/// A fresh P-256 key (ES256).
 fn new_key(kid: &str) -> IssuerKey {
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
@@ -33,7 +35,29 @@ fn new_key(kid: &str) -> IssuerKey {
     });
     IssuerKey {
         kid: kid.into(),
-        pkcs8: pkcs8.as_ref().to_vec(),
+        algorithm: jsonwebtoken::Algorithm::ES256,
+        signing: jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()),
+        jwk,
+    }
+}
+
+/// The RSA test key of `tests/fixtures` (RS256): `ring` cannot generate RSA keys, so it is a
+/// fixture, made with `openssl genrsa -traditional 2048` for these tests only.
+fn rsa_fixture_key(kid: &str) -> IssuerKey {
+    let pem = include_str!("../fixtures/oidc-rs256-test-key.pem");
+    let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+    let pkcs1 = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+    let pair = ring::rsa::KeyPair::from_der(&pkcs1).unwrap();
+    let public = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public());
+    let jwk = json!({
+        "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+        "n": URL_SAFE_NO_PAD.encode(&public.n),
+        "e": URL_SAFE_NO_PAD.encode(&public.e),
+    });
+    IssuerKey {
+        kid: kid.into(),
+        algorithm: jsonwebtoken::Algorithm::RS256,
+        signing: jsonwebtoken::EncodingKey::from_rsa_der(&pkcs1),
         jwk,
     }
 }
@@ -44,9 +68,9 @@ fn sign(key: &IssuerKey, issuer: &str, claims: Value) -> String {
     claims["iss"] = json!(issuer);
     claims["iat"] = json!(now);
     claims["exp"] = json!(now + 300);
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    let mut header = jsonwebtoken::Header::new(key.algorithm);
     header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&key.pkcs8)).unwrap()
+    jsonwebtoken::encode(&header, &claims, &key.signing).unwrap()
 }
 
 /// Serves discovery and a JWKS holding whatever keys `published` holds at the time.
@@ -145,5 +169,37 @@ async fn tokens_of_the_issuer_are_verified_with_its_keys_and_a_rotation_is_follo
         &[lablet_api::auth::Role::Admin],
     );
     assert_eq!(get(&local).await.unwrap().status(), 401);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rs256_tokens_are_verified_with_the_issuers_rsa_key() {
+    let rsa = rsa_fixture_key("rsa-1");
+    let published = Arc::new(Mutex::new(vec![rsa.jwk.clone(), new_key("ec-1").jwk]));
+    let issuer = start_issuer(published).await;
+    let server = TestServer::start_with(|s| {
+        s.auth.issuer = TokenIssuer::Oidc {
+            issuer: issuer.clone(),
+            refetch_min: Duration::from_millis(200),
+        };
+    })
+    .await;
+    let get = |token: &str| client_with_token(token).get(server.url("/api/v1/work-orders")).send();
+    let claims = json!({"sub": "rita", "aud": "lablet", "roles": ["manager"]});
+    let token = sign(&rsa, &issuer, claims.clone());
+    assert_eq!(get(&token).await.unwrap().status(), 200);
+
+    // The same claims with another signature, or signed for another kid, are refused.
+    let (unsigned, signature) = token.rsplit_once('.').unwrap();
+    let mut flipped = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    flipped[0] ^= 1;
+    let tampered = format!("{unsigned}.{}", URL_SAFE_NO_PAD.encode(flipped));
+    assert_eq!(get(&tampered).await.unwrap().status(), 401);
+    let misnamed = rsa_fixture_key("ec-1");
+    assert_eq!(
+        get(&sign(&misnamed, &issuer, claims)).await.unwrap().status(),
+        401,
+        "an RSA signature under the kid of an EC key"
+    );
     server.stop().await;
 }

@@ -167,7 +167,14 @@ enum ProjectionsCommand {
 /// Parses the command line and runs it; the binary's whole `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init();
+    // Held to the end of `main`: dropping it sends the spans still buffered.
+    let _telemetry = match crate::telemetry::init() {
+        Ok(guard) => guard,
+        Err(message) => {
+            eprintln!("lablet: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {

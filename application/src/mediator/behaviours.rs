@@ -17,6 +17,7 @@ impl PipelineBehaviour for TracingBehaviour {
         let info = next.info();
         let span = tracing::info_span!(
             "request",
+            otel.name = info.name,
             request = info.name,
             correlation_id = %info.context.correlation_id,
             actor = %info.context.actor,
