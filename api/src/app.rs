@@ -161,7 +161,9 @@ pub async fn build(settings: &Settings) -> Result<App, StartupError> {
     lablet_migrations::migrate_all(settings)?;
     let stores = open_stores(settings)?;
     let progress = ProjectionProgress::default();
-    let repository = Arc::new(AggregateRepository::new(stores.events.clone(), Arc::new(SystemClock)));
+    let metrics = Arc::new(Metrics::default());
+    let repository =
+        Arc::new(AggregateRepository::new(stores.events.clone(), Arc::new(SystemClock)).with_metrics(metrics.clone()));
     let relays: Vec<OutboxRelay> = configured_sinks(settings)
         .into_iter()
         .map(|sink| {
@@ -177,7 +179,6 @@ pub async fn build(settings: &Settings) -> Result<App, StartupError> {
         .iter()
         .map(|relay| (relay.sink_name().to_owned(), relay.redrive_signal()))
         .collect();
-    let metrics = Arc::new(Metrics::default());
     let mediator = Arc::new(register_handlers(
         settings,
         &stores,

@@ -63,6 +63,8 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, &'static str, &'static str), Histogram>>,
     /// (route pattern, method, status) → latency.
     http: Mutex<BTreeMap<(String, String, u16), Histogram>>,
+    /// Event type → events appended by this process.
+    appended: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// The outcome label of a mediator request.
@@ -92,6 +94,15 @@ impl Metrics {
         };
         if let Ok(mut requests) = self.requests.lock() {
             requests.entry((name, kind, outcome)).or_default().observe(seconds);
+        }
+    }
+
+    /// Counts events this process appended, by type.
+    pub fn count_appended(&self, event_types: impl IntoIterator<Item = &'static str>) {
+        if let Ok(mut appended) = self.appended.lock() {
+            for event_type in event_types {
+                *appended.entry(event_type).or_default() += 1;
+            }
         }
     }
 
@@ -136,6 +147,15 @@ impl Metrics {
         for ((route, method, status), histogram) in &http {
             let labels = format!("route=\"{}\",method=\"{method}\",status=\"{status}\"", escape(route));
             histogram.render(&mut out, "lablet_http_request_duration_seconds", &labels);
+        }
+        let appended = self.appended.lock().map(|a| a.clone()).unwrap_or_default();
+        out.push_str("# HELP lablet_events_appended_total Events this process appended to the log, by type.\n");
+        out.push_str("# TYPE lablet_events_appended_total counter\n");
+        for (event_type, count) in &appended {
+            let _ = writeln!(
+                out,
+                "lablet_events_appended_total{{event_type=\"{event_type}\"}} {count}"
+            );
         }
         for gauge in gauges {
             let _ = writeln!(out, "# HELP {} {}", gauge.name, gauge.help);

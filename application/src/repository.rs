@@ -8,6 +8,7 @@
 use crate::context::RequestContext;
 use crate::envelope::{truncate_to_micros, EventMetadata, NewEvent};
 use crate::error::AppError;
+use crate::metrics::Metrics;
 use crate::ports::{Clock, EventStore, EventStoreError, ExpectedVersion};
 use crate::trace_context::{traceparent_of, TRACE_TARGET};
 use lablet_domain::{decode_event, encode_event, Aggregate, DomainEvent};
@@ -49,6 +50,7 @@ pub struct CommandOutcome {
 pub struct AggregateRepository {
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
     shards: Vec<Mutex<HashMap<String, Box<dyn Any + Send>>>>,
 }
 
@@ -57,8 +59,15 @@ impl AggregateRepository {
         AggregateRepository {
             store,
             clock,
+            metrics: Arc::default(),
             shards: (0..CACHE_SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
         }
+    }
+
+    /// Counts the events it appends in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn clock(&self) -> &dyn Clock {
@@ -187,6 +196,7 @@ impl AggregateRepository {
         let expected = ExpectedVersion::for_loaded(loaded.version);
         match self.store.append(&stream, expected, new_events).instrument(span).await {
             Ok(appended) => {
+                self.metrics.count_appended(events.iter().map(DomainEvent::event_type));
                 events.iter().for_each(|e| loaded.state.apply(e));
                 loaded.version = appended.version;
                 loaded.last_position = appended.last_position;

@@ -73,6 +73,22 @@ async fn metrics_count_commands_and_http_requests_and_report_lag() {
         "routes are counted by pattern, not by path"
     );
     assert_eq!(sample(&text, "lablet_events_head_position "), head as f64);
+    let appended: f64 = text
+        .lines()
+        .filter(|line| line.starts_with("lablet_events_appended_total{"))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert_eq!(
+        appended, head as f64,
+        "every event in the log was appended by this process"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "lablet_events_appended_total{event_type=\"lab_record.discovered\"}"
+        ),
+        1.0
+    );
     assert_eq!(
         sample(&text, "lablet_projection_lag_events{projection=\"lab_records\"}"),
         0.0
