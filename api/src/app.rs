@@ -158,8 +158,8 @@ fn configured_sinks(settings: &Settings) -> Vec<Arc<dyn CloudEventSink>> {
 /// Migrates and opens the stores, wires the mediator and starts the projections and the inbox
 /// processor.
 pub async fn build(settings: &Settings) -> Result<App, StartupError> {
-    lablet_migrations::migrate_all(settings)?;
-    let stores = open_stores(settings)?;
+    lablet_migrations::migrate_all(settings).await?;
+    let stores = open_stores(settings).await?;
     let progress = ProjectionProgress::default();
     let metrics = Arc::new(Metrics::default());
     let repository =

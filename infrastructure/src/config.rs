@@ -20,6 +20,8 @@ pub struct ConfigError {
 pub enum StoreLocation {
     /// `sqlite://<path>`: a file, created on first use.
     Sqlite(PathBuf),
+    /// `postgres://…` or `postgresql://…`: a database, migrated by `lablet migrate`.
+    Postgres(String),
 }
 
 impl StoreLocation {
@@ -36,10 +38,15 @@ impl StoreLocation {
             "sqlite" => Err(error(
                 "a sqlite URL needs a file path, e.g. sqlite://./data/lablet.db".into(),
             )),
-            "postgres" | "postgresql" | "mongodb" | "kurrentdb" | "esdb" => Err(error(format!(
-                "the {scheme} adapter is not part of this build; use sqlite://"
+            "postgres" | "postgresql" => crate::postgres::PostgresTarget::parse(url)
+                .map(|_| StoreLocation::Postgres(url.to_owned()))
+                .map_err(|e| error(e.to_string())),
+            "mongodb" | "kurrentdb" | "esdb" => Err(error(format!(
+                "the {scheme} adapter is not part of this build; use sqlite:// or postgres://"
             ))),
-            other => Err(error(format!("unknown store scheme `{other}`; supported: sqlite"))),
+            other => Err(error(format!(
+                "unknown store scheme `{other}`; supported: sqlite, postgres"
+            ))),
         }
     }
 }

@@ -3,9 +3,11 @@
 //! Each adapter implements a port of `lablet-application` and nothing more; which one runs is
 //! chosen by URL at start-up. Schemas are created by `lablet-migrations`, never here.
 
+pub mod append_rules;
 pub mod auth_settings;
 pub mod cloudevents;
 pub mod config;
+pub mod postgres;
 pub mod sqlite;
 pub mod stores;
 

@@ -1,6 +1,7 @@
 //! Opening the configured stores behind their ports.
 
 use crate::config::{ConfigError, Settings, StoreLocation};
+use crate::postgres::{PostgresEventStore, PostgresTarget};
 use crate::sqlite::{SqliteApiKeyStore, SqliteEventStore, SqliteOutboxStore, SqliteReadModelStore};
 use lablet_application::ports::{ApiKeyStore, EventStore, OutboxStore, ReadModelStore};
 use std::sync::Arc;
@@ -17,12 +18,23 @@ pub struct Stores {
 }
 
 /// Opens both stores; a failure names the setting whose store could not be opened.
-pub fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
+pub async fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
+    let event_store_error = |message: String| ConfigError {
+        setting: "LABLET_EVENT_STORE_URL",
+        message,
+    };
     let events: Arc<dyn EventStore> = match &settings.event_store {
-        StoreLocation::Sqlite(path) => Arc::new(SqliteEventStore::open(path).map_err(|e| ConfigError {
-            setting: "LABLET_EVENT_STORE_URL",
-            message: e.to_string(),
-        })?),
+        StoreLocation::Sqlite(path) => {
+            Arc::new(SqliteEventStore::open(path).map_err(|e| event_store_error(e.to_string()))?)
+        }
+        StoreLocation::Postgres(url) => {
+            let target = PostgresTarget::parse(url).map_err(|e| event_store_error(e.to_string()))?;
+            Arc::new(
+                PostgresEventStore::open(&target)
+                    .await
+                    .map_err(|e| event_store_error(e.to_string()))?,
+            )
+        }
     };
     let read_model_error = |e: crate::sqlite::SqliteError| ConfigError {
         setting: "LABLET_READ_MODEL_URL",
@@ -35,6 +47,12 @@ pub fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
             Arc::new(SqliteOutboxStore::open(path).map_err(read_model_error)?),
             Arc::new(SqliteApiKeyStore::open(path).map_err(read_model_error)?),
         ),
+        StoreLocation::Postgres(_) => {
+            return Err(ConfigError {
+                setting: "LABLET_READ_MODEL_URL",
+                message: "read models on PostgreSQL are not part of this build yet; use sqlite://".into(),
+            })
+        }
     };
     Ok(Stores {
         events,

@@ -4,9 +4,11 @@
 //! in version order. The SQL lives in `sql/<engine>/` beside this crate. Migrations only ever
 //! add: a released migration is never edited, a later one changes what it made.
 
+pub mod postgres;
 pub mod sqlite;
 
 use lablet_infrastructure::config::{Settings, StoreLocation};
+use lablet_infrastructure::postgres::PostgresTarget;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
@@ -22,17 +24,27 @@ pub struct MigrationReport {
 }
 
 /// Brings every configured store to the newest schema.
-pub fn migrate_all(settings: &Settings) -> Result<Vec<MigrationReport>, MigrationError> {
+pub async fn migrate_all(settings: &Settings) -> Result<Vec<MigrationReport>, MigrationError> {
     let mut reports = Vec::new();
-    match &settings.event_store {
-        StoreLocation::Sqlite(path) => reports.push(MigrationReport {
-            store: "event_store",
-            applied: sqlite::migrate_file(path, sqlite::EVENT_STORE).map_err(|e| MigrationError::Store {
-                setting: "LABLET_EVENT_STORE_URL",
-                message: e.to_string(),
-            })?,
-        }),
-    }
+    let event_store_error = |message: String| MigrationError::Store {
+        setting: "LABLET_EVENT_STORE_URL",
+        message,
+    };
+    let applied = match &settings.event_store {
+        StoreLocation::Sqlite(path) => {
+            sqlite::migrate_file(path, sqlite::EVENT_STORE).map_err(|e| event_store_error(e.to_string()))?
+        }
+        StoreLocation::Postgres(url) => {
+            let target = PostgresTarget::parse(url).map_err(|e| event_store_error(e.to_string()))?;
+            postgres::migrate(&target, postgres::EVENT_STORE_TABLE, postgres::EVENT_STORE)
+                .await
+                .map_err(|e| event_store_error(e.to_string()))?
+        }
+    };
+    reports.push(MigrationReport {
+        store: "event_store",
+        applied,
+    });
     match &settings.read_models {
         StoreLocation::Sqlite(path) => reports.push(MigrationReport {
             store: "read_models",
@@ -41,6 +53,12 @@ pub fn migrate_all(settings: &Settings) -> Result<Vec<MigrationReport>, Migratio
                 message: e.to_string(),
             })?,
         }),
+        StoreLocation::Postgres(_) => {
+            return Err(MigrationError::Store {
+                setting: "LABLET_READ_MODEL_URL",
+                message: "read models on PostgreSQL are not part of this build yet; use sqlite://".into(),
+            })
+        }
     }
     Ok(reports)
 }

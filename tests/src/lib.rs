@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod contract;
+pub mod postgres;
 pub mod process;
 pub mod server;
 pub mod sink;

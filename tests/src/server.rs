@@ -3,9 +3,8 @@
 use lablet_api::app::{build, serve_until, App};
 use lablet_api::auth::{issue_local, Role, TokenRequest};
 use lablet_application::envelope::{truncate_to_micros, EventMetadata, NewEvent};
-use lablet_application::ports::{EventStore, ExpectedVersion};
-use lablet_infrastructure::config::StoreLocation;
-use lablet_infrastructure::sqlite::SqliteEventStore;
+use lablet_application::ports::ExpectedVersion;
+use lablet_infrastructure::stores::open_stores;
 use lablet_infrastructure::Settings;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -146,8 +145,7 @@ impl TestServer {
             serde_json::json!({"worker_id": uuid::Uuid::now_v7(), "lab_id": "stalled", "state": "STOPPED"});
         let (status, lab, _) = self.post("/api/v1/lab-records/observations", &observation).await;
         assert_eq!(status, 200, "{lab}");
-        let StoreLocation::Sqlite(path) = &self.settings.event_store;
-        let log = SqliteEventStore::open(path).expect("the server's event log");
+        let log = open_stores(&self.settings).await.expect("the server's stores").events;
         let poison = NewEvent {
             event_id: uuid::Uuid::now_v7(),
             event_type: "lab_record.state_changed".into(),
@@ -164,7 +162,6 @@ impl TestServer {
             .append(&stream, ExpectedVersion::Exact(1), vec![poison])
             .await
             .expect("the poison event is appended");
-        log.close();
         appended.last_position
     }
 

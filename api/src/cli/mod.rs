@@ -201,7 +201,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             serve(settings).await.map_err(|e| e.to_string())?;
         }
         Command::Migrate => {
-            for report in lablet_migrations::migrate_all(&settings).map_err(|e| e.to_string())? {
+            for report in lablet_migrations::migrate_all(&settings)
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 println!("{}: applied {:?}", report.store, report.applied);
             }
         }
@@ -214,13 +217,17 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             if !all && names.is_empty() {
                 return Err("name a projection or pass --all".into());
             }
-            lablet_migrations::migrate_all(&settings).map_err(|e| e.to_string())?;
-            let stores = open_stores(&settings).map_err(|e| e.to_string())?;
+            lablet_migrations::migrate_all(&settings)
+                .await
+                .map_err(|e| e.to_string())?;
+            let stores = open_stores(&settings).await.map_err(|e| e.to_string())?;
             return rebuild::rebuild(&stores, &settings, &names, verify).await;
         }
         Command::Events { command } => {
-            lablet_migrations::migrate_all(&settings).map_err(|e| e.to_string())?;
-            let stores = open_stores(&settings).map_err(|e| e.to_string())?;
+            lablet_migrations::migrate_all(&settings)
+                .await
+                .map_err(|e| e.to_string())?;
+            let stores = open_stores(&settings).await.map_err(|e| e.to_string())?;
             let store = stores.events.as_ref();
             return match command {
                 EventsCommand::Replay { stream, from, to } => events::replay(store, stream.as_deref(), from, to).await,
@@ -229,8 +236,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             };
         }
         Command::Outbox { command } => {
-            lablet_migrations::migrate_all(&settings).map_err(|e| e.to_string())?;
-            let stores = open_stores(&settings).map_err(|e| e.to_string())?;
+            lablet_migrations::migrate_all(&settings)
+                .await
+                .map_err(|e| e.to_string())?;
+            let stores = open_stores(&settings).await.map_err(|e| e.to_string())?;
             return match command {
                 OutboxCommand::Parked { limit } => outbox::parked(&settings, &stores, limit).await,
                 OutboxCommand::Redrive {
@@ -247,8 +256,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             command: TokenCommand::Issue { sub, roles, ttl },
         } => return auth::issue(&settings, &sub, &roles, ttl),
         Command::Apikey { command } => {
-            lablet_migrations::migrate_all(&settings).map_err(|e| e.to_string())?;
-            let stores = open_stores(&settings).map_err(|e| e.to_string())?;
+            lablet_migrations::migrate_all(&settings)
+                .await
+                .map_err(|e| e.to_string())?;
+            let stores = open_stores(&settings).await.map_err(|e| e.to_string())?;
             return match command {
                 ApikeyCommand::Create { roles, name } => auth::create_key(&stores, &name, &roles).await,
                 ApikeyCommand::List => auth::list_keys(&stores).await,
@@ -279,8 +290,10 @@ async fn serve(settings: Settings) -> Result<(), StartupError> {
 }
 
 async fn projection_status(settings: &Settings) -> Result<(), String> {
-    lablet_migrations::migrate_all(settings).map_err(|e| e.to_string())?;
-    let stores = open_stores(settings).map_err(|e| e.to_string())?;
+    lablet_migrations::migrate_all(settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    let stores = open_stores(settings).await.map_err(|e| e.to_string())?;
     let head = stores.events.head_position().await.map_err(|e| e.to_string())?;
     println!(
         "{:<20} {:>12} {:>12} {:>10}  STATE",

@@ -27,10 +27,15 @@ const SWAP_ROUNDS: usize = 20;
 /// swaps each one in, or with `verify` compares it with the live one.
 pub async fn rebuild(stores: &Stores, settings: &Settings, names: &[String], verify: bool) -> Result<ExitCode, String> {
     let projectors = chosen(names)?;
-    let live = match (&settings.read_models, verify) {
-        (StoreLocation::Sqlite(path), false) => Some(SqliteReadModelStore::open(path).map_err(|e| e.to_string())?),
-        (_, true) => None,
-    };
+    let live =
+        match (&settings.read_models, verify) {
+            (StoreLocation::Sqlite(path), false) => Some(SqliteReadModelStore::open(path).map_err(|e| e.to_string())?),
+            (_, true) => None,
+            (StoreLocation::Postgres(_), false) => return Err(
+                "rebuilding read models in place needs them on SQLite (read models on PostgreSQL are not built yet)"
+                    .into(),
+            ),
+        };
     let scratch = Scratch::create(&settings.data_dir)?;
     let mut differing = 0;
     for projector in projectors {

@@ -20,6 +20,7 @@
 //! and readers scan the tail. A crash between the two only leaves a longer tail, indexed at the
 //! next start.
 
+use crate::append_rules::{invalid_append, judge_stored, StoredAt};
 use crate::sqlite::rows::store_error;
 use chrono::Utc;
 use lablet_application::envelope::{chain_hash, format_timestamp, HashedFields, NewEvent};
@@ -30,7 +31,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{oneshot, watch};
-use uuid::Uuid;
 
 const INSERT_EVENT: &str = include_str!("sql/insert_event.sql");
 const STREAM_HEAD: &str = include_str!("sql/stream_head.sql");
@@ -439,7 +439,7 @@ fn stage_one(
     cached: Option<StreamHead>,
     recorded_at: &str,
 ) -> rusqlite::Result<Option<Staged>> {
-    if let Some(invalid) = invalid_request(request) {
+    if let Some(invalid) = invalid_append(&request.stream, &request.events) {
         return Ok(Some(Staged::Answered(Err(invalid))));
     }
     let head = match cached {
@@ -514,24 +514,6 @@ fn stage_one(
     Ok(Some(Staged::Appended(outcome, request.stream.clone(), head)))
 }
 
-fn invalid_request(request: &AppendRequest) -> Option<EventStoreError> {
-    if request.events.is_empty() {
-        return Some(EventStoreError::InvalidAppend(
-            "an append needs at least one event".into(),
-        ));
-    }
-    if request.stream.is_empty() {
-        return Some(EventStoreError::InvalidAppend(
-            "the stream name must not be empty".into(),
-        ));
-    }
-    let mut ids: Vec<Uuid> = request.events.iter().map(|e| e.event_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    (ids.len() != request.events.len())
-        .then(|| EventStoreError::InvalidAppend("event ids repeat within one append".into()))
-}
-
 /// If these exact events are stored already (a retried append), the first outcome again; if
 /// only some of their ids are stored, or elsewhere, an error; None if none is stored.
 fn find_stored(
@@ -541,45 +523,18 @@ fn find_stored(
     let mut find = conn.prepare_cached(FIND_EVENT)?;
     let mut found = Vec::with_capacity(request.events.len());
     for event in &request.events {
-        let row = find
+        let at = find
             .query_row([event.event_id.to_string()], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, i64>(1)? as u64,
-                    row.get::<_, i64>(2)? as u64,
-                ))
+                Ok(StoredAt {
+                    stream: row.get(0)?,
+                    version: row.get::<_, i64>(1)? as u64,
+                    position: row.get::<_, i64>(2)? as u64,
+                })
             })
             .optional()?;
-        found.push((event.event_id, row));
+        found.push((event.event_id, at));
     }
-    if found.iter().all(|(_, row)| row.is_none()) {
-        return Ok(None);
-    }
-    let consistent = found
-        .iter()
-        .all(|(_, row)| matches!(row, Some((stream, _, _)) if *stream == request.stream))
-        && found.windows(2).all(|pair| match (&pair[0].1, &pair[1].1) {
-            (Some((_, v1, _)), Some((_, v2, _))) => *v2 == v1 + 1,
-            _ => false,
-        });
-    if !consistent {
-        let reused = found
-            .iter()
-            .find(|(_, row)| row.is_some())
-            .map_or(Uuid::nil(), |(id, _)| *id);
-        return Ok(Some(Err(EventStoreError::EventIdReused { event_id: reused })));
-    }
-    let first = found.first().and_then(|(_, row)| row.clone());
-    let last = found.last().and_then(|(_, row)| row.clone());
-    Ok(match (first, last) {
-        (Some((_, _, first_position)), Some((_, version, last_position))) => Some(Ok(AppendOutcome {
-            version,
-            first_position,
-            last_position,
-            deduplicated: true,
-        })),
-        _ => None,
-    })
+    Ok(judge_stored(&request.stream, &found))
 }
 
 /// The position of the last committed event in `conn`'s file.
@@ -613,7 +568,7 @@ mod tests {
     ) -> (AppendRequest, oneshot::Receiver<Result<AppendOutcome, EventStoreError>>) {
         let (reply, answer) = oneshot::channel();
         let event = NewEvent {
-            event_id: Uuid::now_v7(),
+            event_id: uuid::Uuid::now_v7(),
             event_type: "test.happened".into(),
             schema_version: 1,
             occurred_at: truncate_to_micros(Utc::now()),

@@ -121,9 +121,9 @@ async fn drive(
     (started.elapsed(), all)
 }
 
-fn settings_in(dir: &std::path::Path) -> Settings {
+async fn settings_in(dir: &std::path::Path) -> Settings {
     let settings = Settings::defaults_in(dir);
-    lablet_migrations::migrate_all(&settings).expect("migrations");
+    lablet_migrations::migrate_all(&settings).await.expect("migrations");
     settings
 }
 
@@ -163,8 +163,8 @@ async fn main() {
         args.labs
     );
     let command_dir = dir.path().join("commands");
-    let settings = settings_in(&command_dir);
-    let stores = open_stores(&settings).expect("stores");
+    let settings = settings_in(&command_dir).await;
+    let stores = open_stores(&settings).await.expect("stores");
     let mediator = Arc::new(build_mediator(
         &settings,
         &stores,
@@ -258,7 +258,7 @@ async fn main() {
         args.workers, args.labs_per_worker
     );
     let query_dir = dir.path().join("queries");
-    let settings = settings_in(&query_dir);
+    let settings = settings_in(&query_dir).await;
     let app = build(&settings).await.expect("app");
     let workers: Arc<Vec<Uuid>> = Arc::new((0..args.workers).map(|_| Uuid::now_v7()).collect());
     let per_worker = args.labs_per_worker;

@@ -1,0 +1,77 @@
+//! PostgreSQL migrations. Each store keeps its own table of applied migrations
+//! (`lablet_event_store_migrations`), so several stores can share one database. A migration
+//! runs in its own transaction under an advisory lock, so processes starting together apply it
+//! once.
+
+use crate::sqlite::Migration;
+use lablet_infrastructure::postgres::{PostgresError, PostgresTarget};
+
+pub const EVENT_STORE: &[Migration] = &[Migration {
+    version: 1,
+    name: "events",
+    sql: include_str!("../sql/postgres/event_store_0001_events.sql"),
+}];
+
+/// The table of applied migrations of the event store.
+pub const EVENT_STORE_TABLE: &str = "lablet_event_store_migrations";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PostgresMigrationError {
+    #[error(transparent)]
+    Connect(#[from] PostgresError),
+    #[error("migration {version} ({name}) failed: {source}")]
+    Failed {
+        version: u32,
+        name: &'static str,
+        source: tokio_postgres::Error,
+    },
+    #[error("PostgreSQL: {0}")]
+    Sql(#[from] tokio_postgres::Error),
+}
+
+/// Applies the missing `migrations` of the store whose applied migrations are in `table`;
+/// returns the versions applied.
+pub async fn migrate(
+    target: &PostgresTarget,
+    table: &str,
+    migrations: &[Migration],
+) -> Result<Vec<u32>, PostgresMigrationError> {
+    let mut client = target.connect().await?;
+    let lock_key = format!("lablet:{table}");
+    let mut applied = Vec::new();
+    for migration in migrations {
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock_key])
+            .await?;
+        tx.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
+                 version    integer PRIMARY KEY,
+                 name       text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             )"
+        ))
+        .await?;
+        let version = migration.version as i32;
+        let done = tx
+            .query_opt(&format!("SELECT version FROM {table} WHERE version = $1"), &[&version])
+            .await?;
+        if done.is_some() {
+            continue;
+        }
+        let failed = |source| PostgresMigrationError::Failed {
+            version: migration.version,
+            name: migration.name,
+            source,
+        };
+        tx.batch_execute(migration.sql).await.map_err(failed)?;
+        tx.execute(
+            &format!("INSERT INTO {table} (version, name) VALUES ($1, $2)"),
+            &[&version, &migration.name],
+        )
+        .await
+        .map_err(failed)?;
+        tx.commit().await?;
+        applied.push(migration.version);
+    }
+    Ok(applied)
+}
