@@ -53,7 +53,12 @@ fn with_database(url: &str, database: &str) -> String {
 impl TestDatabase {
     /// A new, empty database for `test`, or `None` when PostgreSQL tests are skipped here.
     pub async fn create(test: &str) -> Option<TestDatabase> {
-        let server_url = server_url(test).await?;
+        Some(Self::create_on(&server_url(test).await?).await)
+    }
+
+    /// A new, empty database on the server at `server_url`.
+    pub async fn create_on(server_url: &str) -> TestDatabase {
+        let server_url = server_url.to_owned();
         let name = format!("lablet_test_{}", uuid::Uuid::now_v7().simple());
         let admin = PostgresTarget::parse(&server_url).expect("a PostgreSQL URL");
         let client = admin.connect().await.expect("the test server answers");
@@ -61,11 +66,11 @@ impl TestDatabase {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .expect("a test database");
-        Some(TestDatabase {
+        TestDatabase {
             url: with_database(&server_url, &name),
             server_url,
             name,
-        })
+        }
     }
 
     pub fn target(&self) -> PostgresTarget {

@@ -5,7 +5,7 @@
 
 use lablet_application::ports::{EventStore, EventStoreError, ExpectedVersion};
 use lablet_infrastructure::config::StoreLocation;
-use lablet_infrastructure::postgres::log_writer::{append_batch, Append};
+use lablet_infrastructure::postgres::log_writer::{append_batch, Append, LogStatements};
 use lablet_infrastructure::postgres::{PostgresEventStore, PostgresTarget};
 use lablet_migrations::postgres::{migrate, EVENT_STORE, EVENT_STORE_TABLE};
 use lablet_tests::contract;
@@ -111,6 +111,7 @@ async fn sixteen_writers_with_random_rollbacks_never_make_a_checkpointing_reader
         let (target, committed) = (target.clone(), committed.clone());
         writers.push(tokio::spawn(async move {
             let mut client = target.connect().await.expect("a writer connection");
+            let statements = LogStatements::prepare(&client).await.expect("prepared");
             let mut rolled_back = 0;
             for round in 0..ROUNDS {
                 let appends: Vec<Append> = (0..1 + round % 2)
@@ -121,7 +122,9 @@ async fn sixteen_writers_with_random_rollbacks_never_make_a_checkpointing_reader
                     })
                     .collect();
                 let tx = client.transaction().await.expect("a transaction");
-                let outcome = append_batch(&tx, &appends).await.expect("the batch is staged");
+                let outcome = append_batch(&tx, &statements, &appends)
+                    .await
+                    .expect("the batch is staged");
                 assert!(outcome.answers.iter().all(Result::is_ok));
                 tokio::time::sleep(Duration::from_micros((coin() * 2000.0) as u64)).await;
                 if coin() < 0.3 {

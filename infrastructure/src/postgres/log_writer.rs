@@ -23,23 +23,55 @@ use lablet_application::envelope::{chain_hash, truncate_to_micros, HashedFields,
 use lablet_application::ports::{AppendOutcome, EventStoreError, ExpectedVersion};
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Statement, Transaction};
 use uuid::Uuid;
 
 /// Appends per transaction at most.
 pub const MAX_BATCH: usize = 512;
 
 const LOCK_HEAD: &str = "UPDATE lablet_log_head SET position = position RETURNING position";
-const SET_HEAD: &str = "UPDATE lablet_log_head SET position = $1";
-const NOTIFY: &str = "SELECT pg_notify($1, $2)";
-const STREAM_HEADS: &str = "SELECT DISTINCT ON (stream) stream, version, hash FROM lablet_events \
-                            WHERE stream = ANY($1) ORDER BY stream, version DESC";
+const SET_HEAD_AND_NOTIFY: &str =
+    "WITH moved AS (UPDATE lablet_log_head SET position = $1) SELECT pg_notify($2, $1::text)";
+/// One backward index probe per stream (`LIMIT 1`), however long the streams are.
+const STREAM_HEADS: &str = "SELECT s.stream, e.version, e.hash FROM unnest($1::text[]) AS s(stream) \
+                            CROSS JOIN LATERAL (SELECT version, hash FROM lablet_events \
+                            WHERE stream = s.stream ORDER BY version DESC LIMIT 1) AS e";
 const STORED_IDS: &str = "SELECT event_id, stream, version, position FROM lablet_events WHERE event_id = ANY($1)";
 const INSERT: &str = "INSERT INTO lablet_events (position, event_id, stream, version, event_type, schema_version, \
                       occurred_at, recorded_at, correlation_id, causation_id, actor, traceparent, payload, hash) \
                       SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], \
                       $6::integer[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], \
                       $12::text[], $13::text[], $14::text[])";
+
+/// The statements of an append, prepared once per connection (a statement sent as text would
+/// cost a round trip of its own to be parsed every time).
+pub struct LogStatements {
+    lock_head: Statement,
+    stream_heads: Statement,
+    stored_ids: Statement,
+    insert: Statement,
+    set_head_and_notify: Statement,
+}
+
+impl LogStatements {
+    pub async fn prepare(client: &Client) -> Result<LogStatements, tokio_postgres::Error> {
+        let (lock_head, stream_heads, stored_ids, insert, set_head_and_notify) = tokio::try_join!(
+            client.prepare(LOCK_HEAD),
+            client.prepare(STREAM_HEADS),
+            client.prepare(STORED_IDS),
+            client.prepare(INSERT),
+            client.prepare(SET_HEAD_AND_NOTIFY),
+        )?;
+        Ok(LogStatements {
+            lock_head,
+            stream_heads,
+            stored_ids,
+            insert,
+            set_head_and_notify,
+        })
+    }
+}
 
 /// One append, as the writer and [`append_batch`] see it.
 pub struct Append {
@@ -90,10 +122,10 @@ impl Rows {
         self.hash.push(hash);
     }
 
-    async fn insert(&self, tx: &Transaction<'_>) -> Result<(), BatchError> {
+    async fn insert(&self, tx: &Transaction<'_>, insert: &Statement) -> Result<(), BatchError> {
         let inserted = tx
             .execute(
-                INSERT,
+                insert,
                 &[
                     &self.position,
                     &self.event_id,
@@ -139,8 +171,12 @@ pub struct BatchOutcome {
 
 /// Decides and writes `appends` inside `tx`, which the caller commits (or rolls back: then
 /// nothing of the batch is stored). Locks the log head until `tx` ends.
-pub async fn append_batch(tx: &Transaction<'_>, appends: &[Append]) -> Result<BatchOutcome, BatchError> {
-    let start: i64 = tx.query_one(LOCK_HEAD, &[]).await?.get(0);
+pub async fn append_batch(
+    tx: &Transaction<'_>,
+    statements: &LogStatements,
+    appends: &[Append],
+) -> Result<BatchOutcome, BatchError> {
+    let start: i64 = tx.query_one(&statements.lock_head, &[]).await?.get(0);
     let start = start as u64;
     let invalid: Vec<Option<EventStoreError>> = appends.iter().map(|a| invalid_append(&a.stream, &a.events)).collect();
     let valid = || {
@@ -154,13 +190,19 @@ pub async fn append_batch(tx: &Transaction<'_>, appends: &[Append]) -> Result<Ba
     let mut streams: Vec<&str> = valid().map(|a| a.stream.as_str()).collect();
     streams.sort_unstable();
     streams.dedup();
+    let ids: Vec<Uuid> = valid().flat_map(|a| a.events.iter().map(|e| e.event_id)).collect();
+    // Both lookups go out together (the connection pipelines them): one round trip.
+    let (head_params, id_params): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) = ([&streams], [&ids]);
+    let (head_rows, stored_rows) = tokio::try_join!(
+        tx.query(&statements.stream_heads, &head_params),
+        tx.query(&statements.stored_ids, &id_params)
+    )?;
     let mut heads: HashMap<String, (u64, String)> = HashMap::new();
-    for row in tx.query(STREAM_HEADS, &[&streams]).await? {
+    for row in head_rows {
         heads.insert(row.get(0), (row.get::<_, i64>(1) as u64, row.get(2)));
     }
-    let ids: Vec<Uuid> = valid().flat_map(|a| a.events.iter().map(|e| e.event_id)).collect();
     let mut stored: HashMap<Uuid, StoredAt> = HashMap::new();
-    for row in tx.query(STORED_IDS, &[&ids]).await? {
+    for row in stored_rows {
         let at = StoredAt {
             stream: row.get(1),
             version: row.get::<_, i64>(2) as u64,
@@ -224,24 +266,34 @@ pub async fn append_batch(tx: &Transaction<'_>, appends: &[Append]) -> Result<Ba
         }));
     }
     if head > start {
-        rows.insert(tx).await?;
-        tx.execute(SET_HEAD, &[&(head as i64)]).await?;
-        tx.execute(NOTIFY, &[&EVENTS_CHANNEL, &head.to_string()]).await?;
+        // Pipelined as well; the head moves in the same transaction, after the rows.
+        let new_head = head as i64;
+        let head_params: [&(dyn ToSql + Sync); 2] = [&new_head, &EVENTS_CHANNEL];
+        let (inserted, moved) = tokio::join!(
+            rows.insert(tx, &statements.insert),
+            tx.query_one(&statements.set_head_and_notify, &head_params)
+        );
+        inserted?;
+        moved?;
     }
     Ok(BatchOutcome { answers, head })
 }
 
 /// Runs `appends` in one transaction and commits it.
-async fn commit(client: &mut Client, appends: &[Append]) -> Result<BatchOutcome, BatchError> {
+async fn commit(
+    client: &mut Client,
+    statements: &LogStatements,
+    appends: &[Append],
+) -> Result<BatchOutcome, BatchError> {
     let tx = client.transaction().await?;
-    let outcome = append_batch(&tx, appends).await?;
+    let outcome = append_batch(&tx, statements, appends).await?;
     tx.commit().await?;
     Ok(outcome)
 }
 
 /// The writer task: batches what waits on `requests`, commits, answers, announces the head.
 pub async fn run(target: PostgresTarget, mut requests: mpsc::Receiver<AppendRequest>, head: watch::Sender<u64>) {
-    let mut client: Option<Client> = None;
+    let mut connection: Option<(Client, LogStatements)> = None;
     while let Some(first) = requests.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -250,8 +302,8 @@ pub async fn run(target: PostgresTarget, mut requests: mpsc::Receiver<AppendRequ
                 Err(_) => break,
             }
         }
-        if client.as_ref().is_none_or(Client::is_closed) {
-            client = match target.connect().await {
+        if connection.as_ref().is_none_or(|(client, _)| client.is_closed()) {
+            connection = match connect(&target).await {
                 Ok(connected) => Some(connected),
                 Err(err) => {
                     tracing::error!(error = %err, "the event log writer cannot connect");
@@ -260,9 +312,11 @@ pub async fn run(target: PostgresTarget, mut requests: mpsc::Receiver<AppendRequ
                 }
             };
         }
-        let Some(connected) = client.as_mut() else { continue };
+        let Some((connected, statements)) = connection.as_mut() else {
+            continue;
+        };
         let (appends, replies): (Vec<Append>, Vec<_>) = batch.into_iter().map(|r| (r.append, r.reply)).unzip();
-        let answers = match commit(connected, &appends).await {
+        let answers = match commit(connected, statements, &appends).await {
             Ok(outcome) => {
                 announce(&head, outcome.head);
                 outcome.answers
@@ -271,17 +325,19 @@ pub async fn run(target: PostgresTarget, mut requests: mpsc::Receiver<AppendRequ
                 tracing::warn!(error = %err, appends = appends.len(), "an event log batch failed; rerunning its appends one by one");
                 let mut answers = Vec::with_capacity(appends.len());
                 for append in appends {
-                    answers.push(match commit(connected, std::slice::from_ref(&append)).await {
-                        Ok(outcome) => {
-                            announce(&head, outcome.head);
-                            outcome
-                                .answers
-                                .into_iter()
-                                .next()
-                                .unwrap_or_else(|| Err(unavailable("no answer")))
-                        }
-                        Err(err) => Err(unavailable(err)),
-                    });
+                    answers.push(
+                        match commit(connected, statements, std::slice::from_ref(&append)).await {
+                            Ok(outcome) => {
+                                announce(&head, outcome.head);
+                                outcome
+                                    .answers
+                                    .into_iter()
+                                    .next()
+                                    .unwrap_or_else(|| Err(unavailable("no answer")))
+                            }
+                            Err(err) => Err(unavailable(err)),
+                        },
+                    );
                 }
                 answers
             }
@@ -294,6 +350,18 @@ pub async fn run(target: PostgresTarget, mut requests: mpsc::Receiver<AppendRequ
             let _ = reply.send(answer);
         }
     }
+}
+
+/// A writer connection with its statements prepared.
+async fn connect(target: &PostgresTarget) -> Result<(Client, LogStatements), String> {
+    let client = target.connect().await.map_err(|e| e.to_string())?;
+    // A generic plan cannot see how many streams and ids a batch brings; plan each execution.
+    client
+        .batch_execute("SET plan_cache_mode = force_custom_plan")
+        .await
+        .map_err(|e| e.to_string())?;
+    let statements = LogStatements::prepare(&client).await.map_err(|e| e.to_string())?;
+    Ok((client, statements))
 }
 
 fn answer_all(batch: Vec<AppendRequest>, error: &EventStoreError) {

@@ -2,4 +2,5 @@
 //! the raw SQLite baseline.
 
 pub mod baseline;
+pub mod postgres_baseline;
 pub mod stats;

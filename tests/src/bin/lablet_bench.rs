@@ -7,7 +7,9 @@
 //!    events), events/s and memory.
 //! 4. HTTP p99 of `GET /api/v1/workers/{id}/labs` with 1,000 workers × 100 labs loaded.
 //!
-//! Run with `cargo run --release -p lablet-tests --bin lablet-bench`.
+//! Run with `cargo run --release -p lablet-tests --bin lablet-bench`; add
+//! `-- --postgres postgres://postgres@127.0.0.1:5432/test` to put the event log (and the
+//! baseline) on PostgreSQL.
 
 use clap::Parser;
 use lablet_api::app::{build, build_mediator, serve_until};
@@ -16,6 +18,7 @@ use lablet_application::ports::SystemClock;
 use lablet_application::progress::ProjectionProgress;
 use lablet_application::{Mediator, RequestContext};
 use lablet_domain::lab_record::{LabDetails, LabState};
+use lablet_infrastructure::config::StoreLocation;
 use lablet_infrastructure::sqlite::SqliteReadModelStore;
 use lablet_infrastructure::stores::open_stores;
 use lablet_infrastructure::Settings;
@@ -23,7 +26,9 @@ use lablet_migrations::sqlite::{migrate_file, READ_MODELS};
 use lablet_projections::projectors::LabRecordsProjector;
 use lablet_projections::ProjectionRunner;
 use lablet_tests::bench::baseline::raw_inserts_per_second;
+use lablet_tests::bench::postgres_baseline::raw_inserts_per_second as raw_postgres_inserts_per_second;
 use lablet_tests::bench::stats::{resident_mib, Latencies};
+use lablet_tests::postgres::TestDatabase;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,6 +57,11 @@ struct Args {
     /// Queries sent in the query benchmark.
     #[arg(long, default_value_t = 20_000)]
     queries: usize,
+    /// A PostgreSQL server (`postgres://user@host/db`): the event log of every phase goes to a
+    /// scratch database there (dropped at the end), and the baseline is raw batched INSERTs
+    /// into the same table.
+    #[arg(long)]
+    postgres: Option<String>,
 }
 
 fn observation(worker_id: Uuid, lab: usize, state: LabState) -> ObserveLab {
@@ -121,8 +131,14 @@ async fn drive(
     (started.elapsed(), all)
 }
 
-async fn settings_in(dir: &std::path::Path) -> Settings {
-    let settings = Settings::defaults_in(dir);
+/// Settings over `dir`, with the event log in a new database on `postgres` when given.
+async fn settings_in(dir: &std::path::Path, postgres: Option<&str>, databases: &mut Vec<TestDatabase>) -> Settings {
+    let mut settings = Settings::defaults_in(dir);
+    if let Some(server) = postgres {
+        let database = TestDatabase::create_on(server).await;
+        settings.event_store = StoreLocation::Postgres(database.url.clone());
+        databases.push(database);
+    }
     lablet_migrations::migrate_all(&settings).await.expect("migrations");
     settings
 }
@@ -138,22 +154,37 @@ async fn main() {
     );
 
     // 1. Baseline.
-    println!("\n== baseline: raw SQLite inserts of the same rows (WAL, synchronous=FULL) ==");
     let baseline_rows = args.concurrent_commands.min(200_000);
     let mut baselines = Vec::new();
+    let mut databases = Vec::new();
+    match &args.postgres {
+        None => println!("\n== baseline: raw SQLite inserts of the same rows (WAL, synchronous=FULL) =="),
+        Some(_) => println!("\n== baseline: raw batched INSERTs of the same rows into PostgreSQL =="),
+    }
     for batch in [1usize, 64, 1024] {
         let rows = if batch == 1 {
             args.single_writer_commands
         } else {
             baseline_rows
         };
-        let path = dir.path().join(format!("baseline-{batch}.db"));
-        let rate = raw_inserts_per_second(&path, rows, args.labs, batch);
+        let rate = match &args.postgres {
+            Some(server) => {
+                let database = TestDatabase::create_on(server).await;
+                let rate = raw_postgres_inserts_per_second(&database.target(), rows, args.labs, batch).await;
+                database.drop_now().await;
+                rate
+            }
+            None => {
+                let path = dir.path().join(format!("baseline-{batch}.db"));
+                let rate = raw_inserts_per_second(&path, rows, args.labs, batch);
+                // Gone before the next phase, so that writing its pages back does not compete with it.
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+                rate
+            }
+        };
         println!("batch {batch:>5}: {rate:>10.0} rows/s  ({rows} rows)");
-        // Gone before the next phase, so that writing its pages back does not compete with it.
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
         baselines.push((batch, rate));
     }
 
@@ -163,7 +194,7 @@ async fn main() {
         args.labs
     );
     let command_dir = dir.path().join("commands");
-    let settings = settings_in(&command_dir).await;
+    let settings = settings_in(&command_dir, args.postgres.as_deref(), &mut databases).await;
     let stores = open_stores(&settings).await.expect("stores");
     let mediator = Arc::new(build_mediator(
         &settings,
@@ -258,7 +289,7 @@ async fn main() {
         args.workers, args.labs_per_worker
     );
     let query_dir = dir.path().join("queries");
-    let settings = settings_in(&query_dir).await;
+    let settings = settings_in(&query_dir, args.postgres.as_deref(), &mut databases).await;
     let app = build(&settings).await.expect("app");
     let workers: Arc<Vec<Uuid>> = Arc::new((0..args.workers).map(|_| Uuid::now_v7()).collect());
     let per_worker = args.labs_per_worker;
@@ -341,4 +372,7 @@ async fn main() {
     println!("1 writer: {single_rate:.0} commands/s, p99 {single_p99:.3} ms  [target p99 < 1 ms]");
     println!("projection: {projection_rate:.0} events/s  [target ≥ 100,000]");
     println!("query p99: {query_p99:.3} ms  [target < 5 ms]");
+    for database in databases {
+        database.drop_now().await;
+    }
 }
