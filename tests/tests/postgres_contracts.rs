@@ -5,7 +5,7 @@
 
 use lablet_application::ports::{EventStore, EventStoreError, ExpectedVersion};
 use lablet_infrastructure::config::StoreLocation;
-use lablet_infrastructure::postgres::log_writer::{append_batch, Append, LogStatements};
+use lablet_infrastructure::postgres::log_writer::{append_batch, Append, LogStatements, TransactionMode};
 use lablet_infrastructure::postgres::{PostgresEventStore, PostgresTarget};
 use lablet_migrations::postgres::{migrate, EVENT_STORE, EVENT_STORE_TABLE};
 use lablet_tests::contract;
@@ -122,7 +122,7 @@ async fn sixteen_writers_with_random_rollbacks_never_make_a_checkpointing_reader
                     })
                     .collect();
                 let tx = client.transaction().await.expect("a transaction");
-                let outcome = append_batch(&tx, &statements, &appends)
+                let outcome = append_batch(&tx, &statements, &appends, TransactionMode::Callers)
                     .await
                     .expect("the batch is staged");
                 assert!(outcome.answers.iter().all(Result::is_ok));

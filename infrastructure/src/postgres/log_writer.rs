@@ -11,9 +11,13 @@
 //! Under that lock the stream heads read are exact, so expected versions are decided before
 //! anything is written; the unique `(stream, version)` backs that up. Event ids already stored
 //! make a retry answer the first outcome again (or `EventIdReused`). The insert is one
-//! `INSERT … SELECT FROM UNNEST(…)` whose row count is checked; no `ON CONFLICT` can hide a
-//! conflict. A batch that fails as a whole is rerun append by append, so one bad append fails
+//! `INSERT … SELECT FROM UNNEST(…)`; no `ON CONFLICT` can hide a conflict, and the statement
+//! that moves the head checks, inside the transaction, that exactly the batch's rows were
+//! stored. A batch that fails as a whole is rerun append by append, so one bad append fails
 //! alone.
+//!
+//! A batch costs three round trips and one commit: BEGIN with the lock, the lookups (stream
+//! heads and stored ids together), then the rows, the head and the COMMIT together.
 
 use super::rows::unavailable;
 use super::{PostgresTarget, EVENTS_CHANNEL};
@@ -24,15 +28,20 @@ use lablet_application::ports::{AppendOutcome, EventStoreError, ExpectedVersion}
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Statement, Transaction};
+use tokio_postgres::{Client, GenericClient, Statement};
 use uuid::Uuid;
 
 /// Appends per transaction at most.
 pub const MAX_BATCH: usize = 512;
 
 const LOCK_HEAD: &str = "UPDATE lablet_log_head SET position = position RETURNING position";
-const SET_HEAD_AND_NOTIFY: &str =
-    "WITH moved AS (UPDATE lablet_log_head SET position = $1) SELECT pg_notify($2, $1::text)";
+/// Moves the head to $1 and notifies channel $2, after checking that exactly the rows between
+/// the old head $3 and $1 are stored: a mismatch divides by zero, which aborts the transaction,
+/// so that the COMMIT sent behind it rolls everything back.
+const SET_HEAD_AND_NOTIFY: &str = "WITH moved AS (UPDATE lablet_log_head SET position = $1) \
+                                   SELECT pg_notify($2, $1::text) \
+                                   FROM (SELECT count(*) AS stored FROM lablet_events WHERE position > $3) AS written \
+                                   WHERE 1 / (CASE WHEN written.stored = $1 - $3 THEN 1 ELSE 0 END) = 1";
 /// One backward index probe per stream (`LIMIT 1`), however long the streams are.
 const STREAM_HEADS: &str = "SELECT s.stream, e.version, e.hash FROM unnest($1::text[]) AS s(stream) \
                             CROSS JOIN LATERAL (SELECT version, hash FROM lablet_events \
@@ -122,8 +131,8 @@ impl Rows {
         self.hash.push(hash);
     }
 
-    async fn insert(&self, tx: &Transaction<'_>, insert: &Statement) -> Result<(), BatchError> {
-        let inserted = tx
+    async fn insert<C: GenericClient + Sync>(&self, client: &C, insert: &Statement) -> Result<(), BatchError> {
+        let inserted = client
             .execute(
                 insert,
                 &[
@@ -169,14 +178,50 @@ pub struct BatchOutcome {
     pub head: u64,
 }
 
-/// Decides and writes `appends` inside `tx`, which the caller commits (or rolls back: then
-/// nothing of the batch is stored). Locks the log head until `tx` ends.
-pub async fn append_batch(
-    tx: &Transaction<'_>,
+/// How [`append_batch`] runs: in a transaction of its own, begun and committed in the same
+/// round trips as its first and last statements, or in the caller's (who commits or rolls back;
+/// then nothing of the batch is stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionMode {
+    Own,
+    Callers,
+}
+
+/// Decides and writes `appends` on `client`, holding the lock on the log head until the
+/// transaction ends. In [`TransactionMode::Own`] an error leaves nothing stored.
+pub async fn append_batch<C: GenericClient + Sync>(
+    client: &C,
     statements: &LogStatements,
     appends: &[Append],
+    mode: TransactionMode,
 ) -> Result<BatchOutcome, BatchError> {
-    let start: i64 = tx.query_one(&statements.lock_head, &[]).await?.get(0);
+    let outcome = stage_and_write(client, statements, appends, mode).await;
+    if outcome.is_err() && mode == TransactionMode::Own {
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    outcome
+}
+
+async fn stage_and_write<C: GenericClient + Sync>(
+    client: &C,
+    statements: &LogStatements,
+    appends: &[Append],
+    mode: TransactionMode,
+) -> Result<BatchOutcome, BatchError> {
+    let start: i64 = match mode {
+        TransactionMode::Own => {
+            // BEGIN and the lock leave together: `biased` polls them in this order, and each
+            // request is sent when first polled.
+            let (began, locked) = tokio::join!(
+                biased;
+                client.batch_execute("BEGIN"),
+                client.query_one(&statements.lock_head, &[])
+            );
+            began?;
+            locked?.get(0)
+        }
+        TransactionMode::Callers => client.query_one(&statements.lock_head, &[]).await?.get(0),
+    };
     let start = start as u64;
     let invalid: Vec<Option<EventStoreError>> = appends.iter().map(|a| invalid_append(&a.stream, &a.events)).collect();
     let valid = || {
@@ -194,8 +239,8 @@ pub async fn append_batch(
     // Both lookups go out together (the connection pipelines them): one round trip.
     let (head_params, id_params): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) = ([&streams], [&ids]);
     let (head_rows, stored_rows) = tokio::try_join!(
-        tx.query(&statements.stream_heads, &head_params),
-        tx.query(&statements.stored_ids, &id_params)
+        client.query(&statements.stream_heads, &head_params),
+        client.query(&statements.stored_ids, &id_params)
     )?;
     let mut heads: HashMap<String, (u64, String)> = HashMap::new();
     for row in head_rows {
@@ -265,30 +310,35 @@ pub async fn append_batch(
             deduplicated: false,
         }));
     }
+    // The rows, the new head and (in its own transaction) the COMMIT leave together. Should a
+    // statement fail, the COMMIT of the aborted transaction rolls it back.
+    let (new_head, old_head) = (head as i64, start as i64);
+    let head_params: [&(dyn ToSql + Sync); 3] = [&new_head, &EVENTS_CHANNEL, &old_head];
+    let commit = async {
+        match mode {
+            TransactionMode::Own => client.batch_execute("COMMIT").await,
+            TransactionMode::Callers => Ok(()),
+        }
+    };
     if head > start {
-        // Pipelined as well; the head moves in the same transaction, after the rows.
-        let new_head = head as i64;
-        let head_params: [&(dyn ToSql + Sync); 2] = [&new_head, &EVENTS_CHANNEL];
-        let (inserted, moved) = tokio::join!(
-            rows.insert(tx, &statements.insert),
-            tx.query_one(&statements.set_head_and_notify, &head_params)
+        let (inserted, moved, committed) = tokio::join!(
+            biased;
+            rows.insert(client, &statements.insert),
+            client.query_one(&statements.set_head_and_notify, &head_params),
+            commit
         );
         inserted?;
         moved?;
+        committed?;
+    } else {
+        commit.await?;
     }
     Ok(BatchOutcome { answers, head })
 }
 
 /// Runs `appends` in one transaction and commits it.
-async fn commit(
-    client: &mut Client,
-    statements: &LogStatements,
-    appends: &[Append],
-) -> Result<BatchOutcome, BatchError> {
-    let tx = client.transaction().await?;
-    let outcome = append_batch(&tx, statements, appends).await?;
-    tx.commit().await?;
-    Ok(outcome)
+async fn commit(client: &Client, statements: &LogStatements, appends: &[Append]) -> Result<BatchOutcome, BatchError> {
+    append_batch(client, statements, appends, TransactionMode::Own).await
 }
 
 /// The writer task: batches what waits on `requests`, commits, answers, announces the head.
