@@ -5,7 +5,7 @@
 
 use lablet_application::ports::{EventStore, EventStoreError, ExpectedVersion};
 use lablet_infrastructure::config::StoreLocation;
-use lablet_infrastructure::postgres::log_writer::{append_batch, Append, LogStatements, TransactionMode};
+use lablet_infrastructure::postgres::log_batch::{append_batch, Append, LogStatements, TransactionMode};
 use lablet_infrastructure::postgres::{PostgresEventStore, PostgresTarget};
 use lablet_migrations::postgres::{migrate, EVENT_STORE, EVENT_STORE_TABLE};
 use lablet_tests::contract;
@@ -122,7 +122,7 @@ async fn sixteen_writers_with_random_rollbacks_never_make_a_checkpointing_reader
                     })
                     .collect();
                 let tx = client.transaction().await.expect("a transaction");
-                let outcome = append_batch(&tx, &statements, &appends, TransactionMode::Callers)
+                let outcome = append_batch(&tx, &statements, &appends, TransactionMode::Callers, None)
                     .await
                     .expect("the batch is staged");
                 assert!(outcome.answers.iter().all(Result::is_ok));
@@ -262,4 +262,54 @@ async fn an_unreachable_postgresql_stops_the_start_naming_the_setting() {
     let message = refused.to_string();
     assert!(message.starts_with("LABLET_EVENT_STORE_URL"), "{message}");
     assert!(message.contains("cannot connect"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_the_database_refuses_fails_alone_and_leaves_nothing_behind() {
+    let Some(database) = TestDatabase::create("an_append_the_database_refuses_fails_alone").await else {
+        return;
+    };
+    let store = Arc::new(migrated_store(&database.target()).await);
+    // Text columns refuse NUL characters: this append passes every check of its own but the
+    // database refuses it, in whatever batch it lands.
+    let mut poison = event(0);
+    poison.metadata.actor = "nul\0actor".into();
+    let mut appends = Vec::new();
+    for n in 0..24u64 {
+        let store = store.clone();
+        let events = if n == 12 {
+            vec![event(n), poison.clone()]
+        } else {
+            vec![event(n)]
+        };
+        appends.push(tokio::spawn(async move {
+            store
+                .append(&format!("batch-{n}"), ExpectedVersion::NoStream, events)
+                .await
+        }));
+    }
+    let mut answers = Vec::new();
+    for append in appends {
+        answers.push(append.await.unwrap());
+    }
+    for (n, answer) in answers.iter().enumerate() {
+        if n == 12 {
+            assert!(matches!(answer, Err(EventStoreError::Unavailable(_))), "{answer:?}");
+        } else {
+            assert!(answer.is_ok(), "append {n}: {answer:?}");
+        }
+    }
+    assert!(
+        store.read_stream("batch-12", 1, 10).await.unwrap().is_empty(),
+        "nothing of it is stored"
+    );
+    let all = store.read_all(0, 100).await.unwrap();
+    assert_eq!(all.len(), 23);
+    assert_eq!(
+        store.head_position().await.unwrap(),
+        23,
+        "the head counts only what is stored"
+    );
+    drop(store);
+    database.drop_now().await;
 }

@@ -1,7 +1,8 @@
 //! The event store port over PostgreSQL: appends through the process's writer task, reads over
 //! a small connection pool, the head followed by `LISTEN/NOTIFY` (see [`super::follower`]).
 
-use super::log_writer::{self, Append, AppendRequest};
+use super::log_batch::Append;
+use super::log_writer::{self, AppendRequest};
 use super::rows::{envelope, unavailable, COLUMNS};
 use super::{follower, PostgresError, PostgresTarget};
 use async_trait::async_trait;

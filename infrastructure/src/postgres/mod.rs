@@ -6,6 +6,7 @@
 
 mod event_store;
 mod follower;
+pub mod log_batch;
 pub mod log_writer;
 mod rows;
 
