@@ -7,6 +7,7 @@ pub mod append_rules;
 pub mod auth_settings;
 pub mod cloudevents;
 pub mod config;
+pub mod documents;
 pub mod postgres;
 pub mod sqlite;
 pub mod stores;

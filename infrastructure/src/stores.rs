@@ -1,7 +1,9 @@
 //! Opening the configured stores behind their ports.
 
 use crate::config::{ConfigError, Settings, StoreLocation};
-use crate::postgres::{PostgresEventStore, PostgresTarget};
+use crate::postgres::{
+    PostgresApiKeyStore, PostgresEventStore, PostgresOutboxStore, PostgresReadModelStore, PostgresTarget,
+};
 use crate::sqlite::{SqliteApiKeyStore, SqliteEventStore, SqliteOutboxStore, SqliteReadModelStore};
 use lablet_application::ports::{ApiKeyStore, EventStore, OutboxStore, ReadModelStore};
 use std::sync::Arc;
@@ -47,11 +49,17 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
             Arc::new(SqliteOutboxStore::open(path).map_err(read_model_error)?),
             Arc::new(SqliteApiKeyStore::open(path).map_err(read_model_error)?),
         ),
-        StoreLocation::Postgres(_) => {
-            return Err(ConfigError {
+        StoreLocation::Postgres(url) => {
+            let failed = |e: crate::postgres::PostgresError| ConfigError {
                 setting: "LABLET_READ_MODEL_URL",
-                message: "read models on PostgreSQL are not part of this build yet; use sqlite://".into(),
-            })
+                message: e.to_string(),
+            };
+            let target = PostgresTarget::parse(url).map_err(failed)?;
+            (
+                Arc::new(PostgresReadModelStore::open(&target).await.map_err(failed)?),
+                Arc::new(PostgresOutboxStore::open(&target).await.map_err(failed)?),
+                Arc::new(PostgresApiKeyStore::open(&target).await.map_err(failed)?),
+            )
         }
     };
     Ok(Stores {

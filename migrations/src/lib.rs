@@ -53,11 +53,18 @@ pub async fn migrate_all(settings: &Settings) -> Result<Vec<MigrationReport>, Mi
                 message: e.to_string(),
             })?,
         }),
-        StoreLocation::Postgres(_) => {
-            return Err(MigrationError::Store {
+        StoreLocation::Postgres(url) => {
+            let failed = |message: String| MigrationError::Store {
                 setting: "LABLET_READ_MODEL_URL",
-                message: "read models on PostgreSQL are not part of this build yet; use sqlite://".into(),
-            })
+                message,
+            };
+            let target = PostgresTarget::parse(url).map_err(|e| failed(e.to_string()))?;
+            reports.push(MigrationReport {
+                store: "read_models",
+                applied: postgres::migrate(&target, postgres::READ_MODELS_TABLE, postgres::READ_MODELS)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?,
+            });
         }
     }
     Ok(reports)

@@ -15,6 +15,16 @@ pub const EVENT_STORE: &[Migration] = &[Migration {
 /// The table of applied migrations of the event store.
 pub const EVENT_STORE_TABLE: &str = "lablet_event_store_migrations";
 
+/// The read models, the outbox relays' state and the API keys.
+pub const READ_MODELS: &[Migration] = &[Migration {
+    version: 1,
+    name: "read_models",
+    sql: include_str!("../sql/postgres/read_models_0001_read_models.sql"),
+}];
+
+/// The table of applied migrations of the read models.
+pub const READ_MODELS_TABLE: &str = "lablet_read_models_migrations";
+
 #[derive(Debug, thiserror::Error)]
 pub enum PostgresMigrationError {
     #[error(transparent)]

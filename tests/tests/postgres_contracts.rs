@@ -1,13 +1,16 @@
-//! The event store contract against PostgreSQL, and what only a shared database can show:
+//! The event store, read-model and outbox contracts against PostgreSQL, and what only a shared
+//! database can show:
 //! sixteen writers whose transactions randomly roll back never make a checkpointing reader miss
 //! or repeat an event, and two processes on one database never both win an expected version.
 //! Each test takes a fresh database (see `lablet_tests::postgres`).
 
-use lablet_application::ports::{EventStore, EventStoreError, ExpectedVersion};
+use lablet_application::ports::{EventStore, EventStoreError, ExpectedVersion, ReadModelStore};
 use lablet_infrastructure::config::StoreLocation;
 use lablet_infrastructure::postgres::log_batch::{append_batch, Append, LogStatements, TransactionMode};
-use lablet_infrastructure::postgres::{PostgresEventStore, PostgresTarget};
-use lablet_migrations::postgres::{migrate, EVENT_STORE, EVENT_STORE_TABLE};
+use lablet_infrastructure::postgres::{
+    PostgresEventStore, PostgresOutboxStore, PostgresReadModelStore, PostgresTarget,
+};
+use lablet_migrations::postgres::{migrate, EVENT_STORE, EVENT_STORE_TABLE, READ_MODELS, READ_MODELS_TABLE};
 use lablet_tests::contract;
 use lablet_tests::contract::event_store::event;
 use lablet_tests::postgres::TestDatabase;
@@ -43,6 +46,49 @@ async fn postgres_event_store_meets_the_contract() {
     for database in databases.into_inner().unwrap() {
         database.drop_now().await;
     }
+}
+
+async fn migrated_read_models(database: &TestDatabase) -> PostgresTarget {
+    let target = database.target();
+    migrate(&target, READ_MODELS_TABLE, READ_MODELS)
+        .await
+        .expect("migrations");
+    target
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_read_model_store_meets_the_contract() {
+    let Some(probe) = TestDatabase::create("postgres_read_model_store_meets_the_contract").await else {
+        return;
+    };
+    probe.drop_now().await;
+    let databases = Mutex::new(Vec::new());
+    contract::read_models::run_all(|| async {
+        let database = TestDatabase::create("contract")
+            .await
+            .expect("PostgreSQL answered before");
+        let store = PostgresReadModelStore::open(&migrated_read_models(&database).await)
+            .await
+            .expect("the store opens");
+        databases.lock().unwrap().push(database);
+        Arc::new(store) as Arc<dyn ReadModelStore>
+    })
+    .await;
+    for database in databases.into_inner().unwrap() {
+        database.drop_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outbox_store_meets_the_contract() {
+    let Some(database) = TestDatabase::create("postgres_outbox_store_meets_the_contract").await else {
+        return;
+    };
+    let store = PostgresOutboxStore::open(&migrated_read_models(&database).await)
+        .await
+        .expect("the store opens");
+    contract::outbox::run_all(Arc::new(store)).await;
+    database.drop_now().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,13 +276,14 @@ async fn two_processes_on_one_database_never_both_win_a_version_and_hear_each_ot
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lablet_serves_on_a_postgresql_event_log() {
-    let Some(database) = TestDatabase::create("lablet_serves_on_a_postgresql_event_log").await else {
+async fn lablet_serves_on_postgresql_alone() {
+    let Some(database) = TestDatabase::create("lablet_serves_on_postgresql_alone").await else {
         return;
     };
     let url = database.url.clone();
     let server = lablet_tests::TestServer::start_with(|settings| {
-        settings.event_store = StoreLocation::Postgres(url);
+        settings.event_store = StoreLocation::Postgres(url.clone());
+        settings.read_models = StoreLocation::Postgres(url);
     })
     .await;
     let observation = serde_json::json!({"worker_id": Uuid::now_v7(), "lab_id": "pg", "state": "STARTED"});
@@ -249,6 +296,25 @@ async fn lablet_serves_on_a_postgresql_event_log() {
         )
         .await;
     assert_eq!((status, read["state"].as_str()), (200, Some("STARTED")));
+    assert_eq!(read["operation_history"].as_array().map(Vec::len), Some(1));
+    let (status, key, _) = server
+        .post(
+            "/api/v1/api-keys",
+            &serde_json::json!({"name": "grader", "roles": ["integrator"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let keyed = reqwest::Client::new()
+        .get(server.url("/api/v1/events/inbox/unknown/none"))
+        .header("x-api-key", key["key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        keyed.status(),
+        404,
+        "the key is found in PostgreSQL and lets its holder in"
+    );
     server.stop().await;
     database.drop_now().await;
 }

@@ -285,29 +285,10 @@ async fn a_log_without_its_index_is_read_correctly_and_indexed_when_the_writer_s
 }
 
 #[tokio::test]
-async fn each_held_subject_is_reported_with_its_oldest_parked_event() {
-    use lablet_application::ports::{OutboxStore, ParkedEvent};
+async fn sqlite_outbox_store_meets_the_contract() {
     let dirs = Dirs::default();
     let path = dirs.file("read_models.db");
     migrate_file(&path, READ_MODELS).unwrap();
     let store = lablet_infrastructure::sqlite::SqliteOutboxStore::open(&path).unwrap();
-    let parked = |subject: &str, position: u64| ParkedEvent {
-        sink: "http".into(),
-        event_id: uuid::Uuid::now_v7(),
-        position,
-        subject: subject.into(),
-        event_type: "lab_record.state_changed".into(),
-        attempts: 0,
-        last_error: "test".into(),
-        held_behind: None,
-        parked_at: chrono::Utc::now(),
-        redrive_requested_at: None,
-    };
-    let events = vec![parked("a", 9), parked("a", 3), parked("b", 4), parked("a", 5)];
-    let (a_head, b_head) = (events[1].event_id, events[2].event_id);
-    store.park(events).await.unwrap();
-    let mut subjects = store.parked_subjects("http").await.unwrap();
-    subjects.sort();
-    assert_eq!(subjects, vec![("a".to_owned(), a_head), ("b".to_owned(), b_head)]);
-    assert!(store.parked_subjects("nats").await.unwrap().is_empty());
+    contract::outbox::run_all(Arc::new(store)).await;
 }

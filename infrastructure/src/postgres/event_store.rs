@@ -4,15 +4,14 @@
 use super::log_batch::Append;
 use super::log_writer::{self, AppendRequest};
 use super::rows::{envelope, unavailable, COLUMNS};
-use super::{follower, PostgresError, PostgresTarget};
+use super::{follower, pool, PostgresError, PostgresTarget};
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::Pool;
 use lablet_application::envelope::{EventEnvelope, NewEvent};
 use lablet_application::ports::{AppendOutcome, EventStore, EventStoreError, ExpectedVersion};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
-use tokio_postgres::NoTls;
 
 /// Reader connections at most.
 const POOL_SIZE: usize = 8;
@@ -49,20 +48,7 @@ impl PostgresEventStore {
             .map_err(|e| target.sql(e))?
             .get(0);
         drop(client);
-        let manager = Manager::from_config(
-            target.config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .build()
-            .map_err(|e| PostgresError::BadUrl {
-                url: target.name.clone(),
-                reason: e.to_string(),
-            })?;
+        let pool = pool(target, POOL_SIZE)?;
         let head = watch::channel(position as u64).0;
         let (writer, requests) = mpsc::channel(QUEUE);
         let tasks = vec![

@@ -1,16 +1,23 @@
 //! The PostgreSQL adapters (`postgres://…`): the event store, with its writer and its
-//! `LISTEN/NOTIFY` follower.
+//! `LISTEN/NOTIFY` follower; and, beside each other, the read models, the outbox relays' state
+//! and the API keys.
 //!
 //! Connections are plain TCP (`sslmode=disable` or `prefer`); a URL that requires TLS is
 //! refused at start, since no TLS connector is built in yet.
 
+mod api_keys;
 mod event_store;
 mod follower;
 pub mod log_batch;
 pub mod log_writer;
+mod outbox;
+mod read_models;
 mod rows;
 
+pub use api_keys::PostgresApiKeyStore;
 pub use event_store::PostgresEventStore;
+pub use outbox::PostgresOutboxStore;
+pub use read_models::PostgresReadModelStore;
 
 use std::str::FromStr;
 use tokio_postgres::config::SslMode;
@@ -115,6 +122,22 @@ impl PostgresTarget {
             source,
         }
     }
+}
+
+/// A pool of at most `size` connections to `target`, recycled after errors.
+pub fn pool(target: &PostgresTarget, size: usize) -> Result<deadpool_postgres::Pool, PostgresError> {
+    use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+    let config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = Manager::from_config(target.config.clone(), NoTls, config);
+    Pool::builder(manager)
+        .max_size(size)
+        .build()
+        .map_err(|e| PostgresError::BadUrl {
+            url: target.name.clone(),
+            reason: e.to_string(),
+        })
 }
 
 /// `url` with any password replaced, for messages.

@@ -12,6 +12,7 @@
 //! documents and the checkpoint are lost together, so the projection simply replays them.
 
 use super::connection::{open_connection, require_table, with_writer_cache, SqliteError};
+use crate::documents::{column_value, parse_body, with_history};
 use async_trait::async_trait;
 use chrono::Utc;
 use lablet_application::ports::read_models::{Filter, OPERATION_HISTORY_LIMIT};
@@ -22,7 +23,6 @@ use lablet_application::read_model_queries::COLLECTIONS;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -87,44 +87,6 @@ fn upsert_sql(spec: CollectionSpec) -> String {
         .replace("{filter_columns}", &columns)
         .replace("{filter_values}", &values)
         .replace("{filter_updates}", &updates)
-}
-
-/// The text a filter column holds for `field` of `body` (strings as they are, other values as
-/// JSON, absent and null as NULL).
-fn column_value(body: &Map<String, Value>, field: &str) -> Option<String> {
-    match body.get(field) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(text.clone()),
-        Some(other) => Some(other.to_string()),
-    }
-}
-
-/// `body` (a JSON object's text) with `operation_history` added.
-fn with_history(body: &str, history: &[Box<RawValue>]) -> Result<Box<RawValue>, ReadModelError> {
-    let body = body.trim_end();
-    let open = body
-        .strip_suffix('}')
-        .ok_or_else(|| corrupt("a document must be a JSON object"))?;
-    let separator = if open.trim_end().ends_with('{') { "" } else { "," };
-    let mut text = String::with_capacity(body.len() + history.iter().map(|h| h.get().len() + 1).sum::<usize>() + 24);
-    text.push_str(open);
-    text.push_str(separator);
-    text.push_str("\"operation_history\":[");
-    for (i, entry) in history.iter().enumerate() {
-        if i > 0 {
-            text.push(',');
-        }
-        text.push_str(entry.get());
-    }
-    text.push_str("]}");
-    RawValue::from_string(text).map_err(corrupt)
-}
-
-fn parse_body(text: &str) -> Result<Map<String, Value>, ReadModelError> {
-    match serde_json::from_str(text).map_err(corrupt)? {
-        Value::Object(map) => Ok(map),
-        other => Err(corrupt(format!("a document must be an object, not {other}"))),
-    }
 }
 
 impl SqliteReadModelStore {

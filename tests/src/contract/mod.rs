@@ -2,4 +2,5 @@
 //! adapter is done when its suite passes against the real engine.
 
 pub mod event_store;
+pub mod outbox;
 pub mod read_models;

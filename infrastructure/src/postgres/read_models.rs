@@ -1,0 +1,373 @@
+//! The read-model store on PostgreSQL: one table per collection (`lablet_rm_<collection>`: the
+//! body as the JSON text it is served as, plus the filter fields copied from it), one row per
+//! operation in `lablet_rm_history`, and `lablet_rm_checkpoints`. A projection batch, its
+//! history and its checkpoint commit in one transaction, after a check (under a row lock) that
+//! the projection is still at the generation the runner started from. Each document also keeps
+//! the last position applied to it and an upsert never replaces a newer one with an older one.
+
+use super::{pool, PostgresError, PostgresTarget};
+use crate::documents::{column_value, parse_body, with_history};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Object, Pool};
+use lablet_application::ports::read_models::{Filter, ProjectionFault, ProjectionStatus, OPERATION_HISTORY_LIMIT};
+use lablet_application::ports::{
+    CollectionSpec, DocumentWrite, ListPage, ListQuery, ReadModelError, ReadModelStore, StoredDocument,
+};
+use lablet_application::read_model_queries::COLLECTIONS;
+use serde_json::value::RawValue;
+use std::collections::{BTreeMap, HashMap};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Transaction;
+
+/// Connections at most.
+const POOL_SIZE: usize = 8;
+/// Operations kept per document, as the statements take it.
+const HISTORY_LIMIT: i64 = OPERATION_HISTORY_LIMIT as i64;
+
+const HISTORY_OF: &str = "SELECT entity_id, entry FROM (
+        SELECT entity_id, position, entry,
+               row_number() OVER (PARTITION BY entity_id ORDER BY position DESC) AS newest
+        FROM lablet_rm_history WHERE collection = $1 AND entity_id = ANY($2)) AS ranked
+    WHERE newest <= $3 ORDER BY entity_id, position";
+const INSERT_HISTORY: &str = "INSERT INTO lablet_rm_history (collection, entity_id, position, entry)
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[])
+    ON CONFLICT (collection, entity_id, position) DO NOTHING";
+const TRIM_HISTORY: &str = "DELETE FROM lablet_rm_history AS h USING (
+        SELECT collection, entity_id, position FROM (
+            SELECT collection, entity_id, position,
+                   row_number() OVER (PARTITION BY collection, entity_id ORDER BY position DESC) AS newest
+            FROM lablet_rm_history
+            WHERE (collection, entity_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))) AS ranked
+        WHERE newest > $3) AS old
+    WHERE h.collection = old.collection AND h.entity_id = old.entity_id AND h.position = old.position";
+const SAVE_CHECKPOINT: &str = "INSERT INTO lablet_rm_checkpoints (name, position, generation, updated_at)
+    VALUES ($1, $2, $3, now())
+    ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now(),
+        last_error = NULL, error_position = NULL, error_at = NULL";
+const LOCK_GENERATION: &str = "SELECT generation FROM lablet_rm_checkpoints WHERE name = $1 FOR UPDATE";
+
+#[derive(Clone)]
+pub struct PostgresReadModelStore {
+    pool: Pool,
+}
+
+fn unavailable(err: impl std::fmt::Display) -> ReadModelError {
+    ReadModelError::Unavailable(format!("PostgreSQL: {err}"))
+}
+
+/// The spec of a known collection; SQL is never built from an unknown name.
+fn spec(collection: &str) -> Result<CollectionSpec, ReadModelError> {
+    COLLECTIONS
+        .iter()
+        .find(|spec| spec.name == collection)
+        .copied()
+        .ok_or_else(|| ReadModelError::UnknownCollection(collection.to_owned()))
+}
+
+fn table(spec: CollectionSpec) -> String {
+    format!("lablet_rm_{}", spec.name)
+}
+
+/// The upsert of a batch of documents of one collection, by arrays, with its filter columns.
+fn upsert_sql(spec: CollectionSpec) -> String {
+    let fields = spec.filter_fields;
+    let columns: String = fields.iter().map(|f| format!(", {f}")).collect();
+    let arrays: String = (0..fields.len()).map(|i| format!(", ${}::text[]", i + 4)).collect();
+    let updates: String = fields.iter().map(|f| format!(", {f} = excluded.{f}")).collect();
+    let table = table(spec);
+    format!(
+        "INSERT INTO {table} (id, body, last_position{columns})
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]{arrays})
+         ON CONFLICT (id) DO UPDATE SET body = excluded.body, last_position = excluded.last_position{updates}
+         WHERE {table}.last_position < excluded.last_position"
+    )
+}
+
+impl PostgresReadModelStore {
+    /// Connects to the read models at `target`, which migrations must have created.
+    pub async fn open(target: &PostgresTarget) -> Result<Self, PostgresError> {
+        let client = target.connect().await?;
+        target.require_table(&client, "lablet_rm_checkpoints").await?;
+        Ok(PostgresReadModelStore {
+            pool: pool(target, POOL_SIZE)?,
+        })
+    }
+
+    async fn client(&self) -> Result<Object, ReadModelError> {
+        self.pool.get().await.map_err(unavailable)
+    }
+}
+
+/// The newest 50 operations of each of `ids`, oldest first.
+async fn histories(
+    client: &Object,
+    collection: &str,
+    ids: &[String],
+) -> Result<HashMap<String, Vec<Box<RawValue>>>, ReadModelError> {
+    let mut found: HashMap<String, Vec<Box<RawValue>>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(found);
+    }
+    for row in client
+        .query(HISTORY_OF, &[&collection, &ids, &HISTORY_LIMIT])
+        .await
+        .map_err(unavailable)?
+    {
+        let entry = RawValue::from_string(row.get(1)).map_err(|e| ReadModelError::Corrupt(e.to_string()))?;
+        found.entry(row.get(0)).or_default().push(entry);
+    }
+    Ok(found)
+}
+
+/// Writes the documents, operations and checkpoint of one batch inside `tx`.
+async fn write_batch(
+    tx: &Transaction<'_>,
+    projection: &str,
+    generation: u64,
+    checkpoint: u64,
+    writes: &[DocumentWrite],
+) -> Result<(), ReadModelError> {
+    let mut by_collection: BTreeMap<&'static str, Vec<&DocumentWrite>> = BTreeMap::new();
+    for write in writes {
+        by_collection.entry(write.collection).or_default().push(write);
+    }
+    let (mut history_collection, mut history_id, mut history_position, mut history_entry) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (collection, writes) in by_collection {
+        let spec = spec(collection)?;
+        let ids: Vec<&str> = writes.iter().map(|w| w.id.as_str()).collect();
+        let bodies: Vec<String> = writes
+            .iter()
+            .map(|w| serde_json::to_string(&w.body))
+            .collect::<Result<_, _>>()
+            .map_err(|e| ReadModelError::Corrupt(e.to_string()))?;
+        let positions: Vec<i64> = writes.iter().map(|w| w.last_position as i64).collect();
+        let filters: Vec<Vec<Option<String>>> = spec
+            .filter_fields
+            .iter()
+            .map(|field| writes.iter().map(|w| column_value(&w.body, field)).collect())
+            .collect();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ids, &bodies, &positions];
+        params.extend(filters.iter().map(|column| column as &(dyn ToSql + Sync)));
+        tx.execute(&upsert_sql(spec), &params).await.map_err(unavailable)?;
+        for write in writes {
+            // Only the newest entries can survive the trim; skip writing the rest.
+            let keep_from = write.new_history.len().saturating_sub(OPERATION_HISTORY_LIMIT);
+            for entry in &write.new_history[keep_from..] {
+                history_collection.push(collection);
+                history_id.push(write.id.as_str());
+                history_position.push(entry.position as i64);
+                history_entry.push(entry.json.get());
+            }
+        }
+    }
+    if !history_id.is_empty() {
+        tx.execute(
+            INSERT_HISTORY,
+            &[&history_collection, &history_id, &history_position, &history_entry],
+        )
+        .await
+        .map_err(unavailable)?;
+        tx.execute(TRIM_HISTORY, &[&history_collection, &history_id, &HISTORY_LIMIT])
+            .await
+            .map_err(unavailable)?;
+    }
+    tx.execute(
+        SAVE_CHECKPOINT,
+        &[&projection, &(checkpoint as i64), &(generation as i64)],
+    )
+    .await
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+#[async_trait]
+impl ReadModelStore for PostgresReadModelStore {
+    async fn load_documents(
+        &self,
+        collection: &'static str,
+        ids: &[String],
+    ) -> Result<HashMap<String, StoredDocument>, ReadModelError> {
+        let table = table(spec(collection)?);
+        let client = self.client().await?;
+        let sql = format!("SELECT id, body, last_position FROM {table} WHERE id = ANY($1)");
+        let mut found = HashMap::with_capacity(ids.len());
+        for row in client.query(&sql, &[&ids]).await.map_err(unavailable)? {
+            let body: String = row.get(1);
+            let document = StoredDocument {
+                body: parse_body(&body)?,
+                last_position: row.get::<_, i64>(2) as u64,
+            };
+            found.insert(row.get(0), document);
+        }
+        Ok(found)
+    }
+
+    async fn commit(
+        &self,
+        projection: &str,
+        generation: u64,
+        checkpoint: u64,
+        writes: Vec<DocumentWrite>,
+    ) -> Result<(), ReadModelError> {
+        for write in &writes {
+            spec(write.collection)?;
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        let current = tx
+            .query_opt(LOCK_GENERATION, &[&projection])
+            .await
+            .map_err(unavailable)?
+            .map_or(0, |row| row.get::<_, i64>(0) as u64);
+        if current != generation {
+            return Err(ReadModelError::Superseded {
+                projection: projection.to_owned(),
+                current,
+            });
+        }
+        write_batch(&tx, projection, generation, checkpoint, &writes).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn checkpoint(&self, projection: &str) -> Result<Option<u64>, ReadModelError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT position FROM lablet_rm_checkpoints WHERE name = $1",
+                &[&projection],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(row.map(|row| row.get::<_, i64>(0) as u64))
+    }
+
+    async fn generation(&self, projection: &str) -> Result<u64, ReadModelError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT generation FROM lablet_rm_checkpoints WHERE name = $1",
+                &[&projection],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(row.map_or(0, |row| row.get::<_, i64>(0) as u64))
+    }
+
+    async fn record_error(&self, projection: &str, position: Option<u64>, message: &str) -> Result<(), ReadModelError> {
+        let client = self.client().await?;
+        let position = position.map(|p| p as i64);
+        client
+            .execute(
+                "INSERT INTO lablet_rm_checkpoints (name, position, updated_at, last_error, error_position, error_at)
+                 VALUES ($1, 0, now(), $2, $3, now())
+                 ON CONFLICT (name) DO UPDATE SET last_error = excluded.last_error,
+                     error_position = excluded.error_position, error_at = excluded.error_at",
+                &[&projection, &message, &position],
+            )
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn status(&self, projection: &str) -> Result<Option<ProjectionStatus>, ReadModelError> {
+        let client = self.client().await?;
+        let Some(row) = client
+            .query_opt(
+                "SELECT position, last_error, error_position, error_at FROM lablet_rm_checkpoints WHERE name = $1",
+                &[&projection],
+            )
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let error = match (row.get::<_, Option<String>>(1), row.get::<_, Option<DateTime<Utc>>>(3)) {
+            (Some(message), Some(at)) => Some(ProjectionFault {
+                message,
+                position: row.get::<_, Option<i64>>(2).map(|p| p as u64),
+                at,
+            }),
+            _ => None,
+        };
+        Ok(Some(ProjectionStatus {
+            position: row.get::<_, i64>(0) as u64,
+            error,
+        }))
+    }
+
+    async fn get(&self, collection: &'static str, id: &str) -> Result<Option<Box<RawValue>>, ReadModelError> {
+        let table = table(spec(collection)?);
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("SELECT body FROM {table} WHERE id = $1"), &[&id])
+            .await
+            .map_err(unavailable)?;
+        let Some(row) = row else { return Ok(None) };
+        let mut history = histories(&client, collection, &[id.to_owned()]).await?;
+        let body: String = row.get(0);
+        with_history(&body, &history.remove(id).unwrap_or_default()).map(Some)
+    }
+
+    async fn list(&self, collection: &'static str, query: &ListQuery) -> Result<ListPage, ReadModelError> {
+        let table = table(spec(collection)?);
+        let mut clauses = Vec::new();
+        let mut values: Vec<&String> = Vec::new();
+        for filter in &query.filters {
+            match filter {
+                // Field names come from the collection spec, never from input.
+                Filter::Equals { field, value } => {
+                    values.push(value);
+                    clauses.push(format!("{field} = ${}", values.len()));
+                }
+                Filter::IsNull { field } => clauses.push(format!("{field} IS NULL")),
+            }
+        }
+        if let Some(after) = &query.after_id {
+            values.push(after);
+            clauses.push(format!("id > ${}", values.len()));
+        }
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT id, body FROM {table} {filter} ORDER BY id LIMIT {}",
+            query.limit + 1
+        );
+        let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| *v as &(dyn ToSql + Sync)).collect();
+        let client = self.client().await?;
+        let mut rows: Vec<(String, String)> = client
+            .query(&sql, &params)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        let next_cursor = if rows.len() > query.limit {
+            rows.truncate(query.limit);
+            rows.last().map(|(id, _)| id.clone())
+        } else {
+            None
+        };
+        let mut history = if query.include_history {
+            let ids: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();
+            histories(&client, collection, &ids).await?
+        } else {
+            HashMap::new()
+        };
+        let items = rows
+            .into_iter()
+            .map(|(id, body)| {
+                if query.include_history {
+                    with_history(&body, &history.remove(&id).unwrap_or_default())
+                } else {
+                    RawValue::from_string(body).map_err(|e| ReadModelError::Corrupt(e.to_string()))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ListPage { items, next_cursor })
+    }
+}

@@ -1,0 +1,81 @@
+//! The outbox store contract: checkpoints that only move forward, parking (again), unparking,
+//! the subjects held behind their oldest parked event, redrive requests and progress. Takes a
+//! fresh, empty store.
+
+use lablet_application::ports::{OutboxStore, ParkedEvent, SinkProgress};
+use std::sync::Arc;
+use uuid::Uuid;
+
+fn parked(sink: &str, subject: &str, position: u64) -> ParkedEvent {
+    ParkedEvent {
+        sink: sink.into(),
+        event_id: Uuid::now_v7(),
+        position,
+        subject: subject.into(),
+        event_type: "lab_record.state_changed".into(),
+        attempts: 1,
+        last_error: "receiver answered 500".into(),
+        held_behind: None,
+        parked_at: chrono::DateTime::from_timestamp_micros(chrono::Utc::now().timestamp_micros()).unwrap(),
+        redrive_requested_at: None,
+    }
+}
+
+pub async fn run_all(store: Arc<dyn OutboxStore>) {
+    // Checkpoints only move forward.
+    assert_eq!(store.checkpoint("http").await.unwrap(), 0);
+    store.save_checkpoint("http", 7).await.unwrap();
+    store.save_checkpoint("http", 5).await.unwrap();
+    assert_eq!(store.checkpoint("http").await.unwrap(), 7);
+
+    // Parking, and parking again after a failed redrive, adds the attempts.
+    let events = vec![
+        parked("http", "a", 9),
+        parked("http", "a", 3),
+        parked("http", "b", 4),
+        parked("nats", "a", 3),
+    ];
+    let (a_head, b_head) = (events[1].event_id, events[2].event_id);
+    store.park(events.clone()).await.unwrap();
+    let mut again = events[0].clone();
+    again.last_error = "still 500".into();
+    store.park(vec![again]).await.unwrap();
+    let http = store.parked(Some("http"), 10).await.unwrap();
+    assert_eq!(http.iter().map(|p| p.position).collect::<Vec<_>>(), [3, 4, 9]);
+    assert_eq!((http[2].attempts, http[2].last_error.as_str()), (2, "still 500"));
+    assert_eq!(http[0], events[1], "a parked event reads back as it was parked");
+    assert_eq!(store.parked(None, 10).await.unwrap().len(), 4);
+    assert_eq!(store.parked(None, 2).await.unwrap().len(), 2);
+
+    let mut subjects = store.parked_subjects("http").await.unwrap();
+    subjects.sort();
+    assert_eq!(subjects, vec![("a".to_owned(), a_head), ("b".to_owned(), b_head)]);
+    assert!(store.parked_subjects("mqtt").await.unwrap().is_empty());
+
+    // A redrive of one event takes its whole subject, in order, once.
+    assert_eq!(store.request_redrive(Some(events[0].event_id)).await.unwrap(), 1);
+    let taken = store.take_redrive_requests("http").await.unwrap();
+    assert_eq!(taken.iter().map(|p| p.position).collect::<Vec<_>>(), [3, 9]);
+    assert!(taken.iter().any(|p| p.redrive_requested_at.is_some()));
+    assert!(store.take_redrive_requests("http").await.unwrap().is_empty());
+    assert_eq!(store.request_redrive(None).await.unwrap(), 4);
+    assert_eq!(store.take_redrive_requests("nats").await.unwrap().len(), 1);
+
+    store.unpark("http", a_head).await.unwrap();
+    store.unpark("http", events[0].event_id).await.unwrap();
+    assert_eq!(
+        store.progress().await.unwrap(),
+        vec![
+            SinkProgress {
+                sink: "http".into(),
+                checkpoint: 7,
+                parked: 1
+            },
+            SinkProgress {
+                sink: "nats".into(),
+                checkpoint: 0,
+                parked: 1
+            },
+        ]
+    );
+}
