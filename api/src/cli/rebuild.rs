@@ -32,7 +32,7 @@ pub async fn rebuild(stores: &Stores, settings: &Settings, names: &[String], ver
             (StoreLocation::Sqlite(path), false) => Some(SqliteReadModelStore::open(path).map_err(|e| e.to_string())?),
             (_, true) => None,
             (StoreLocation::Postgres(_), false) => return Err(
-                "rebuilding read models in place needs them on SQLite (read models on PostgreSQL are not built yet)"
+                "swapping a rebuilt read model in is built for SQLite read models only; on PostgreSQL, --verify compares a rebuild with the live read model"
                     .into(),
             ),
         };
