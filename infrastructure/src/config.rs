@@ -22,6 +22,8 @@ pub enum StoreLocation {
     Sqlite(PathBuf),
     /// `postgres://…` or `postgresql://…`: a database, migrated by `lablet migrate`.
     Postgres(String),
+    /// `mongodb://…`: a database for read models (not for the event log).
+    Mongo(String),
 }
 
 impl StoreLocation {
@@ -41,11 +43,17 @@ impl StoreLocation {
             "postgres" | "postgresql" => crate::postgres::PostgresTarget::parse(url)
                 .map(|_| StoreLocation::Postgres(url.to_owned()))
                 .map_err(|e| error(e.to_string())),
-            "mongodb" | "kurrentdb" | "esdb" => Err(error(format!(
+            "mongodb" | "mongodb+srv" if setting == "LABLET_EVENT_STORE_URL" => Err(error(
+                "MongoDB keeps read models, not the event log; use sqlite:// or postgres:// here".into(),
+            )),
+            "mongodb" | "mongodb+srv" => crate::mongo::check_url(url)
+                .map(|_| StoreLocation::Mongo(url.to_owned()))
+                .map_err(|e| error(e.to_string())),
+            "kurrentdb" | "esdb" => Err(error(format!(
                 "the {scheme} adapter is not part of this build; use sqlite:// or postgres://"
             ))),
             other => Err(error(format!(
-                "unknown store scheme `{other}`; supported: sqlite, postgres"
+                "unknown store scheme `{other}`; supported: sqlite, postgres, mongodb (read models)"
             ))),
         }
     }

@@ -8,6 +8,7 @@ pub mod auth_settings;
 pub mod cloudevents;
 pub mod config;
 pub mod documents;
+pub mod mongo;
 pub mod postgres;
 pub mod sqlite;
 pub mod stores;

@@ -1,6 +1,7 @@
 //! Opening the configured stores behind their ports.
 
 use crate::config::{ConfigError, Settings, StoreLocation};
+use crate::mongo::{MongoApiKeyStore, MongoOutboxStore, MongoReadModelStore};
 use crate::postgres::{
     PostgresApiKeyStore, PostgresEventStore, PostgresOutboxStore, PostgresReadModelStore, PostgresTarget,
 };
@@ -37,6 +38,9 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
                     .map_err(|e| event_store_error(e.to_string()))?,
             )
         }
+        StoreLocation::Mongo(_) => {
+            return Err(event_store_error("MongoDB keeps read models, not the event log".into()))
+        }
     };
     let read_model_error = |e: crate::sqlite::SqliteError| ConfigError {
         setting: "LABLET_READ_MODEL_URL",
@@ -59,6 +63,17 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
                 Arc::new(PostgresReadModelStore::open(&target).await.map_err(failed)?),
                 Arc::new(PostgresOutboxStore::open(&target).await.map_err(failed)?),
                 Arc::new(PostgresApiKeyStore::open(&target).await.map_err(failed)?),
+            )
+        }
+        StoreLocation::Mongo(url) => {
+            let database = crate::mongo::connect(url).await.map_err(|e| ConfigError {
+                setting: "LABLET_READ_MODEL_URL",
+                message: e.to_string(),
+            })?;
+            (
+                Arc::new(MongoReadModelStore::new(database.clone())),
+                Arc::new(MongoOutboxStore::new(database.clone())),
+                Arc::new(MongoApiKeyStore::new(database)),
             )
         }
     };

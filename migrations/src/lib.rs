@@ -4,6 +4,7 @@
 //! in version order. The SQL lives in `sql/<engine>/` beside this crate. Migrations only ever
 //! add: a released migration is never edited, a later one changes what it made.
 
+pub mod mongo;
 pub mod postgres;
 pub mod sqlite;
 
@@ -40,6 +41,9 @@ pub async fn migrate_all(settings: &Settings) -> Result<Vec<MigrationReport>, Mi
                 .await
                 .map_err(|e| event_store_error(e.to_string()))?
         }
+        StoreLocation::Mongo(_) => {
+            return Err(event_store_error("MongoDB keeps read models, not the event log".into()))
+        }
     };
     reports.push(MigrationReport {
         store: "event_store",
@@ -66,6 +70,13 @@ pub async fn migrate_all(settings: &Settings) -> Result<Vec<MigrationReport>, Mi
                     .map_err(|e| failed(e.to_string()))?,
             });
         }
+        StoreLocation::Mongo(url) => reports.push(MigrationReport {
+            store: "read_models",
+            applied: mongo::migrate(url).await.map_err(|e| MigrationError::Store {
+                setting: "LABLET_READ_MODEL_URL",
+                message: e.to_string(),
+            })?,
+        }),
     }
     Ok(reports)
 }

@@ -8,5 +8,13 @@ pub mod postgres;
 pub mod process;
 pub mod server;
 pub mod sink;
+pub mod url;
 
 pub use server::TestServer;
+
+/// Says, where the person running the tests sees it, that `test` checked nothing and why. The
+/// test harness captures `eprintln!` of passing tests; a direct write to stderr is not.
+pub fn report_skipped(test: &str, reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+}

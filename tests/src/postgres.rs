@@ -3,6 +3,7 @@
 //! `postgres://postgres@127.0.0.1:5432/test` if one answers there. Without either, the test
 //! says it was skipped and why, and passes without checking anything.
 
+use crate::url::with_database;
 use lablet_infrastructure::postgres::PostgresTarget;
 use tokio_postgres::NoTls;
 
@@ -33,20 +34,6 @@ async fn server_url(test: &str) -> Option<String> {
                 None
             }
         },
-    }
-}
-
-/// `url` with its database replaced by `database`.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let server = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{server}/{database}?{query}"),
-        None => format!("{server}/{database}"),
     }
 }
 
@@ -85,19 +72,5 @@ impl TestDatabase {
                 .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
                 .await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn the_database_of_a_url_is_replaced() {
-        assert_eq!(
-            with_database("postgres://u@h:5432/test?sslmode=disable", "x"),
-            "postgres://u@h:5432/x?sslmode=disable"
-        );
-        assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
     }
 }

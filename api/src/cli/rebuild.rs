@@ -31,8 +31,8 @@ pub async fn rebuild(stores: &Stores, settings: &Settings, names: &[String], ver
         match (&settings.read_models, verify) {
             (StoreLocation::Sqlite(path), false) => Some(SqliteReadModelStore::open(path).map_err(|e| e.to_string())?),
             (_, true) => None,
-            (StoreLocation::Postgres(_), false) => return Err(
-                "swapping a rebuilt read model in is built for SQLite read models only; on PostgreSQL, --verify compares a rebuild with the live read model"
+            (StoreLocation::Postgres(_) | StoreLocation::Mongo(_), false) => return Err(
+                "swapping a rebuilt read model in is built for SQLite read models only; elsewhere, --verify compares a rebuild with the live read model"
                     .into(),
             ),
         };
