@@ -4,7 +4,7 @@
 //! 2. Commands through the mediator (observations that change a lab's state, over 10,000 labs)
 //!    with 1 and with 64 concurrent writers: commands/s, p50/p99 latency.
 //! 3. Projection catch-up of the `lab_records` read model over the whole log (≥ 1,000,000
-//!    events), events/s and memory.
+//!    events), events/s and memory (into SQLite, or PostgreSQL with `--postgres`).
 //! 4. HTTP p99 of `GET /api/v1/workers/{id}/labs` with 1,000 workers × 100 labs loaded.
 //!
 //! Run with `cargo run --release -p lablet-tests --bin lablet-bench`; add
@@ -14,14 +14,17 @@
 use clap::Parser;
 use lablet_api::app::{build, build_mediator, serve_until};
 use lablet_application::lab_records::ObserveLab;
+use lablet_application::ports::ReadModelStore;
 use lablet_application::ports::SystemClock;
 use lablet_application::progress::ProjectionProgress;
 use lablet_application::{Mediator, RequestContext};
 use lablet_domain::lab_record::{LabDetails, LabState};
 use lablet_infrastructure::config::StoreLocation;
+use lablet_infrastructure::postgres::PostgresReadModelStore;
 use lablet_infrastructure::sqlite::SqliteReadModelStore;
 use lablet_infrastructure::stores::open_stores;
 use lablet_infrastructure::Settings;
+use lablet_migrations::postgres::{READ_MODELS as POSTGRES_READ_MODELS, READ_MODELS_TABLE};
 use lablet_migrations::sqlite::{migrate_file, READ_MODELS};
 use lablet_projections::projectors::LabRecordsProjector;
 use lablet_projections::ProjectionRunner;
@@ -57,9 +60,9 @@ struct Args {
     /// Queries sent in the query benchmark.
     #[arg(long, default_value_t = 20_000)]
     queries: usize,
-    /// A PostgreSQL server (`postgres://user@host/db`): the event log of every phase goes to a
-    /// scratch database there (dropped at the end), and the baseline is raw batched INSERTs
-    /// into the same table.
+    /// A PostgreSQL server (`postgres://user@host/db`): the event log of every phase, and the
+    /// read model of the projection catch-up, go to scratch databases there (dropped at the
+    /// end), and the baseline is raw batched INSERTs into the same table.
     #[arg(long)]
     postgres: Option<String>,
 }
@@ -243,11 +246,25 @@ async fn main() {
     }
 
     // 3. Projection catch-up into a fresh read model.
-    println!("\n== projection catch-up: lab_records from position 0 ==");
     let head = stores.events.head_position().await.expect("head");
-    let fresh_path = command_dir.join("catch_up.db");
-    migrate_file(&fresh_path, READ_MODELS).expect("fresh read models");
-    let fresh = Arc::new(SqliteReadModelStore::open(&fresh_path).expect("fresh store"));
+    let fresh: Arc<dyn ReadModelStore> = match &args.postgres {
+        None => {
+            println!("\n== projection catch-up: lab_records from position 0 into SQLite ==");
+            let fresh_path = command_dir.join("catch_up.db");
+            migrate_file(&fresh_path, READ_MODELS).expect("fresh read models");
+            Arc::new(SqliteReadModelStore::open(&fresh_path).expect("fresh store"))
+        }
+        Some(server) => {
+            println!("\n== projection catch-up: lab_records from position 0 into PostgreSQL ==");
+            let database = TestDatabase::create_on(server).await;
+            let target = database.target();
+            lablet_migrations::postgres::migrate(&target, READ_MODELS_TABLE, POSTGRES_READ_MODELS)
+                .await
+                .expect("fresh read models");
+            databases.push(database);
+            Arc::new(PostgresReadModelStore::open(&target).await.expect("fresh store"))
+        }
+    };
     let runner = ProjectionRunner::new(
         stores.events.clone(),
         fresh,
