@@ -1,6 +1,7 @@
 //! The read-model store on PostgreSQL: one table per collection (`lablet_rm_<collection>`: the
-//! body as the JSON text it is served as, plus the filter fields copied from it), one row per
-//! operation in `lablet_rm_history`, and `lablet_rm_checkpoints`. A projection batch, its
+//! body as the JSON text it is served as, plus the filter fields copied from it), history
+//! segments in `lablet_rm_history` (one row per document per commit, holding the operations that
+//! commit added, as in the SQLite store), and `lablet_rm_checkpoints`. A projection batch, its
 //! history and its checkpoint commit in one transaction, after a check (under a row lock) that
 //! the projection is still at the generation the runner started from. Each document also keeps
 //! the last position applied to it and an upsert never replaces a newer one with an older one.
@@ -12,7 +13,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool};
 use lablet_application::ports::read_models::{Filter, ProjectionFault, ProjectionStatus, OPERATION_HISTORY_LIMIT};
 use lablet_application::ports::{
-    CollectionSpec, DocumentWrite, ListPage, ListQuery, ReadModelError, ReadModelStore, StoredDocument,
+    CollectionSpec, DocumentWrite, HistoryRecord, ListPage, ListQuery, ReadModelError, ReadModelStore, StoredDocument,
 };
 use lablet_application::read_model_queries::COLLECTIONS;
 use serde_json::value::RawValue;
@@ -24,23 +25,23 @@ use tokio_postgres::Transaction;
 const POOL_SIZE: usize = 8;
 /// Operations kept per document, as the statements take it.
 const HISTORY_LIMIT: i64 = OPERATION_HISTORY_LIMIT as i64;
+/// Operations a document may gather beyond the limit before its old segments are deleted.
+const TRIM_SLACK: i32 = 25;
 
-const HISTORY_OF: &str = "SELECT entity_id, entry FROM (
-        SELECT entity_id, position, entry,
-               row_number() OVER (PARTITION BY entity_id ORDER BY position DESC) AS newest
+/// The history segments of some documents, oldest first.
+const SEGMENTS_OF: &str = "SELECT entity_id, body FROM lablet_rm_history
+    WHERE collection = $1 AND entity_id = ANY($2) ORDER BY entity_id, first_position";
+const INSERT_SEGMENTS: &str = "INSERT INTO lablet_rm_history (collection, entity_id, first_position, entries, body)
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::integer[], $5::text[])
+    ON CONFLICT (collection, entity_id, first_position) DO NOTHING";
+/// Deletes the segments that newer ones make redundant (they already hold $3 operations).
+const TRIM_SEGMENTS: &str = "DELETE FROM lablet_rm_history AS h USING (
+        SELECT entity_id, first_position,
+               coalesce(sum(entries) OVER (PARTITION BY entity_id ORDER BY first_position DESC
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS newer
         FROM lablet_rm_history WHERE collection = $1 AND entity_id = ANY($2)) AS ranked
-    WHERE newest <= $3 ORDER BY entity_id, position";
-const INSERT_HISTORY: &str = "INSERT INTO lablet_rm_history (collection, entity_id, position, entry)
-    SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[])
-    ON CONFLICT (collection, entity_id, position) DO NOTHING";
-const TRIM_HISTORY: &str = "DELETE FROM lablet_rm_history AS h USING (
-        SELECT collection, entity_id, position FROM (
-            SELECT collection, entity_id, position,
-                   row_number() OVER (PARTITION BY collection, entity_id ORDER BY position DESC) AS newest
-            FROM lablet_rm_history
-            WHERE (collection, entity_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))) AS ranked
-        WHERE newest > $3) AS old
-    WHERE h.collection = old.collection AND h.entity_id = old.entity_id AND h.position = old.position";
+    WHERE h.collection = $1 AND h.entity_id = ranked.entity_id AND h.first_position = ranked.first_position
+      AND ranked.newer >= $3";
 const SAVE_CHECKPOINT: &str = "INSERT INTO lablet_rm_checkpoints (name, position, generation, updated_at)
     VALUES ($1, $2, $3, now())
     ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now(),
@@ -69,19 +70,38 @@ fn table(spec: CollectionSpec) -> String {
     format!("lablet_rm_{}", spec.name)
 }
 
-/// The upsert of a batch of documents of one collection, by arrays, with its filter columns.
+/// The upsert of a batch of documents of one collection, by arrays, with its filter columns;
+/// it adds the operations each write brings to the document's count. A document that already
+/// applied a later position is left alone and not returned; the others come back with their
+/// operation count.
 fn upsert_sql(spec: CollectionSpec) -> String {
     let fields = spec.filter_fields;
     let columns: String = fields.iter().map(|f| format!(", {f}")).collect();
-    let arrays: String = (0..fields.len()).map(|i| format!(", ${}::text[]", i + 4)).collect();
+    let arrays: String = (0..fields.len()).map(|i| format!(", ${}::text[]", i + 5)).collect();
     let updates: String = fields.iter().map(|f| format!(", {f} = excluded.{f}")).collect();
     let table = table(spec);
     format!(
-        "INSERT INTO {table} (id, body, last_position{columns})
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]{arrays})
-         ON CONFLICT (id) DO UPDATE SET body = excluded.body, last_position = excluded.last_position{updates}
-         WHERE {table}.last_position < excluded.last_position"
+        "INSERT INTO {table} (id, body, last_position, history_count{columns})
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::integer[]{arrays})
+         ON CONFLICT (id) DO UPDATE SET body = excluded.body, last_position = excluded.last_position,
+             history_count = {table}.history_count + excluded.history_count{updates}
+         WHERE {table}.last_position < excluded.last_position
+         RETURNING id, history_count"
     )
+}
+
+/// One document's new operations as a segment: a JSON array, oldest first.
+fn segment_of(entries: &[HistoryRecord]) -> String {
+    let mut segment = String::with_capacity(entries.iter().map(|e| e.json.get().len() + 1).sum::<usize>() + 2);
+    segment.push('[');
+    for (i, entry) in entries.iter().enumerate() {
+        if i > 0 {
+            segment.push(',');
+        }
+        segment.push_str(entry.json.get());
+    }
+    segment.push(']');
+    segment
 }
 
 impl PostgresReadModelStore {
@@ -110,12 +130,18 @@ async fn histories(
         return Ok(found);
     }
     for row in client
-        .query(HISTORY_OF, &[&collection, &ids, &HISTORY_LIMIT])
+        .query(SEGMENTS_OF, &[&collection, &ids])
         .await
         .map_err(unavailable)?
     {
-        let entry = RawValue::from_string(row.get(1)).map_err(|e| ReadModelError::Corrupt(e.to_string()))?;
-        found.entry(row.get(0)).or_default().push(entry);
+        let segment: String = row.get(1);
+        let entries: Vec<Box<RawValue>> =
+            serde_json::from_str(&segment).map_err(|e| ReadModelError::Corrupt(e.to_string()))?;
+        found.entry(row.get(0)).or_default().extend(entries);
+    }
+    for entries in found.values_mut() {
+        let excess = entries.len().saturating_sub(OPERATION_HISTORY_LIMIT);
+        entries.drain(..excess);
     }
     Ok(found)
 }
@@ -132,10 +158,13 @@ async fn write_batch(
     for write in writes {
         by_collection.entry(write.collection).or_default().push(write);
     }
-    let (mut history_collection, mut history_id, mut history_position, mut history_entry) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (collection, writes) in by_collection {
         let spec = spec(collection)?;
+        // Only the newest entries can survive the trim; skip writing the rest.
+        let kept: Vec<&[HistoryRecord]> = writes
+            .iter()
+            .map(|w| &w.new_history[w.new_history.len().saturating_sub(OPERATION_HISTORY_LIMIT)..])
+            .collect();
         let ids: Vec<&str> = writes.iter().map(|w| w.id.as_str()).collect();
         let bodies: Vec<String> = writes
             .iter()
@@ -143,35 +172,56 @@ async fn write_batch(
             .collect::<Result<_, _>>()
             .map_err(|e| ReadModelError::Corrupt(e.to_string()))?;
         let positions: Vec<i64> = writes.iter().map(|w| w.last_position as i64).collect();
+        let counts: Vec<i32> = kept.iter().map(|entries| entries.len() as i32).collect();
         let filters: Vec<Vec<Option<String>>> = spec
             .filter_fields
             .iter()
             .map(|field| writes.iter().map(|w| column_value(&w.body, field)).collect())
             .collect();
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ids, &bodies, &positions];
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ids, &bodies, &positions, &counts];
         params.extend(filters.iter().map(|column| column as &(dyn ToSql + Sync)));
-        tx.execute(&upsert_sql(spec), &params).await.map_err(unavailable)?;
-        for write in writes {
-            // Only the newest entries can survive the trim; skip writing the rest.
-            let keep_from = write.new_history.len().saturating_sub(OPERATION_HISTORY_LIMIT);
-            for entry in &write.new_history[keep_from..] {
-                history_collection.push(collection);
-                history_id.push(write.id.as_str());
-                history_position.push(entry.position as i64);
-                history_entry.push(entry.json.get());
+        let written = tx.query(&upsert_sql(spec), &params).await.map_err(unavailable)?;
+        // Segments only for the documents the upsert took (none for one that was ahead).
+        let taken: HashMap<String, i32> = written.iter().map(|row| (row.get(0), row.get(1))).collect();
+        let (mut segment_ids, mut firsts, mut entries, mut segments) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (write, kept) in writes.iter().zip(&kept) {
+            if let (true, Some(first)) = (taken.contains_key(&write.id), kept.first()) {
+                segment_ids.push(write.id.as_str());
+                firsts.push(first.position as i64);
+                entries.push(kept.len() as i32);
+                segments.push(segment_of(kept));
             }
         }
-    }
-    if !history_id.is_empty() {
-        tx.execute(
-            INSERT_HISTORY,
-            &[&history_collection, &history_id, &history_position, &history_entry],
-        )
-        .await
-        .map_err(unavailable)?;
-        tx.execute(TRIM_HISTORY, &[&history_collection, &history_id, &HISTORY_LIMIT])
+        if !segment_ids.is_empty() {
+            let collections = vec![collection; segment_ids.len()];
+            tx.execute(
+                INSERT_SEGMENTS,
+                &[&collections, &segment_ids, &firsts, &entries, &segments],
+            )
             .await
             .map_err(unavailable)?;
+        }
+        let crowded: Vec<&str> = taken
+            .iter()
+            .filter(|(_, count)| **count > OPERATION_HISTORY_LIMIT as i32 + TRIM_SLACK)
+            .map(|(id, _)| id.as_str())
+            .collect();
+        if !crowded.is_empty() {
+            let table = table(spec);
+            tx.execute(TRIM_SEGMENTS, &[&collection, &crowded, &HISTORY_LIMIT])
+                .await
+                .map_err(unavailable)?;
+            tx.execute(
+                &format!(
+                    "UPDATE {table} AS d SET history_count = (SELECT coalesce(sum(entries), 0)::integer
+                         FROM lablet_rm_history AS h WHERE h.collection = $1 AND h.entity_id = d.id)
+                     WHERE d.id = ANY($2)"
+                ),
+                &[&collection, &crowded],
+            )
+            .await
+            .map_err(unavailable)?;
+        }
     }
     tx.execute(
         SAVE_CHECKPOINT,

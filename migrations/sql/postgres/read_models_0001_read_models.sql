@@ -1,12 +1,13 @@
 -- Read models on PostgreSQL: one table per collection (the body as the JSON text it is served
--- as, plus the fields queries filter on, copied from the body on every write), one row per
--- operation of each document's history, and each projection's checkpoint, generation and error,
--- all written in one transaction per projection batch.
+-- as, plus the fields queries filter on, copied from the body on every write, and how many
+-- operations its history rows hold), history segments, and each projection's checkpoint,
+-- generation and error, all written in one transaction per projection batch.
 
 CREATE TABLE lablet_rm_lab_records (
     id            text COLLATE "C" PRIMARY KEY,
     body          text   NOT NULL,
     last_position bigint NOT NULL,
+    history_count integer NOT NULL DEFAULT 0,
     worker_id     text,
     state         text,
     removed_at    text
@@ -18,6 +19,7 @@ CREATE TABLE lablet_rm_lablet_instances (
     id            text COLLATE "C" PRIMARY KEY,
     body          text   NOT NULL,
     last_position bigint NOT NULL,
+    history_count integer NOT NULL DEFAULT 0,
     state         text,
     owner_id      text,
     worker_id     text
@@ -30,19 +32,23 @@ CREATE TABLE lablet_rm_work_orders (
     id            text COLLATE "C" PRIMARY KEY,
     body          text   NOT NULL,
     last_position bigint NOT NULL,
+    history_count integer NOT NULL DEFAULT 0,
     state         text,
     kind          text
 );
 CREATE INDEX lablet_rm_work_orders_by_state ON lablet_rm_work_orders (state, id);
 CREATE INDEX lablet_rm_work_orders_by_kind ON lablet_rm_work_orders (kind, id);
 
--- One row per operation; each commit deletes what lies beyond a document's newest 50.
+-- Operations of every document, in segments: each projection commit adds one row per document
+-- holding the operations it added (a JSON array, oldest first). A segment is deleted once the
+-- newer ones hold the 50 operations a document keeps; reads take the newest 50.
 CREATE TABLE lablet_rm_history (
-    collection text   NOT NULL,
-    entity_id  text   NOT NULL,
-    position   bigint NOT NULL,
-    entry      text   NOT NULL,
-    PRIMARY KEY (collection, entity_id, position)
+    collection     text    COLLATE "C" NOT NULL,
+    entity_id      text    COLLATE "C" NOT NULL,
+    first_position bigint  NOT NULL,
+    entries        integer NOT NULL,
+    body           text    NOT NULL,
+    PRIMARY KEY (collection, entity_id, first_position)
 );
 
 CREATE TABLE lablet_rm_checkpoints (

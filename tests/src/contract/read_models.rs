@@ -87,6 +87,22 @@ pub async fn documents_history_and_checkpoint(store: Arc<dyn ReadModelStore>) {
     assert_eq!(positions.len(), OPERATION_HISTORY_LIMIT);
     assert_eq!(positions, (14..64).collect::<Vec<_>>());
     assert_eq!(store.checkpoint("lab_records").await.unwrap(), Some(63));
+
+    // Many small commits (stores that trim old operations in steps must still show exactly the
+    // newest 50).
+    for first in (64..104).step_by(4) {
+        let mut write = lab("a", "w1", "STARTED", first + 3);
+        write.new_history = (first..first + 4).map(|p| entry(p, "STARTED")).collect();
+        store.commit("lab_records", 0, first + 3, vec![write]).await.unwrap();
+    }
+    let doc = parse(&store.get("lab_records", "a").await.unwrap().unwrap());
+    let positions: Vec<u64> = doc["operation_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["position"].as_u64().unwrap())
+        .collect();
+    assert_eq!(positions, (54..104).collect::<Vec<_>>());
     assert_eq!(
         store.checkpoint("work_orders").await.unwrap(),
         None,
