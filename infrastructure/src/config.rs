@@ -79,6 +79,9 @@ pub struct Settings {
     pub http_limits: HttpLimits,
     /// `LABLET_AUTH_*`: how callers are authenticated.
     pub auth: crate::auth_settings::AuthSettings,
+    /// `LABLET_SECRET_KEY`: the key secrets at rest are sealed with; unset, it is made in the
+    /// data directory (see [`crate::secrets`]).
+    pub secret_key: Option<crate::secrets::SecretKeyText>,
 }
 
 /// Limits every HTTP request shares.
@@ -276,6 +279,7 @@ impl Settings {
             outbox: OutboxSettings::default(),
             http_limits: HttpLimits::default(),
             auth: crate::auth_settings::AuthSettings::defaults_in(data_dir),
+            secret_key: None,
         }
     }
 
@@ -288,6 +292,15 @@ impl Settings {
         }
         if let Some(url) = lookup("LABLET_READ_MODEL_URL") {
             settings.read_models = StoreLocation::parse("LABLET_READ_MODEL_URL", &url)?;
+        }
+        if let Some(key) = lookup("LABLET_SECRET_KEY").filter(|key| !key.trim().is_empty()) {
+            settings.secret_key = Some(crate::secrets::SecretKeyText::parse(&key).map_err(|e| ConfigError {
+                setting: "LABLET_SECRET_KEY",
+                message: match e {
+                    crate::secrets::SecretsError::BadKey(why) => why,
+                    other => other.to_string(),
+                },
+            })?);
         }
         if let Some(addr) = lookup("LABLET_HTTP_ADDR") {
             settings.http_addr = parse("LABLET_HTTP_ADDR", &addr, "an address such as 127.0.0.1:8080")?;
@@ -350,6 +363,16 @@ mod tests {
         assert_eq!(err.setting, "LABLET_READ_MODEL_URL");
         let err = settings(&[("LABLET_HTTP_ADDR", "here")]).unwrap_err();
         assert_eq!(err.setting, "LABLET_HTTP_ADDR");
+        let err = settings(&[("LABLET_SECRET_KEY", "c2hvcnQ")]).unwrap_err();
+        assert_eq!(
+            (err.setting, err.message.as_str()),
+            ("LABLET_SECRET_KEY", "must be 32 bytes, not 5")
+        );
+        assert!(!format!("{err:?}").contains("c2hvcnQ"), "the key text never prints");
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+        let configured = settings(&[("LABLET_SECRET_KEY", key)]).unwrap();
+        assert!(configured.secret_key.is_some());
+        assert!(!format!("{configured:?}").contains(key), "settings never print the key");
         let err = settings(&[("LABLET_COMMAND_MAX_ATTEMPTS", "0")]).unwrap_err();
         assert_eq!(err.setting, "LABLET_COMMAND_MAX_ATTEMPTS");
         let err = settings(&[("LABLET_CLOUDEVENTS_SINK_URL", "ftp://sink")]).unwrap_err();

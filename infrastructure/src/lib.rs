@@ -8,8 +8,10 @@ pub mod auth_settings;
 pub mod cloudevents;
 pub mod config;
 pub mod documents;
+pub mod key_file;
 pub mod mongo;
 pub mod postgres;
+pub mod secrets;
 pub mod sqlite;
 pub mod stores;
 

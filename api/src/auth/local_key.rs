@@ -6,12 +6,9 @@
 //! name their key by `kid` (the first 16 hex digits of the key's SHA-256); a running server
 //! rereads the files when it meets a `kid` it does not know.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use jsonwebtoken::{DecodingKey, EncodingKey};
-use ring::rand::SecureRandom;
+use lablet_infrastructure::key_file::{read_key_file, write_new_key_file};
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -40,48 +37,15 @@ fn previous_file(file: &Path) -> PathBuf {
 }
 
 fn read_key(file: &Path) -> std::io::Result<Option<LocalKey>> {
-    match std::fs::read_to_string(file) {
-        Ok(text) => {
-            let secret = URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{} does not hold a base64url key", file.display()),
-                )
-            })?;
-            if secret.len() < 32 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{} holds a key shorter than 32 bytes", file.display()),
-                ));
-            }
-            Ok(Some(LocalKey {
-                kid: key_id(&secret),
-                secret,
-            }))
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err),
-    }
+    Ok(read_key_file(file)?.map(|secret| LocalKey {
+        kid: key_id(&secret),
+        secret,
+    }))
 }
 
-/// Writes a new random key to `file` (through a temporary file, readable by the owner only).
+/// Writes a new random key to `file` (readable by the owner only).
 fn write_new_key(file: &Path) -> std::io::Result<()> {
-    let mut secret = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut secret)
-        .map_err(|_| std::io::Error::other("the system random source failed"))?;
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let temporary = file.with_extension("key.new");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut out = options.open(&temporary)?;
-    out.write_all(URL_SAFE_NO_PAD.encode(secret).as_bytes())?;
-    out.sync_all()?;
-    std::fs::rename(&temporary, file)
+    write_new_key_file(file).map(|_| ())
 }
 
 fn read_keys(file: &Path) -> std::io::Result<Vec<LocalKey>> {
