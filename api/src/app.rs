@@ -5,6 +5,9 @@ use crate::auth::Authenticator;
 use crate::routes::{endpoints, router, AppState};
 use axum::Router;
 use lablet_application::audit::{AuditQueries, ReadLogPage, ReadStreamPage, StreamStateAt};
+use lablet_application::fleet::monitoring::Monitoring;
+use lablet_application::fleet::refresh::LabsRefresh;
+use lablet_application::fleet::FleetScheduler;
 use lablet_application::inbox::{GetInboxMessage, InboxHandlers, InboxProcessor, ReceiveCloudEvent};
 use lablet_application::instances::{
     ExtendTimeslot, InstanceHandlers, RecordScore, RequestInstance, TransitionInstance,
@@ -12,13 +15,21 @@ use lablet_application::instances::{
 use lablet_application::lab_records::{LabRecordHandlers, ObserveLab, RemoveLabRecord};
 use lablet_application::metrics::{Metrics, MetricsBehaviour};
 use lablet_application::outbox::{CloudEventSink, GetOutbox, OutboxHandlers, OutboxRelay, RedriveParked};
+use lablet_application::ports::CredentialVault;
 use lablet_application::ports::{Clock, SystemClock};
 use lablet_application::progress::ProjectionProgress;
 use lablet_application::read_model_queries::{GetDocument, ListDocuments, ReadModelQueries};
 use lablet_application::repository::AggregateRepository;
 use lablet_application::work_orders::{ActOnWorkOrder, SubmitWorkOrder, WorkOrderHandlers};
+use lablet_application::workers::{
+    ChangeWorkerStatus, GetIdleStatus, RecordActivityAndDetectIdle, RecordLabsSynced, RecordWorkerObservation,
+    RegisterWorker, SetIdleDetection, WorkerHandlers,
+};
 use lablet_application::Mediator;
 use lablet_infrastructure::cloudevents::{HttpSink, NatsSink};
+use lablet_infrastructure::cml::HttpCmlConnector;
+use lablet_infrastructure::credentials::SealingVault;
+use lablet_infrastructure::secrets::SecretBox;
 use lablet_infrastructure::stores::{open_stores, Stores};
 use lablet_infrastructure::Settings;
 use lablet_projections::{standard_projectors, ProjectionRunner};
@@ -36,6 +47,10 @@ pub enum StartupError {
     Auth(std::io::Error),
     #[error("the OpenAPI document cannot be made: {0}")]
     OpenApi(String),
+    #[error("LABLET_SECRET_KEY: {0}")]
+    Secrets(lablet_infrastructure::secrets::SecretsError),
+    #[error("LABLET_CML_CA_BUNDLE: {0}")]
+    CmlClient(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
 }
@@ -71,15 +86,35 @@ impl App {
     }
 }
 
+/// The vault of CML credentials: sealed under the configured (or data-directory) key, kept
+/// beside the read models.
+pub fn credential_vault(settings: &Settings, stores: &Stores) -> Result<Arc<dyn CredentialVault>, StartupError> {
+    let secret_box =
+        SecretBox::open_or_create(settings.secret_key.as_ref(), &settings.data_dir).map_err(StartupError::Secrets)?;
+    Ok(Arc::new(SealingVault::new(
+        Arc::new(secret_box),
+        stores.secrets.clone(),
+    )))
+}
+
 /// The mediator with every handler registered.
 pub fn build_mediator(
     settings: &Settings,
     stores: &Stores,
     progress: &ProjectionProgress,
     clock: Arc<dyn Clock>,
-) -> Mediator {
+) -> Result<Mediator, StartupError> {
     let repository = Arc::new(AggregateRepository::new(stores.events.clone(), clock));
-    register_handlers(settings, stores, progress, repository, Vec::new(), Arc::default())
+    let vault = credential_vault(settings, stores)?;
+    Ok(register_handlers(
+        settings,
+        stores,
+        progress,
+        repository,
+        vault,
+        Vec::new(),
+        Arc::default(),
+    ))
 }
 
 /// Registers every handler on a mediator sharing `repository` (and its aggregate cache).
@@ -88,6 +123,7 @@ fn register_handlers(
     stores: &Stores,
     progress: &ProjectionProgress,
     repository: Arc<AggregateRepository>,
+    vault: Arc<dyn CredentialVault>,
     relays: Vec<(String, Arc<Notify>)>,
     metrics: Arc<Metrics>,
 ) -> Mediator {
@@ -108,6 +144,19 @@ fn register_handlers(
     let work_orders = Arc::new(WorkOrderHandlers::new(repository.clone()));
     mediator.register::<SubmitWorkOrder>(work_orders.clone());
     mediator.register::<ActOnWorkOrder>(work_orders);
+
+    let workers = Arc::new(WorkerHandlers::new(
+        repository.clone(),
+        vault,
+        settings.fleet.idle_policy,
+    ));
+    mediator.register::<RegisterWorker>(workers.clone());
+    mediator.register::<ChangeWorkerStatus>(workers.clone());
+    mediator.register::<SetIdleDetection>(workers.clone());
+    mediator.register::<RecordWorkerObservation>(workers.clone());
+    mediator.register::<RecordLabsSynced>(workers.clone());
+    mediator.register::<RecordActivityAndDetectIdle>(workers.clone());
+    mediator.register::<GetIdleStatus>(workers);
 
     let queries = Arc::new(ReadModelQueries::new(
         stores.read_models.clone(),
@@ -179,14 +228,25 @@ pub async fn build(settings: &Settings) -> Result<App, StartupError> {
         .iter()
         .map(|relay| (relay.sink_name().to_owned(), relay.redrive_signal()))
         .collect();
+    let vault = credential_vault(settings, &stores)?;
     let mediator = Arc::new(register_handlers(
         settings,
         &stores,
         &progress,
         repository.clone(),
+        vault.clone(),
         relay_signals,
         metrics.clone(),
     ));
+    let connector = Arc::new(HttpCmlConnector::new(settings.cml.clone(), vault).map_err(StartupError::CmlClient)?);
+    let labs_refresh = Arc::new(LabsRefresh::new(
+        mediator.clone(),
+        connector.clone(),
+        stores.events.clone(),
+        metrics.clone(),
+        settings.fleet.clone(),
+    ));
+    let monitoring = Arc::new(Monitoring::new(mediator.clone(), connector, metrics.clone()));
     let (shutdown, stop) = watch::channel(false);
     let mut names = Vec::new();
     let mut background = Vec::new();
@@ -210,6 +270,12 @@ pub async fn build(settings: &Settings) -> Result<App, StartupError> {
     for relay in relays {
         background.push(tokio::spawn(relay.run(stop.clone())));
     }
+    let fleet = FleetScheduler {
+        refresh: labs_refresh.clone(),
+        monitoring,
+        settings: settings.fleet.clone(),
+    };
+    background.push(tokio::spawn(fleet.run(stop.clone())));
     let authenticator = Authenticator::new(&settings.auth, stores.api_keys.clone()).map_err(StartupError::Auth)?;
     let state = AppState {
         mediator,
@@ -220,6 +286,7 @@ pub async fn build(settings: &Settings) -> Result<App, StartupError> {
         projections: Arc::new(names),
         metrics,
         authenticator: Arc::new(authenticator),
+        labs_refresh,
         openapi: Arc::new(
             crate::openapi::document(&endpoints(settings.auth.metrics_public)).map_err(StartupError::OpenApi)?,
         ),

@@ -143,6 +143,17 @@ impl From<AppError> for Problem {
                 problem.retry_after = Some(1);
                 problem
             }
+            AppError::TooSoon {
+                detail,
+                retry_after_secs,
+            } => {
+                let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, "too-soon", "Too soon", detail);
+                problem.retry_after = Some(retry_after_secs);
+                problem
+            }
+            AppError::Upstream(detail) => {
+                Problem::new(StatusCode::BAD_GATEWAY, "cml-failed", "CML server failed", detail)
+            }
         }
     }
 }

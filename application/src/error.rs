@@ -47,6 +47,12 @@ pub enum AppError {
     /// A store is down or broken (HTTP 503).
     #[error("{0}")]
     Unavailable(String),
+    /// The caller asked again too soon (HTTP 429 with `Retry-After`).
+    #[error("{detail}")]
+    TooSoon { detail: String, retry_after_secs: u64 },
+    /// A CML server the request needed failed (HTTP 502).
+    #[error("{0}")]
+    Upstream(String),
 }
 
 impl From<DomainError> for AppError {
@@ -101,4 +107,15 @@ impl From<ApiKeyStoreError> for AppError {
     fn from(err: ApiKeyStoreError) -> Self {
         AppError::Unavailable(err.to_string())
     }
+}
+
+/// `Err` naming `field` when `value` is longer than `max` characters.
+pub fn validate_text_len(field: &str, value: &str, max: usize) -> Result<(), Vec<FieldError>> {
+    if value.chars().count() > max {
+        return Err(vec![FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        )]);
+    }
+    Ok(())
 }

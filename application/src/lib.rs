@@ -8,6 +8,7 @@ pub mod audit;
 pub mod context;
 pub mod envelope;
 pub mod error;
+pub mod fleet;
 pub mod inbox;
 pub mod instances;
 pub mod lab_records;
@@ -22,6 +23,7 @@ pub mod shutdown;
 pub mod subscription;
 pub mod trace_context;
 pub mod work_orders;
+pub mod workers;
 
 pub use context::RequestContext;
 pub use envelope::{EventEnvelope, EventMetadata, NewEvent};

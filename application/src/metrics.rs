@@ -65,6 +65,8 @@ pub struct Metrics {
     http: Mutex<BTreeMap<(String, String, u16), Histogram>>,
     /// Event type → events appended by this process.
     appended: Mutex<BTreeMap<&'static str, u64>>,
+    /// Fleet job outcomes: (job, outcome) → count.
+    fleet: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 /// The outcome label of a mediator request.
@@ -78,6 +80,8 @@ fn outcome(result: &Result<AnyOutput, AppError>) -> &'static str {
         Err(AppError::Conflict(_)) => "conflict",
         Err(AppError::ProjectionLagging { .. }) => "lagging",
         Err(AppError::Unavailable(_)) => "unavailable",
+        Err(AppError::TooSoon { .. }) => "too_soon",
+        Err(AppError::Upstream(_)) => "upstream_failed",
     }
 }
 
@@ -103,6 +107,13 @@ impl Metrics {
             for event_type in event_types {
                 *appended.entry(event_type).or_default() += 1;
             }
+        }
+    }
+
+    /// Counts `n` outcomes of a fleet job (`labs_refresh`/`created` …).
+    pub fn count_fleet(&self, job: &'static str, outcome: &'static str, n: u64) {
+        if let Ok(mut fleet) = self.fleet.lock() {
+            *fleet.entry((job, outcome)).or_default() += n;
         }
     }
 
@@ -155,6 +166,15 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "lablet_events_appended_total{{event_type=\"{event_type}\"}} {count}"
+            );
+        }
+        let fleet = self.fleet.lock().map(|f| f.clone()).unwrap_or_default();
+        out.push_str("# HELP lablet_fleet_job_outcomes_total What the fleet jobs did: workers and labs by outcome.\n");
+        out.push_str("# TYPE lablet_fleet_job_outcomes_total counter\n");
+        for ((job, outcome), count) in &fleet {
+            let _ = writeln!(
+                out,
+                "lablet_fleet_job_outcomes_total{{job=\"{job}\",outcome=\"{outcome}\"}} {count}"
             );
         }
         for gauge in gauges {

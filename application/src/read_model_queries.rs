@@ -24,7 +24,11 @@ pub const WORK_ORDERS: CollectionSpec = CollectionSpec {
     name: "work_orders",
     filter_fields: &["state", "kind"],
 };
-pub const COLLECTIONS: [CollectionSpec; 3] = [LAB_RECORDS, LABLET_INSTANCES, WORK_ORDERS];
+pub const WORKERS: CollectionSpec = CollectionSpec {
+    name: "workers",
+    filter_fields: &["status", "region"],
+};
+pub const COLLECTIONS: [CollectionSpec; 4] = [LAB_RECORDS, LABLET_INSTANCES, WORK_ORDERS, WORKERS];
 
 /// The read model that documents the aggregates of streams of `kind` (`lab_record` …).
 pub fn collection_of_kind(kind: &str) -> Option<CollectionSpec> {
@@ -32,6 +36,7 @@ pub fn collection_of_kind(kind: &str) -> Option<CollectionSpec> {
         "lab_record" => Some(LAB_RECORDS),
         "lablet_instance" => Some(LABLET_INSTANCES),
         "work_order" => Some(WORK_ORDERS),
+        "cml_worker" => Some(WORKERS),
         _ => None,
     }
 }

@@ -10,5 +10,6 @@ pub mod kernel;
 pub mod lab_record;
 pub mod lablet_instance;
 pub mod work_order;
+pub mod worker;
 
 pub use kernel::{decode_event, encode_event, Aggregate, DomainError, DomainEvent, FieldChange};

@@ -82,6 +82,11 @@ pub struct Settings {
     /// `LABLET_SECRET_KEY`: the key secrets at rest are sealed with; unset, it is made in the
     /// data directory (see [`crate::secrets`]).
     pub secret_key: Option<crate::secrets::SecretKeyText>,
+    /// `LABLET_LABS_REFRESH_*`, `LABLET_MONITORING_INTERVAL`, `LABLET_IDLE_*`: the fleet jobs
+    /// (see [`crate::fleet_settings`]).
+    pub fleet: lablet_application::fleet::FleetSettings,
+    /// `LABLET_CML_*`: how CML servers are called.
+    pub cml: crate::cml::CmlClientSettings,
 }
 
 /// Limits every HTTP request shares.
@@ -280,6 +285,8 @@ impl Settings {
             http_limits: HttpLimits::default(),
             auth: crate::auth_settings::AuthSettings::defaults_in(data_dir),
             secret_key: None,
+            fleet: lablet_application::fleet::FleetSettings::default(),
+            cml: crate::cml::CmlClientSettings::default(),
         }
     }
 
@@ -314,6 +321,7 @@ impl Settings {
         settings.outbox = OutboxSettings::from_lookup(&lookup)?;
         settings.http_limits = HttpLimits::from_lookup(&lookup)?;
         settings.auth = crate::auth_settings::AuthSettings::from_lookup(&data_dir, &lookup)?;
+        (settings.fleet, settings.cml) = crate::fleet_settings::from_lookup(&lookup)?;
         Ok(settings)
     }
 }

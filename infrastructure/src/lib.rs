@@ -6,8 +6,11 @@
 pub mod append_rules;
 pub mod auth_settings;
 pub mod cloudevents;
+pub mod cml;
 pub mod config;
+pub mod credentials;
 pub mod documents;
+pub mod fleet_settings;
 pub mod key_file;
 pub mod mongo;
 pub mod postgres;

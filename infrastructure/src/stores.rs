@@ -1,11 +1,13 @@
 //! Opening the configured stores behind their ports.
 
 use crate::config::{ConfigError, Settings, StoreLocation};
-use crate::mongo::{MongoApiKeyStore, MongoOutboxStore, MongoReadModelStore};
+use crate::credentials::SealedSecretTable;
+use crate::mongo::{MongoApiKeyStore, MongoOutboxStore, MongoReadModelStore, MongoSecretTable};
 use crate::postgres::{
-    PostgresApiKeyStore, PostgresEventStore, PostgresOutboxStore, PostgresReadModelStore, PostgresTarget,
+    PostgresApiKeyStore, PostgresEventStore, PostgresOutboxStore, PostgresReadModelStore, PostgresSecretTable,
+    PostgresTarget,
 };
-use crate::sqlite::{SqliteApiKeyStore, SqliteEventStore, SqliteOutboxStore, SqliteReadModelStore};
+use crate::sqlite::{SqliteApiKeyStore, SqliteEventStore, SqliteOutboxStore, SqliteReadModelStore, SqliteSecretTable};
 use lablet_application::ports::{ApiKeyStore, EventStore, OutboxStore, ReadModelStore};
 use std::sync::Arc;
 
@@ -18,6 +20,8 @@ pub struct Stores {
     pub outbox: Arc<dyn OutboxStore>,
     /// API keys for machine callers, beside the read models.
     pub api_keys: Arc<dyn ApiKeyStore>,
+    /// Sealed secrets (CML credentials), beside the read models.
+    pub secrets: Arc<dyn SealedSecretTable>,
 }
 
 /// Opens both stores; a failure names the setting whose store could not be opened.
@@ -46,12 +50,18 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
         setting: "LABLET_READ_MODEL_URL",
         message: e.to_string(),
     };
-    type Beside = (Arc<dyn ReadModelStore>, Arc<dyn OutboxStore>, Arc<dyn ApiKeyStore>);
-    let (read_models, outbox, api_keys): Beside = match &settings.read_models {
+    type Beside = (
+        Arc<dyn ReadModelStore>,
+        Arc<dyn OutboxStore>,
+        Arc<dyn ApiKeyStore>,
+        Arc<dyn SealedSecretTable>,
+    );
+    let (read_models, outbox, api_keys, secrets): Beside = match &settings.read_models {
         StoreLocation::Sqlite(path) => (
             Arc::new(SqliteReadModelStore::open(path).map_err(read_model_error)?),
             Arc::new(SqliteOutboxStore::open(path).map_err(read_model_error)?),
             Arc::new(SqliteApiKeyStore::open(path).map_err(read_model_error)?),
+            Arc::new(SqliteSecretTable::open(path).map_err(read_model_error)?),
         ),
         StoreLocation::Postgres(url) => {
             let failed = |e: crate::postgres::PostgresError| ConfigError {
@@ -63,6 +73,7 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
                 Arc::new(PostgresReadModelStore::open(&target).await.map_err(failed)?),
                 Arc::new(PostgresOutboxStore::open(&target).await.map_err(failed)?),
                 Arc::new(PostgresApiKeyStore::open(&target).await.map_err(failed)?),
+                Arc::new(PostgresSecretTable::open(&target).await.map_err(failed)?),
             )
         }
         StoreLocation::Mongo(url) => {
@@ -73,7 +84,8 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
             (
                 Arc::new(MongoReadModelStore::new(database.clone())),
                 Arc::new(MongoOutboxStore::new(database.clone())),
-                Arc::new(MongoApiKeyStore::new(database)),
+                Arc::new(MongoApiKeyStore::new(database.clone())),
+                Arc::new(MongoSecretTable::new(database)),
             )
         }
     };
@@ -82,5 +94,6 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
         read_models,
         outbox,
         api_keys,
+        secrets,
     })
 }

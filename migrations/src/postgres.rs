@@ -16,11 +16,23 @@ pub const EVENT_STORE: &[Migration] = &[Migration {
 pub const EVENT_STORE_TABLE: &str = "lablet_event_store_migrations";
 
 /// The read models, the outbox relays' state and the API keys.
-pub const READ_MODELS: &[Migration] = &[Migration {
-    version: 1,
-    name: "read_models",
-    sql: include_str!("../sql/postgres/read_models_0001_read_models.sql"),
-}];
+pub const READ_MODELS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "read_models",
+        sql: include_str!("../sql/postgres/read_models_0001_read_models.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "sealed_secrets",
+        sql: include_str!("../sql/postgres/read_models_0002_sealed_secrets.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "workers",
+        sql: include_str!("../sql/postgres/read_models_0003_workers.sql"),
+    },
+];
 
 /// The table of applied migrations of the read models.
 pub const READ_MODELS_TABLE: &str = "lablet_read_models_migrations";

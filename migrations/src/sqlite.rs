@@ -51,6 +51,16 @@ pub const READ_MODELS: &[Migration] = &[
         name: "api_keys",
         sql: include_str!("../sql/sqlite/read_models_0005_api_keys.sql"),
     },
+    Migration {
+        version: 6,
+        name: "sealed_secrets",
+        sql: include_str!("../sql/sqlite/read_models_0006_sealed_secrets.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "workers",
+        sql: include_str!("../sql/sqlite/read_models_0007_workers.sql"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,8 @@
 //!
 //! `changed_fields` holds the old and new value of every field the patch actually changed,
 //! so it is right for every projector without each one describing its own changes.
-//! `previous_state` and `new_state` are the document's `state` before and after.
+//! `previous_state` and `new_state` are the document's `state` (or, for workers, `status`)
+//! before and after.
 
 use crate::projector::Patch;
 use lablet_application::envelope::EventEnvelope;
@@ -10,6 +11,11 @@ use lablet_application::ports::HistoryEntry;
 use lablet_domain::FieldChange;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+
+/// The field that holds where the entity is in its life.
+fn state_of(document: &Map<String, Value>) -> Option<Value> {
+    document.get("state").or_else(|| document.get("status")).cloned()
+}
 
 /// Applies `patch` to `document` (empty when new), stamps `version` and `updated_at`, and
 /// answers the history entry of the change.
@@ -19,7 +25,7 @@ pub fn apply_patch(
     patch: Patch,
     event: &EventEnvelope,
 ) -> HistoryEntry {
-    let previous_state = if is_new { None } else { document.get("state").cloned() };
+    let previous_state = if is_new { None } else { state_of(document) };
     let mut changed_fields = BTreeMap::new();
     for (field, new) in patch.0 {
         let old = document.get(&field).cloned().unwrap_or(Value::Null);
@@ -40,7 +46,7 @@ pub fn apply_patch(
         occurred_at: event.occurred_at,
         actor: event.actor.clone(),
         previous_state,
-        new_state: document.get("state").cloned(),
+        new_state: state_of(document),
         changed_fields,
     }
 }

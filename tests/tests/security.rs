@@ -36,10 +36,10 @@ async fn call(
     path: &str,
 ) -> reqwest::Response {
     let url = server.url(&concrete(path));
-    let request = if *method == axum::http::Method::POST {
-        client.post(url).json(&json!({}))
-    } else {
-        client.get(url)
+    let request = match *method {
+        axum::http::Method::POST => client.post(url).json(&json!({})),
+        axum::http::Method::DELETE => client.delete(url),
+        _ => client.get(url),
     };
     request.send().await.expect("request sent")
 }

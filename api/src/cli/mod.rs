@@ -1,6 +1,7 @@
 //! The `lablet` command line.
 
 mod auth;
+mod demo;
 mod events;
 mod outbox;
 mod rebuild;
@@ -32,6 +33,9 @@ enum Command {
         /// Address to listen on (overrides LABLET_HTTP_ADDR).
         #[arg(long)]
         addr: Option<SocketAddr>,
+        /// Also start three simulated CML servers with labs and register them as workers.
+        #[arg(long)]
+        demo: bool,
     },
     /// Bring every store to the newest schema.
     Migrate,
@@ -194,11 +198,14 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<ExitCode, String> {
     let mut settings = Settings::from_env().map_err(|e| e.to_string())?;
     match cli.command {
-        Command::Serve { addr } => {
+        Command::Serve { addr, demo } => {
             if let Some(addr) = addr {
                 settings.http_addr = addr;
             }
-            serve(settings).await.map_err(|e| e.to_string())?;
+            if demo {
+                demo::adjust(&mut settings);
+            }
+            serve(settings, demo).await?;
         }
         Command::Migrate => {
             for report in lablet_migrations::migrate_all(&settings)
@@ -270,23 +277,41 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(settings: Settings) -> Result<(), StartupError> {
-    let app = build(&settings).await?;
+async fn serve(settings: Settings, with_demo: bool) -> Result<(), String> {
+    let app = build(&settings).await.map_err(|e| e.to_string())?;
+    let demo = if with_demo {
+        Some(demo::start(&app).await?)
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
-        .map_err(|source| StartupError::Listen {
-            addr: settings.http_addr.to_string(),
-            source,
+        .map_err(|source| {
+            StartupError::Listen {
+                addr: settings.http_addr.to_string(),
+                source,
+            }
+            .to_string()
         })?;
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(%addr, data_dir = %settings.data_dir.display(), "lablet is serving");
     println!("lablet listening on http://{addr}");
-    serve_until(app, listener, async {
+    if demo.is_some() {
+        println!("demo: see the fleet with");
+        println!("  T=$(lablet token issue --sub demo --role admin)");
+        println!("  curl -H \"authorization: Bearer $T\" http://{addr}/api/v1/workers");
+        println!("  curl -H \"authorization: Bearer $T\" http://{addr}/api/v1/lab-records");
+    }
+    let served = serve_until(app, listener, async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
     })
     .await
-    .map_err(|source| StartupError::Listen { addr, source })
+    .map_err(|source| StartupError::Listen { addr, source }.to_string());
+    if let Some(demo) = demo {
+        demo.stop().await;
+    }
+    served
 }
 
 async fn projection_status(settings: &Settings) -> Result<(), String> {

@@ -15,13 +15,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use uuid::Uuid;
 
-fn mediator(settings: &Settings, stores: &Stores) -> Mediator {
-    build_mediator(settings, stores, &ProjectionProgress::default(), Arc::new(SystemClock))
+fn mediator(settings: &Settings, stores: &Stores) -> Result<Mediator, String> {
+    build_mediator(settings, stores, &ProjectionProgress::default(), Arc::new(SystemClock)).map_err(|e| e.to_string())
 }
 
 /// Prints each sink's checkpoint and lag, then the parked events, oldest first.
 pub async fn parked(settings: &Settings, stores: &Stores, limit: usize) -> Result<ExitCode, String> {
-    let overview = mediator(settings, stores)
+    let overview = mediator(settings, stores)?
         .send(GetOutbox { limit }, &RequestContext::system())
         .await
         .map_err(|e| e.to_string())?;
@@ -62,7 +62,7 @@ pub async fn parked(settings: &Settings, stores: &Stores, limit: usize) -> Resul
 
 /// Asks the relays to redrive one parked event (with its subject's earlier parked events) or all.
 pub async fn redrive(settings: &Settings, stores: &Stores, event_id: Option<Uuid>) -> Result<ExitCode, String> {
-    let marked = mediator(settings, stores)
+    let marked = mediator(settings, stores)?
         .send(RedriveParked { event_id }, &RequestContext::system())
         .await
         .map_err(|e| e.to_string())?;

@@ -188,7 +188,7 @@ fn operation(endpoint: &Endpoint, generators: &mut Generators, problem: &Value) 
             "description": reason(status),
             "content": {"application/problem+json": {"schema": problem}},
         });
-        if status == 503 {
+        if status == 503 || status == 429 {
             response["headers"] = json!({"Retry-After": {"schema": {"type": "integer"}}});
         }
         if status == 401 {

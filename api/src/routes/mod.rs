@@ -11,6 +11,7 @@ pub mod metrics;
 mod outbox;
 pub mod table;
 mod work_orders;
+mod workers;
 
 use crate::auth::{Access, Authenticator};
 use crate::extract::POSITION_HEADER;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub projections: Arc<Vec<&'static str>>,
     pub metrics: Arc<lablet_application::metrics::Metrics>,
     pub authenticator: Arc<Authenticator>,
+    /// Refreshes one worker's labs on demand.
+    pub labs_refresh: Arc<lablet_application::fleet::refresh::LabsRefresh>,
     /// The OpenAPI document of [`endpoints`], made once at start.
     pub openapi: Arc<Value>,
 }
@@ -138,6 +141,100 @@ pub fn endpoints(metrics_public: bool) -> Vec<Endpoint> {
                 .waits_for_position()
                 .answers::<DocumentPage>(200)
         }),
+        E::post(
+            "/api/v1/workers",
+            Access::ADMIN,
+            "Register a CML worker (credentials are sealed, never shown)",
+            workers::register,
+        )
+        .doc(|d| {
+            d.body::<workers::RegisterBody>()
+                .answers::<Created>(201)
+                .problems(&[409])
+        }),
+        E::get("/api/v1/workers", Access::READ, "List workers", workers::list).doc(|d| {
+            d.query::<workers::ListParams>()
+                .waits_for_position()
+                .answers::<DocumentPage>(200)
+        }),
+        E::get("/api/v1/workers/{id}", Access::READ, "One worker", workers::get_one)
+            .doc(|d| d.waits_for_position().answers::<Document>(200)),
+        E::delete(
+            "/api/v1/workers/{id}",
+            Access::ADMIN,
+            "Terminate a worker",
+            workers::terminate,
+        )
+        .doc(|d| d.answers::<CommandOutcome>(200).problems(&[409])),
+        E::post(
+            "/api/v1/workers/{id}/drain",
+            Access::OPERATE,
+            "Drain a worker: it takes no new work",
+            workers::drain,
+        )
+        .doc(|d| {
+            d.optional_body::<workers::ReasonBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::post(
+            "/api/v1/workers/{id}/cancel-drain",
+            Access::ADMIN,
+            "Cancel a drain: the worker runs again",
+            workers::cancel_drain,
+        )
+        .doc(|d| {
+            d.optional_body::<workers::ReasonBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::post(
+            "/api/v1/workers/{id}/stop",
+            Access::OPERATE,
+            "Stop a worker",
+            workers::stop,
+        )
+        .doc(|d| {
+            d.optional_body::<workers::ReasonBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::post(
+            "/api/v1/workers/{id}/status",
+            Access::ADMIN,
+            "Move a worker to a status its status machine allows",
+            workers::set_status,
+        )
+        .doc(|d| {
+            d.body::<workers::StatusBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::post(
+            "/api/v1/workers/{id}/idle-detection",
+            Access::OPERATE,
+            "Turn idle detection on or off",
+            workers::idle_detection,
+        )
+        .doc(|d| {
+            d.body::<workers::IdleDetectionBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::get(
+            "/api/v1/workers/{id}/idle-status",
+            Access::READ,
+            "Whether a worker is idle now, and why",
+            workers::idle_status,
+        )
+        .doc(|d| d.answers::<lablet_application::workers::WorkerIdleStatus>(200)),
+        E::post(
+            "/api/v1/workers/{id}/labs/refresh",
+            Access::OPERATE,
+            "Refresh a worker's labs now (at most once per 10 s)",
+            workers::refresh_labs,
+        )
+        .doc(|d| d.answers::<workers::RefreshAnswer>(200).problems(&[409, 429, 502])),
         E::post(
             "/api/v1/instances",
             Access::INSTANCES,

@@ -58,6 +58,15 @@ impl Endpoint {
         Self::new(Method::POST, path, access, summary, handler)
     }
 
+    pub fn delete<H: Handler<T, AppState>, T: 'static>(
+        path: &'static str,
+        access: Access,
+        summary: &'static str,
+        handler: H,
+    ) -> Self {
+        Self::new(Method::DELETE, path, access, summary, handler)
+    }
+
     /// Changes the documentation (request body, answers, problems).
     pub fn doc(mut self, describe: impl FnOnce(Doc) -> Doc) -> Self {
         self.doc = describe(self.doc);

@@ -3,12 +3,16 @@
 
 pub mod api_keys;
 pub mod clock;
+pub mod cml;
+pub mod credentials;
 pub mod event_store;
 pub mod outbox;
 pub mod read_models;
 
 pub use api_keys::{ApiKeyRecord, ApiKeyStore, ApiKeyStoreError};
 pub use clock::{Clock, SystemClock};
+pub use cml::{CmlClient, CmlConnector, CmlError, CmlTarget};
+pub use credentials::{CmlCredentials, CredentialVault, VaultError};
 pub use event_store::{AppendOutcome, EventStore, EventStoreError, ExpectedVersion};
 pub use outbox::{OutboxStore, OutboxStoreError, ParkedEvent, SinkProgress};
 pub use read_models::{

@@ -9,11 +9,13 @@
 mod api_keys;
 mod outbox;
 mod read_models;
+mod sealed_secrets;
 pub mod shapes;
 
 pub use api_keys::MongoApiKeyStore;
 pub use outbox::MongoOutboxStore;
 pub use read_models::MongoReadModelStore;
+pub use sealed_secrets::MongoSecretTable;
 
 use mongodb::bson::doc;
 use mongodb::options::{ClientOptions, ConnectionString};

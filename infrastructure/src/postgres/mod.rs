@@ -13,11 +13,13 @@ pub mod log_writer;
 mod outbox;
 mod read_models;
 mod rows;
+mod sealed_secrets;
 
 pub use api_keys::PostgresApiKeyStore;
 pub use event_store::PostgresEventStore;
 pub use outbox::PostgresOutboxStore;
 pub use read_models::PostgresReadModelStore;
+pub use sealed_secrets::PostgresSecretTable;
 
 use std::str::FromStr;
 use tokio_postgres::config::SslMode;

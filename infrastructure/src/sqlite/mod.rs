@@ -10,6 +10,7 @@ mod event_store;
 mod outbox;
 mod read_models;
 mod rows;
+mod sealed_secrets;
 mod writer;
 
 pub use api_keys::SqliteApiKeyStore;
@@ -17,3 +18,4 @@ pub use connection::{open_connection, SqliteError};
 pub use event_store::SqliteEventStore;
 pub use outbox::SqliteOutboxStore;
 pub use read_models::{SqliteReadModelStore, SwapOutcome};
+pub use sealed_secrets::SqliteSecretTable;

@@ -199,12 +199,15 @@ async fn main() {
     let command_dir = dir.path().join("commands");
     let settings = settings_in(&command_dir, args.postgres.as_deref(), &mut databases).await;
     let stores = open_stores(&settings).await.expect("stores");
-    let mediator = Arc::new(build_mediator(
-        &settings,
-        &stores,
-        &ProjectionProgress::default(),
-        Arc::new(SystemClock),
-    ));
+    let mediator = Arc::new(
+        build_mediator(
+            &settings,
+            &stores,
+            &ProjectionProgress::default(),
+            Arc::new(SystemClock),
+        )
+        .expect("mediator"),
+    );
     let worker = Uuid::now_v7();
     let one_worker: Arc<dyn Fn(usize) -> (Uuid, usize) + Send + Sync> = Arc::new(move |lab| (worker, lab));
     let (seeded, _) = drive(mediator.clone(), one_worker.clone(), args.labs, 64, args.labs, 0).await;

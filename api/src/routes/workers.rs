@@ -1,0 +1,298 @@
+//! `/api/v1/workers`: register CML servers, move them along their status machine, read the
+//! fleet, refresh a worker's labs now, and ask whether a worker is idle.
+//!
+//! Credentials come in with the registration and never come out: they are sealed in the vault,
+//! and no answer, event or read model carries them.
+
+use super::{command_answer, present, AppState, Paging};
+use crate::extract::{parse_id, Context, JsonBody, MinPosition, OptionalJsonBody, QueryParams};
+use crate::problem::{ApiResult, Problem};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::Json;
+use lablet_application::ports::read_models::Filter;
+use lablet_application::ports::{CmlCredentials, ListPage};
+use lablet_application::read_model_queries::{GetDocument, ListDocuments, WORKERS};
+use lablet_application::workers::{
+    ChangeWorkerStatus, GetIdleStatus, RegisterWorker, SetIdleDetection, WorkerIdleStatus,
+};
+use lablet_application::{FieldError, RequestContext};
+use lablet_domain::worker::{Capacity, SyncCounts, WorkerStatus};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::fmt;
+
+/// A password that never prints.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    name: String,
+    region: String,
+    /// The CML server's base URL (`https://cml-1.example.net`); absent for a worker to provision.
+    #[serde(default)]
+    endpoint: Option<String>,
+    /// The CML user Lablet acts as; required with an endpoint.
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<Password>,
+    #[serde(default)]
+    capacity: Capacity,
+    #[serde(default)]
+    template_name: Option<String>,
+    #[serde(default)]
+    instance_id: Option<String>,
+    /// Do not verify the server's TLS certificate (self-signed CML servers).
+    #[serde(default)]
+    insecure_tls: bool,
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    JsonBody(body): JsonBody<RegisterBody>,
+) -> ApiResult<Response> {
+    let credentials = match (body.username, body.password) {
+        (Some(username), Some(Password(password))) => Some(CmlCredentials { username, password }),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(Problem::invalid(vec![FieldError::new(
+                "password",
+                "is required with username",
+            )]))
+        }
+        (None, Some(_)) => {
+            return Err(Problem::invalid(vec![FieldError::new(
+                "username",
+                "is required with password",
+            )]))
+        }
+    };
+    let command = RegisterWorker {
+        name: body.name,
+        region: body.region,
+        endpoint: body.endpoint.filter(|e| !e.trim().is_empty()),
+        template_name: body.template_name,
+        instance_id: body.instance_id,
+        capacity: body.capacity,
+        insecure_tls: body.insecure_tls,
+        credentials,
+    };
+    let outcome = state.mediator.send(command, &ctx).await?;
+    let location = HeaderValue::try_from(format!("/api/v1/workers/{}", outcome.id)).ok();
+    let mut response = command_answer(StatusCode::CREATED, outcome);
+    if let Some(location) = location {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize, Default, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn change_status(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: &str,
+    to: WorkerStatus,
+    default_reason: &str,
+    reason: Option<String>,
+) -> ApiResult<Response> {
+    let command = ChangeWorkerStatus {
+        id: parse_id("id", id)?,
+        to,
+        reason: present(reason).unwrap_or_else(|| default_reason.to_owned()),
+    };
+    Ok(command_answer(StatusCode::OK, state.mediator.send(command, ctx).await?))
+}
+
+pub async fn drain(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    Path(id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<ReasonBody>,
+) -> ApiResult<Response> {
+    change_status(
+        &state,
+        &ctx,
+        &id,
+        WorkerStatus::Draining,
+        "drain requested",
+        body.reason,
+    )
+    .await
+}
+
+pub async fn cancel_drain(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    Path(id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<ReasonBody>,
+) -> ApiResult<Response> {
+    change_status(&state, &ctx, &id, WorkerStatus::Running, "drain cancelled", body.reason).await
+}
+
+pub async fn stop(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    Path(id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<ReasonBody>,
+) -> ApiResult<Response> {
+    change_status(&state, &ctx, &id, WorkerStatus::Stopping, "stop requested", body.reason).await
+}
+
+/// Terminates the worker, then removes the records of its labs (`worker_terminated`).
+pub async fn terminate(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let answer = change_status(&state, &ctx, &id, WorkerStatus::Terminated, "terminated", None).await?;
+    state
+        .labs_refresh
+        .remove_labs_of_terminated(parse_id("id", &id)?, &ctx)
+        .await?;
+    Ok(answer)
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusBody {
+    status: WorkerStatus,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub async fn set_status(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<StatusBody>,
+) -> ApiResult<Response> {
+    change_status(&state, &ctx, &id, body.status, "status set by an operator", body.reason).await
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdleDetectionBody {
+    enabled: bool,
+}
+
+pub async fn idle_detection(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<IdleDetectionBody>,
+) -> ApiResult<Response> {
+    let command = SetIdleDetection {
+        id: parse_id("id", &id)?,
+        enabled: body.enabled,
+    };
+    Ok(command_answer(
+        StatusCode::OK,
+        state.mediator.send(command, &ctx).await?,
+    ))
+}
+
+pub async fn idle_status(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WorkerIdleStatus>> {
+    let query = GetIdleStatus {
+        id: parse_id("id", &id)?,
+    };
+    Ok(Json(state.mediator.send(query, &ctx).await?))
+}
+
+/// What a refresh of one worker did.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct RefreshAnswer {
+    pub worker_id: uuid::Uuid,
+    #[serde(flatten)]
+    pub counts: SyncCounts,
+}
+
+pub async fn refresh_labs(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RefreshAnswer>> {
+    let worker_id = parse_id("id", &id)?;
+    let counts = state.labs_refresh.refresh_now(worker_id, &ctx).await?;
+    Ok(Json(RefreshAnswer { worker_id, counts }))
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    MinPosition(min): MinPosition,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Box<RawValue>>> {
+    let query = GetDocument {
+        collection: WORKERS,
+        id: parse_id("id", &id)?.to_string(),
+        min_position: min,
+    };
+    Ok(Json(state.mediator.send(query, &ctx).await?))
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    status: Option<String>,
+    region: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+    include_history: Option<bool>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    MinPosition(min): MinPosition,
+    QueryParams(params): QueryParams<ListParams>,
+) -> ApiResult<Json<ListPage>> {
+    let mut filters = Vec::new();
+    if let Some(text) = present(params.status) {
+        let status: WorkerStatus = text
+            .parse()
+            .map_err(|why: String| Problem::bad_request("status", why))?;
+        filters.push(Filter::Equals {
+            field: "status",
+            value: status.as_str().to_owned(),
+        });
+    }
+    if let Some(region) = present(params.region) {
+        filters.push(Filter::Equals {
+            field: "region",
+            value: region,
+        });
+    }
+    let paging = Paging {
+        limit: params.limit,
+        cursor: params.cursor,
+        include_history: params.include_history,
+    };
+    let query = ListDocuments {
+        collection: WORKERS,
+        query: paging.query(filters)?,
+        min_position: min,
+    };
+    Ok(Json(state.mediator.send(query, &ctx).await?))
+}

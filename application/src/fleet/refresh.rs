@@ -1,0 +1,327 @@
+//! The labs refresh: what labs each worker holds, observed into lab records.
+//!
+//! For each worker that can take work (at most [`FleetSettings::refresh_concurrency`] at once):
+//! list its lab ids, fetch each lab and observe it (a discovery, a change, or nothing), remove
+//! the records of labs it no longer lists, and record `labs synced` on the worker. A lab that
+//! cannot be fetched counts as failed and is kept; a worker that cannot be listed fails alone.
+
+use super::roster::{list_workers, RosterEntry};
+use super::FleetSettings;
+use crate::context::RequestContext;
+use crate::error::AppError;
+use crate::lab_records::{ObserveLab, RemoveLabRecord};
+use crate::mediator::Mediator;
+use crate::metrics::Metrics;
+use crate::ports::cml::CmlLab;
+use crate::ports::read_models::{Filter, ListQuery};
+use crate::ports::{CmlConnector, CmlError, EventStore};
+use crate::read_model_queries::{GetDocument, ListDocuments, LAB_RECORDS, MAX_PAGE, WORKERS};
+use crate::workers::RecordLabsSynced;
+use lablet_domain::lab_record::{lab_record_id, LabDetails, LabState, RemovalReason};
+use lablet_domain::worker::{SyncCounts, WorkerStatus};
+use lablet_domain::DomainError;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+const JOB: &str = "labs_refresh";
+
+/// What one refresh of the whole fleet did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RefreshRun {
+    pub workers: u32,
+    pub synced: u32,
+    pub failed_workers: u32,
+    pub created: u32,
+    pub updated: u32,
+    pub removed: u32,
+    pub failed_labs: u32,
+}
+
+pub struct LabsRefresh {
+    mediator: Arc<Mediator>,
+    connector: Arc<dyn CmlConnector>,
+    events: Arc<dyn EventStore>,
+    metrics: Arc<Metrics>,
+    settings: FleetSettings,
+    last_manual: Mutex<HashMap<Uuid, Instant>>,
+}
+
+fn upstream(worker: &RosterEntry, err: CmlError) -> AppError {
+    AppError::Upstream(format!("worker {} ({}): {err}", worker.name, worker.id))
+}
+
+/// The lab record observation of what CML answered, or why it cannot be one.
+fn observation(worker_id: Uuid, lab: CmlLab) -> Result<ObserveLab, String> {
+    let state: LabState = serde_json::from_value(serde_json::Value::String(lab.state.clone()))
+        .map_err(|_| format!("lab {} has an unknown state {:?}", lab.id, lab.state))?;
+    Ok(ObserveLab {
+        worker_id,
+        lab_id: lab.id,
+        details: LabDetails {
+            title: lab.title,
+            description: lab.description,
+            notes: lab.notes,
+            owner_username: lab.owner_username,
+            owner_fullname: lab.owner_fullname,
+            node_count: lab.node_count,
+            link_count: lab.link_count,
+            groups: lab.groups,
+        },
+        state,
+        cml_created_at: lab.created,
+        cml_modified_at: lab.modified,
+    })
+}
+
+impl LabsRefresh {
+    pub fn new(
+        mediator: Arc<Mediator>,
+        connector: Arc<dyn CmlConnector>,
+        events: Arc<dyn EventStore>,
+        metrics: Arc<Metrics>,
+        settings: FleetSettings,
+    ) -> Self {
+        LabsRefresh {
+            mediator,
+            connector,
+            events,
+            metrics,
+            settings,
+            last_manual: Mutex::default(),
+        }
+    }
+
+    /// Refreshes every worker that can take work.
+    pub async fn run_all(self: &Arc<Self>) -> Result<RefreshRun, AppError> {
+        let context = RequestContext::system();
+        let workers: Vec<RosterEntry> = list_workers(&self.mediator, &[WorkerStatus::Running], None, &context)
+            .await?
+            .into_iter()
+            .filter(RosterEntry::can_take_work)
+            .collect();
+        let permits = Arc::new(Semaphore::new(self.settings.refresh_concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for worker in workers {
+            let (job, permits, context) = (self.clone(), permits.clone(), context.clone());
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let result = job.refresh_worker(&worker, &context).await;
+                (worker, result)
+            });
+        }
+        let mut run = RefreshRun::default();
+        while let Some(joined) = tasks.join_next().await {
+            run.workers += 1;
+            match joined {
+                Ok((_, Ok(counts))) => {
+                    run.synced += 1;
+                    run.created += counts.created;
+                    run.updated += counts.updated;
+                    run.removed += counts.removed;
+                    run.failed_labs += counts.failed;
+                }
+                Ok((worker, Err(err))) => {
+                    run.failed_workers += 1;
+                    tracing::warn!(worker = %worker.id, name = %worker.name, error = %err, "labs refresh of a worker failed");
+                }
+                Err(panicked) => {
+                    run.failed_workers += 1;
+                    tracing::error!(error = %panicked, "labs refresh task ended abnormally");
+                }
+            }
+        }
+        for (outcome, n) in [
+            ("workers_synced", run.synced),
+            ("workers_failed", run.failed_workers),
+            ("labs_created", run.created),
+            ("labs_updated", run.updated),
+            ("labs_removed", run.removed),
+            ("labs_failed", run.failed_labs),
+        ] {
+            self.metrics.count_fleet(JOB, outcome, u64::from(n));
+        }
+        tracing::info!(
+            workers = run.workers,
+            synced = run.synced,
+            failed_workers = run.failed_workers,
+            created = run.created,
+            updated = run.updated,
+            removed = run.removed,
+            failed_labs = run.failed_labs,
+            "labs refresh finished"
+        );
+        Ok(run)
+    }
+
+    /// Refreshes one worker now, unless it was refreshed on demand within the throttle gap.
+    pub async fn refresh_now(&self, worker_id: Uuid, context: &RequestContext) -> Result<SyncCounts, AppError> {
+        self.throttle(worker_id)?;
+        let head = self.events.head_position().await?;
+        let workers = list_workers(
+            &self.mediator,
+            &[WorkerStatus::Running, WorkerStatus::Draining],
+            Some(head),
+            context,
+        )
+        .await?;
+        let Some(worker) = workers.into_iter().find(|w| w.id == worker_id) else {
+            let known = GetDocument {
+                collection: WORKERS,
+                id: worker_id.to_string(),
+                min_position: Some(head),
+            };
+            self.mediator.send(known, context).await?;
+            return Err(AppError::Rule(DomainError::RuleViolated(
+                "only a running or draining worker can be refreshed".into(),
+            )));
+        };
+        self.refresh_worker(&worker, context).await
+    }
+
+    /// Removes the lab records of a terminated worker (reason `worker_terminated`); answers how
+    /// many were removed.
+    pub async fn remove_labs_of_terminated(&self, worker_id: Uuid, context: &RequestContext) -> Result<u32, AppError> {
+        let head = self.events.head_position().await?;
+        let mut removed = 0;
+        for lab_id in self.known_labs(worker_id, head, context).await? {
+            let remove = RemoveLabRecord {
+                id: lab_record_id(worker_id, &lab_id),
+                reason: RemovalReason::WorkerTerminated,
+            };
+            match self.mediator.send(remove, context).await {
+                Ok(_) => removed += 1,
+                Err(AppError::Rule(_)) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(removed)
+    }
+
+    fn throttle(&self, worker_id: Uuid) -> Result<(), AppError> {
+        let mut last = self.last_manual.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if let Some(previous) = last.get(&worker_id) {
+            let since = now.duration_since(*previous);
+            if since < self.settings.manual_refresh_gap {
+                let wait = (self.settings.manual_refresh_gap - since).as_secs_f64().ceil() as u64;
+                return Err(AppError::TooSoon {
+                    detail: format!(
+                        "worker {worker_id} was refreshed less than {} s ago",
+                        self.settings.manual_refresh_gap.as_secs()
+                    ),
+                    retry_after_secs: wait.max(1),
+                });
+            }
+        }
+        last.insert(worker_id, now);
+        Ok(())
+    }
+
+    /// The ids of the labs the read model holds for `worker_id`, not removed, as of `position`.
+    async fn known_labs(
+        &self,
+        worker_id: Uuid,
+        position: u64,
+        context: &RequestContext,
+    ) -> Result<HashSet<String>, AppError> {
+        let mut known = HashSet::new();
+        let mut after_id = None;
+        loop {
+            let query = ListDocuments {
+                collection: LAB_RECORDS,
+                query: ListQuery {
+                    filters: vec![
+                        Filter::Equals {
+                            field: "worker_id",
+                            value: worker_id.to_string(),
+                        },
+                        Filter::IsNull { field: "removed_at" },
+                    ],
+                    limit: MAX_PAGE,
+                    after_id: after_id.take(),
+                    include_history: false,
+                },
+                min_position: Some(position),
+            };
+            let page = self.mediator.send(query, context).await?;
+            for item in &page.items {
+                #[derive(serde::Deserialize)]
+                struct Known {
+                    lab_id: String,
+                }
+                let lab: Known = serde_json::from_str(item.get())
+                    .map_err(|e| AppError::Unavailable(format!("a lab record cannot be read: {e}")))?;
+                known.insert(lab.lab_id);
+            }
+            match page.next_cursor {
+                Some(cursor) => after_id = Some(cursor),
+                None => return Ok(known),
+            }
+        }
+    }
+
+    async fn refresh_worker(&self, worker: &RosterEntry, context: &RequestContext) -> Result<SyncCounts, AppError> {
+        let target = worker
+            .target()
+            .ok_or_else(|| AppError::Rule(DomainError::RuleViolated("the worker has no endpoint".into())))?;
+        let client = self.connector.client(&target).await.map_err(|e| upstream(worker, e))?;
+        let ids = client.lab_ids().await.map_err(|e| upstream(worker, e))?;
+        let head = self.events.head_position().await?;
+        let known = self.known_labs(worker.id, head, context).await?;
+        let mut counts = SyncCounts {
+            labs: ids.len() as u32,
+            ..SyncCounts::default()
+        };
+        let mut present = HashSet::new();
+        for lab_id in ids {
+            let lab = match client.lab(&lab_id).await {
+                Ok(lab) => lab,
+                // Deleted between the list and the fetch: it has vanished.
+                Err(CmlError::Status { status: 404, .. }) => continue,
+                Err(err) => {
+                    tracing::warn!(worker = %worker.id, lab = %lab_id, error = %err, "a lab could not be fetched");
+                    counts.failed += 1;
+                    present.insert(lab_id);
+                    continue;
+                }
+            };
+            present.insert(lab_id.clone());
+            let observed = match observation(worker.id, lab) {
+                Ok(command) => self.mediator.send(command, context).await,
+                Err(why) => Err(AppError::Upstream(why)),
+            };
+            match observed {
+                Ok(outcome) if outcome.changed && known.contains(&lab_id) => counts.updated += 1,
+                Ok(outcome) if outcome.changed => counts.created += 1,
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(worker = %worker.id, lab = %lab_id, error = %err, "a lab could not be observed");
+                    counts.failed += 1;
+                }
+            }
+        }
+        for lab_id in known.difference(&present) {
+            let remove = RemoveLabRecord {
+                id: lab_record_id(worker.id, lab_id),
+                reason: RemovalReason::VanishedFromCml,
+            };
+            match self.mediator.send(remove, context).await {
+                Ok(_) => counts.removed += 1,
+                // Removed meanwhile by another refresh: nothing left to do.
+                Err(AppError::Rule(_)) => {}
+                Err(err) => {
+                    tracing::warn!(worker = %worker.id, lab = %lab_id, error = %err, "a vanished lab could not be removed");
+                    counts.failed += 1;
+                }
+            }
+        }
+        self.mediator
+            .send(RecordLabsSynced { id: worker.id, counts }, context)
+            .await?;
+        Ok(counts)
+    }
+}

@@ -1,0 +1,366 @@
+//! Worker state, decisions and the fold of its events.
+
+use super::commands::{Registration, ServiceObservation, WorkerCommand};
+use super::events::{Activity, Capacity, License, SyncCounts, WorkerEvent, WorkerMetrics};
+use super::idle::{IdlePolicy, IdleStatus, RECENT_ACTIVITY_LIMIT};
+use super::state::{ServiceStatus, WorkerStatus};
+use crate::kernel::{Aggregate, DomainError};
+use chrono::{DateTime, Utc};
+
+/// A utilisation percentage must move by more than this many points to be recorded again.
+pub const PERCENT_POINTS_THRESHOLD: f64 = 5.0;
+/// A count must move by more than this fraction of its last value to be recorded again.
+pub const COUNT_FRACTION_THRESHOLD: f64 = 0.05;
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Worker {
+    pub exists: bool,
+    pub name: String,
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub template_name: Option<String>,
+    pub instance_id: Option<String>,
+    pub declared_capacity: Capacity,
+    /// Held by the lablet instances placed on the worker.
+    pub allocated_capacity: Capacity,
+    pub status: Option<WorkerStatus>,
+    pub service_status: ServiceStatus,
+    pub cml_version: Option<String>,
+    pub license: Option<License>,
+    pub metrics: Option<WorkerMetrics>,
+    pub insecure_tls: bool,
+    pub idle_detection_enabled: bool,
+    pub last_activity_at: Option<DateTime<Utc>>,
+    /// Newest first.
+    pub recent_activity: Vec<Activity>,
+    pub registered_at: Option<DateTime<Utc>>,
+    /// When the worker last came back to running after starting again.
+    pub resumed_at: Option<DateTime<Utc>>,
+    /// The quiet period (its start) already reported idle.
+    pub idle_reported_for: Option<DateTime<Utc>>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub terminated_at: Option<DateTime<Utc>>,
+}
+
+impl Worker {
+    /// Whether new work may be placed here: running, CML available and an endpoint known.
+    pub fn can_take_work(&self) -> bool {
+        self.status == Some(WorkerStatus::Running)
+            && self.service_status == ServiceStatus::Available
+            && self.endpoint.is_some()
+    }
+
+    /// Declared minus allocated capacity, never below zero.
+    pub fn available_capacity(&self) -> Capacity {
+        self.declared_capacity.minus(self.allocated_capacity)
+    }
+
+    /// Whether the worker is idle at `now` under `policy`, and why.
+    pub fn idle_status(&self, now: DateTime<Utc>, policy: IdlePolicy) -> IdleStatus {
+        let quiet_since = [self.last_activity_at, self.resumed_at, self.registered_at]
+            .into_iter()
+            .flatten()
+            .max();
+        let idle_minutes = quiet_since.map_or(0, |since| (now - since).num_minutes().max(0));
+        let snoozed_until = self
+            .resumed_at
+            .map(|resumed| resumed + policy.snooze_after_resume)
+            .filter(|until| *until > now);
+        let reason = if !self.idle_detection_enabled {
+            "idle detection is off".to_owned()
+        } else if self.status != Some(WorkerStatus::Running) {
+            format!(
+                "the worker is {}, not running",
+                self.status.map_or("unknown", |s| s.as_str())
+            )
+        } else if let Some(until) = snoozed_until {
+            format!("snoozed after a resume until {}", until.to_rfc3339())
+        } else if idle_minutes < policy.timeout.num_minutes() {
+            format!(
+                "active {idle_minutes} minutes ago (timeout {})",
+                policy.timeout.num_minutes()
+            )
+        } else {
+            format!(
+                "no activity for {idle_minutes} minutes (timeout {})",
+                policy.timeout.num_minutes()
+            )
+        };
+        let idle = self.idle_detection_enabled
+            && self.status == Some(WorkerStatus::Running)
+            && snoozed_until.is_none()
+            && quiet_since.is_some()
+            && idle_minutes >= policy.timeout.num_minutes();
+        IdleStatus {
+            idle,
+            reason,
+            idle_detection_enabled: self.idle_detection_enabled,
+            last_activity_at: self.last_activity_at,
+            quiet_since,
+            idle_minutes,
+            timeout_minutes: policy.timeout.num_minutes(),
+            snoozed_until,
+        }
+    }
+
+    fn require_exists(&self) -> Result<(), DomainError> {
+        if self.exists {
+            Ok(())
+        } else {
+            Err(DomainError::NotFound { aggregate: Self::KIND })
+        }
+    }
+
+    fn require_not_terminated(&self) -> Result<(), DomainError> {
+        self.require_exists()?;
+        if self.status == Some(WorkerStatus::Terminated) {
+            return Err(DomainError::RuleViolated("the worker is terminated".into()));
+        }
+        Ok(())
+    }
+
+    fn register(&self, registration: &Registration) -> Result<Vec<WorkerEvent>, DomainError> {
+        if self.exists {
+            return Err(DomainError::AlreadyExists { aggregate: Self::KIND });
+        }
+        for (field, value) in [("name", &registration.name), ("region", &registration.region)] {
+            if value.trim().is_empty() {
+                return Err(DomainError::InvalidValue {
+                    field,
+                    message: "must not be empty".into(),
+                });
+            }
+        }
+        // A server that already exists (it has an endpoint) runs; one without waits to be made.
+        let status = if registration.endpoint.is_some() {
+            WorkerStatus::Running
+        } else {
+            WorkerStatus::Pending
+        };
+        Ok(vec![WorkerEvent::Registered {
+            name: registration.name.clone(),
+            region: registration.region.clone(),
+            endpoint: registration.endpoint.clone(),
+            template_name: registration.template_name.clone(),
+            instance_id: registration.instance_id.clone(),
+            declared_capacity: registration.declared_capacity,
+            status,
+            insecure_tls: registration.insecure_tls,
+            idle_detection_enabled: true,
+            registered_by: registration.registered_by.clone(),
+            registered_at: registration.registered_at,
+        }])
+    }
+
+    fn observe(&self, seen: &ServiceObservation) -> Vec<WorkerEvent> {
+        let mut events = Vec::new();
+        if seen.service_status != self.service_status {
+            events.push(WorkerEvent::ServiceStatusChanged {
+                previous: self.service_status,
+                new: seen.service_status,
+                changed_at: seen.observed_at,
+            });
+        }
+        let version_changed = seen.cml_version.is_some() && seen.cml_version != self.cml_version;
+        let license_changed = seen.license.is_some() && seen.license != self.license;
+        let metrics_moved = match (&self.metrics, &seen.metrics) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(old), Some(new)) => figures_moved(old, new),
+        };
+        if version_changed || license_changed || metrics_moved || !events.is_empty() {
+            events.push(WorkerEvent::MetricsRecorded {
+                cml_version: seen.cml_version.clone(),
+                license: seen.license.clone(),
+                metrics: seen.metrics,
+                recorded_at: seen.observed_at,
+            });
+        }
+        events
+    }
+
+    fn record_activity(&self, activities: &[Activity]) -> Vec<WorkerEvent> {
+        let newer: Vec<&Activity> = activities
+            .iter()
+            .filter(|a| self.last_activity_at.is_none_or(|last| a.at > last))
+            .collect();
+        let Some(last_activity_at) = newer.iter().map(|a| a.at).max() else {
+            return Vec::new();
+        };
+        let mut recent: Vec<Activity> = newer.into_iter().cloned().collect();
+        recent.extend(self.recent_activity.iter().cloned());
+        recent.sort_by_key(|a| std::cmp::Reverse(a.at));
+        recent.dedup();
+        recent.truncate(RECENT_ACTIVITY_LIMIT);
+        vec![WorkerEvent::ActivityRecorded {
+            last_activity_at,
+            recent,
+        }]
+    }
+
+    fn detect_idle(&self, policy: IdlePolicy, now: DateTime<Utc>) -> Vec<WorkerEvent> {
+        let status = self.idle_status(now, policy);
+        match status.quiet_since {
+            Some(since) if status.idle && self.idle_reported_for != Some(since) => vec![WorkerEvent::IdleDetected {
+                idle_since: since,
+                idle_minutes: status.idle_minutes,
+                detected_at: now,
+            }],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Whether a figure moved enough to be worth an event: a utilisation by more than
+/// [`PERCENT_POINTS_THRESHOLD`] points, a count by more than [`COUNT_FRACTION_THRESHOLD`] of its
+/// last value.
+pub fn figures_moved(old: &WorkerMetrics, new: &WorkerMetrics) -> bool {
+    let percent = |a: f64, b: f64| (a - b).abs() > PERCENT_POINTS_THRESHOLD;
+    let count = |a: u32, b: u32| f64::from(a.abs_diff(b)) > COUNT_FRACTION_THRESHOLD * f64::from(a.max(1));
+    percent(old.cpu_percent, new.cpu_percent)
+        || percent(old.memory_percent, new.memory_percent)
+        || percent(old.disk_percent, new.disk_percent)
+        || count(old.labs_count, new.labs_count)
+        || count(old.running_nodes, new.running_nodes)
+}
+
+impl Aggregate for Worker {
+    const KIND: &'static str = "cml_worker";
+    type Event = WorkerEvent;
+    type Command = WorkerCommand;
+
+    fn decide(&self, command: &WorkerCommand) -> Result<Vec<WorkerEvent>, DomainError> {
+        match command {
+            WorkerCommand::Register(registration) => self.register(registration),
+            WorkerCommand::ChangeStatus { to, reason, by, at } => {
+                self.require_exists()?;
+                let from = self.status.unwrap_or(WorkerStatus::Pending);
+                if from == *to {
+                    return Ok(Vec::new());
+                }
+                if !from.can_move_to(*to) {
+                    return Err(DomainError::InvalidTransition {
+                        aggregate: Self::KIND,
+                        from: from.to_string(),
+                        to: to.to_string(),
+                    });
+                }
+                Ok(vec![WorkerEvent::StatusChanged {
+                    previous: from,
+                    new: *to,
+                    reason: reason.clone(),
+                    changed_by: by.clone(),
+                    changed_at: *at,
+                }])
+            }
+            WorkerCommand::RecordObservation(seen) => {
+                self.require_not_terminated()?;
+                Ok(self.observe(seen))
+            }
+            WorkerCommand::RecordLabsSynced { counts, at } => {
+                self.require_not_terminated()?;
+                Ok(vec![WorkerEvent::LabsSynced {
+                    counts: *counts,
+                    synced_at: *at,
+                }])
+            }
+            WorkerCommand::SetIdleDetection { enabled, by, at } => {
+                self.require_not_terminated()?;
+                if *enabled == self.idle_detection_enabled {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![WorkerEvent::IdleDetectionChanged {
+                    enabled: *enabled,
+                    changed_by: by.clone(),
+                    changed_at: *at,
+                }])
+            }
+            WorkerCommand::RecordActivity { activities } => {
+                self.require_not_terminated()?;
+                Ok(self.record_activity(activities))
+            }
+            WorkerCommand::DetectIdle { policy, now } => {
+                self.require_not_terminated()?;
+                Ok(self.detect_idle(*policy, *now))
+            }
+        }
+    }
+
+    fn apply(&mut self, event: &WorkerEvent) {
+        match event {
+            WorkerEvent::Registered {
+                name,
+                region,
+                endpoint,
+                template_name,
+                instance_id,
+                declared_capacity,
+                status,
+                insecure_tls,
+                idle_detection_enabled,
+                registered_at,
+                ..
+            } => {
+                self.exists = true;
+                self.name = name.clone();
+                self.region = region.clone();
+                self.endpoint = endpoint.clone();
+                self.template_name = template_name.clone();
+                self.instance_id = instance_id.clone();
+                self.declared_capacity = *declared_capacity;
+                self.status = Some(*status);
+                self.insecure_tls = *insecure_tls;
+                self.idle_detection_enabled = *idle_detection_enabled;
+                self.registered_at = Some(*registered_at);
+            }
+            WorkerEvent::StatusChanged {
+                previous,
+                new,
+                changed_at,
+                ..
+            } => {
+                if *previous == WorkerStatus::Starting && *new == WorkerStatus::Running {
+                    self.resumed_at = Some(*changed_at);
+                }
+                if *new == WorkerStatus::Terminated {
+                    self.terminated_at = Some(*changed_at);
+                }
+                self.status = Some(*new);
+            }
+            WorkerEvent::ServiceStatusChanged { new, .. } => self.service_status = *new,
+            WorkerEvent::MetricsRecorded {
+                cml_version,
+                license,
+                metrics,
+                ..
+            } => {
+                if cml_version.is_some() {
+                    self.cml_version = cml_version.clone();
+                }
+                if license.is_some() {
+                    self.license = license.clone();
+                }
+                if metrics.is_some() {
+                    self.metrics = *metrics;
+                }
+            }
+            WorkerEvent::LabsSynced { synced_at, .. } => self.last_synced_at = Some(*synced_at),
+            WorkerEvent::IdleDetectionChanged { enabled, .. } => self.idle_detection_enabled = *enabled,
+            WorkerEvent::ActivityRecorded {
+                last_activity_at,
+                recent,
+            } => {
+                self.last_activity_at = Some(*last_activity_at);
+                self.recent_activity = recent.clone();
+            }
+            WorkerEvent::IdleDetected { idle_since, .. } => self.idle_reported_for = Some(*idle_since),
+        }
+    }
+}
+
+/// The counts of a sync, for callers that build them up.
+impl SyncCounts {
+    pub fn changed_anything(&self) -> bool {
+        self.created + self.updated + self.removed > 0
+    }
+}

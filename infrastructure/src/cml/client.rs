@@ -1,0 +1,250 @@
+//! The HTTP client of one CML server.
+//!
+//! It authenticates with the worker's credentials and keeps the token; a 401 makes it
+//! authenticate once more and repeat the call once. Every call has a timeout; reads are retried
+//! with exponential backoff when the server could not be reached or answered 5xx/429 (a timeout
+//! is not retried: a hanging server would only hang again). Failures that are the server's feed
+//! the worker's circuit breaker; answers about the request (4xx) do not.
+
+use super::breaker::CircuitBreaker;
+use super::wire;
+use super::CmlClientSettings;
+use async_trait::async_trait;
+use lablet_application::ports::cml::{
+    CmlLab, CmlLicensing, CmlSystemHealth, CmlSystemInformation, CmlSystemStats, CmlTelemetryEvent, LabAction,
+};
+use lablet_application::ports::{CmlClient, CmlCredentials, CmlError};
+use reqwest::Method;
+use std::time::Instant;
+
+/// Whether a call only reads (and may therefore be retried).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Write,
+}
+
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+}
+
+pub struct HttpCmlClient {
+    http: reqwest::Client,
+    /// `<endpoint>/api/v0`
+    api: String,
+    credentials: CmlCredentials,
+    token: tokio::sync::Mutex<Option<String>>,
+    breaker: CircuitBreaker,
+    settings: CmlClientSettings,
+}
+
+impl HttpCmlClient {
+    pub fn new(
+        http: reqwest::Client,
+        endpoint: &str,
+        credentials: CmlCredentials,
+        settings: CmlClientSettings,
+    ) -> Self {
+        HttpCmlClient {
+            http,
+            api: format!("{}/api/v0", endpoint.trim_end_matches('/')),
+            credentials,
+            token: tokio::sync::Mutex::new(None),
+            breaker: CircuitBreaker::new(settings.breaker),
+            settings,
+        }
+    }
+
+    fn timeout_error(&self) -> CmlError {
+        CmlError::Timeout {
+            timeout_ms: self.settings.call_timeout.as_millis() as u64,
+        }
+    }
+
+    /// One request, no retry, no re-authentication.
+    async fn send_once(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Answer, CmlError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.api))
+            .timeout(self.settings.call_timeout);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                self.timeout_error()
+            } else {
+                // Without the URL: it is known to the caller, and errors end up in logs.
+                CmlError::Unreachable(e.without_url().to_string())
+            }
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(transport)?.to_vec();
+        Ok(Answer { status, body })
+    }
+
+    async fn authenticate(&self) -> Result<String, CmlError> {
+        let body = serde_json::json!({
+            "username": self.credentials.username,
+            "password": self.credentials.password,
+        });
+        let answer = self.send_once(Method::POST, "/authenticate", None, Some(&body)).await?;
+        match answer.status {
+            200 => wire::token(&answer.body),
+            401 | 403 => Err(CmlError::AuthenticationFailed(answer.status)),
+            status => Err(status_error(status, &answer.body)),
+        }
+    }
+
+    /// The kept token, or a new one.
+    async fn token(&self) -> Result<String, CmlError> {
+        let mut token = self.token.lock().await;
+        if let Some(token) = token.as_ref() {
+            return Ok(token.clone());
+        }
+        let fresh = self.authenticate().await?;
+        *token = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// Drops `stale` unless another call already replaced it.
+    async fn forget(&self, stale: &str) {
+        let mut token = self.token.lock().await;
+        if token.as_deref() == Some(stale) {
+            *token = None;
+        }
+    }
+
+    /// An authenticated request; a 401 re-authenticates once and repeats it once.
+    async fn send_authenticated(&self, method: Method, path: &str) -> Result<Answer, CmlError> {
+        let token = self.token().await?;
+        let answer = self.send_once(method.clone(), path, Some(&token), None).await?;
+        if answer.status != 401 {
+            return Ok(answer);
+        }
+        self.forget(&token).await;
+        let token = self.token().await?;
+        self.send_once(method, path, Some(&token), None).await
+    }
+
+    /// A call through the breaker, with retries for reads.
+    async fn call(&self, method: Method, path: &str, kind: Kind, authenticated: bool) -> Result<Vec<u8>, CmlError> {
+        self.breaker
+            .admit(Instant::now())
+            .map_err(|wait| CmlError::CircuitOpen {
+                retry_in_ms: wait.as_millis() as u64,
+            })?;
+        let attempts = match kind {
+            Kind::Read => 1 + self.settings.read_retries,
+            Kind::Write => 1,
+        };
+        let mut attempt = 0;
+        let error = loop {
+            let result = if authenticated {
+                self.send_authenticated(method.clone(), path).await
+            } else {
+                self.send_once(method.clone(), path, None, None).await
+            };
+            let error = match result {
+                Ok(answer) if (200..300).contains(&answer.status) => {
+                    self.breaker.succeeded();
+                    return Ok(answer.body);
+                }
+                Ok(answer) => status_error(answer.status, &answer.body),
+                Err(error) => error,
+            };
+            attempt += 1;
+            if attempt >= attempts || !retryable(&error) {
+                break error;
+            }
+            tokio::time::sleep(self.settings.retry_backoff * 2u32.pow(attempt - 1)).await;
+        };
+        if error.is_answer() || matches!(error, CmlError::AuthenticationFailed(_)) {
+            self.breaker.succeeded();
+        } else {
+            self.breaker.failed(Instant::now());
+        }
+        Err(error)
+    }
+
+    async fn read(&self, path: &str) -> Result<Vec<u8>, CmlError> {
+        self.call(Method::GET, path, Kind::Read, true).await
+    }
+}
+
+fn status_error(status: u16, body: &[u8]) -> CmlError {
+    CmlError::Status {
+        status,
+        description: wire::error_description(body),
+    }
+}
+
+fn retryable(error: &CmlError) -> bool {
+    match error {
+        CmlError::Unreachable(_) => true,
+        CmlError::Status { status, .. } => *status >= 500 || *status == 429,
+        _ => false,
+    }
+}
+
+/// A lab id as a path segment: CML ids are UUIDs; anything else is refused before it is sent.
+fn lab_path(id: &str) -> Result<String, CmlError> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(CmlError::Malformed(format!("lab id {id:?} is not a CML id")));
+    }
+    Ok(format!("/labs/{id}"))
+}
+
+#[async_trait]
+impl CmlClient for HttpCmlClient {
+    async fn system_information(&self) -> Result<CmlSystemInformation, CmlError> {
+        let body = self.call(Method::GET, "/system_information", Kind::Read, false).await?;
+        wire::system_information(&body)
+    }
+
+    async fn system_health(&self) -> Result<CmlSystemHealth, CmlError> {
+        wire::system_health(&self.read("/system_health").await?)
+    }
+
+    async fn system_stats(&self) -> Result<CmlSystemStats, CmlError> {
+        wire::system_stats(&self.read("/system_stats").await?)
+    }
+
+    async fn licensing(&self) -> Result<CmlLicensing, CmlError> {
+        wire::licensing(&self.read("/licensing").await?)
+    }
+
+    async fn lab_ids(&self) -> Result<Vec<String>, CmlError> {
+        wire::lab_ids(&self.read("/labs?show_all=true").await?)
+    }
+
+    async fn lab(&self, id: &str) -> Result<CmlLab, CmlError> {
+        wire::lab(&self.read(&lab_path(id)?).await?)
+    }
+
+    async fn lab_action(&self, id: &str, action: LabAction) -> Result<(), CmlError> {
+        let path = format!("{}/{}", lab_path(id)?, action.as_str());
+        self.call(Method::PUT, &path, Kind::Write, true).await.map(drop)
+    }
+
+    async fn delete_lab(&self, id: &str) -> Result<(), CmlError> {
+        self.call(Method::DELETE, &lab_path(id)?, Kind::Write, true)
+            .await
+            .map(drop)
+    }
+
+    async fn telemetry_events(&self) -> Result<Vec<CmlTelemetryEvent>, CmlError> {
+        wire::telemetry_events(&self.read("/telemetry/events").await?)
+    }
+}

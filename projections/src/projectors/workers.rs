@@ -1,0 +1,194 @@
+//! `workers`: one document per CML worker, with its capacity, utilisation and last figures.
+//!
+//! `utilisation` is computed here, from the last metrics and the declared capacity: CPU, memory
+//! and disk as CML reports them, nodes as running nodes over the declared `max_nodes`.
+
+use crate::projector::{decode, existing, Patch, ProjectionError, Projector};
+use chrono::{DateTime, Utc};
+use lablet_application::envelope::EventEnvelope;
+use lablet_application::ports::CollectionSpec;
+use lablet_application::read_model_queries::WORKERS;
+use lablet_domain::worker::{Activity, Capacity, ServiceStatus, WorkerEvent, WorkerMetrics, WorkerStatus};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The shape of a worker document (plus `version` and `updated_at`, stamped by the runner).
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerView {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub template_name: Option<String>,
+    pub instance_id: Option<String>,
+    pub status: WorkerStatus,
+    pub service_status: ServiceStatus,
+    pub cml_version: Option<String>,
+    pub license: Option<Value>,
+    pub declared_capacity: Capacity,
+    pub allocated_capacity: Capacity,
+    pub available_capacity: Capacity,
+    pub metrics: Option<WorkerMetrics>,
+    pub utilisation: Option<Utilisation>,
+    pub insecure_tls: bool,
+    pub idle_detection_enabled: bool,
+    pub last_activity_at: Option<DateTime<Utc>>,
+    pub recent_activity: Vec<Activity>,
+    pub idle_detected_at: Option<DateTime<Utc>>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub last_sync: Option<Value>,
+    pub status_changed_at: Option<DateTime<Utc>>,
+    pub registered_by: String,
+    pub registered_at: DateTime<Utc>,
+    pub terminated_by: Option<String>,
+    pub terminated_at: Option<DateTime<Utc>>,
+}
+
+/// How full a worker is, in percent.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Utilisation {
+    pub cpu_percent: f64,
+    pub memory_percent: f64,
+    pub disk_percent: f64,
+    /// Running nodes over the declared `max_nodes` (None when none are declared).
+    pub nodes_percent: Option<f64>,
+}
+
+fn utilisation(metrics: &WorkerMetrics, capacity: &Capacity) -> Utilisation {
+    Utilisation {
+        cpu_percent: metrics.cpu_percent,
+        memory_percent: metrics.memory_percent,
+        disk_percent: metrics.disk_percent,
+        nodes_percent: (capacity.max_nodes > 0)
+            .then(|| (f64::from(metrics.running_nodes) / f64::from(capacity.max_nodes) * 1000.0).round() / 10.0),
+    }
+}
+
+fn declared_capacity(current: &Map<String, Value>) -> Capacity {
+    current
+        .get("declared_capacity")
+        .and_then(|value| serde_json::from_value(value.clone()).ok())
+        .unwrap_or_default()
+}
+
+pub struct WorkersProjector;
+
+impl Projector for WorkersProjector {
+    fn collection(&self) -> CollectionSpec {
+        WORKERS
+    }
+
+    fn handles(&self, event_type: &str) -> bool {
+        event_type.starts_with("cml_worker.")
+    }
+
+    fn project(
+        &self,
+        current: Option<&Map<String, Value>>,
+        envelope: &EventEnvelope,
+    ) -> Result<Patch, ProjectionError> {
+        let mut patch = Patch::default();
+        let event: WorkerEvent = decode(envelope)?;
+        if let WorkerEvent::Registered {
+            name,
+            region,
+            endpoint,
+            template_name,
+            instance_id,
+            declared_capacity,
+            status,
+            insecure_tls,
+            idle_detection_enabled,
+            registered_by,
+            registered_at,
+        } = event
+        {
+            patch.set_all(&WorkerView {
+                id: envelope.aggregate_id().to_owned(),
+                name,
+                region,
+                endpoint,
+                template_name,
+                instance_id,
+                status,
+                service_status: ServiceStatus::default(),
+                cml_version: None,
+                license: None,
+                declared_capacity,
+                allocated_capacity: Capacity::default(),
+                available_capacity: declared_capacity,
+                metrics: None,
+                utilisation: None,
+                insecure_tls,
+                idle_detection_enabled,
+                last_activity_at: None,
+                recent_activity: Vec::new(),
+                idle_detected_at: None,
+                last_synced_at: None,
+                last_sync: None,
+                status_changed_at: None,
+                registered_by,
+                registered_at,
+                terminated_by: None,
+                terminated_at: None,
+            })?;
+            return Ok(patch);
+        }
+        let current = existing(current, envelope)?;
+        match event {
+            WorkerEvent::Registered { .. } => unreachable!("handled above"),
+            WorkerEvent::StatusChanged {
+                new,
+                changed_by,
+                changed_at,
+                ..
+            } => {
+                patch.set("status", new)?.set("status_changed_at", changed_at)?;
+                if new == WorkerStatus::Terminated {
+                    patch
+                        .set("terminated_by", changed_by)?
+                        .set("terminated_at", changed_at)?;
+                }
+            }
+            WorkerEvent::ServiceStatusChanged { new, .. } => {
+                patch.set("service_status", new)?;
+            }
+            WorkerEvent::MetricsRecorded {
+                cml_version,
+                license,
+                metrics,
+                ..
+            } => {
+                if let Some(version) = cml_version {
+                    patch.set("cml_version", version)?;
+                }
+                if let Some(license) = license {
+                    patch.set("license", license)?;
+                }
+                if let Some(metrics) = metrics {
+                    patch
+                        .set("metrics", metrics)?
+                        .set("utilisation", utilisation(&metrics, &declared_capacity(current)))?;
+                }
+            }
+            WorkerEvent::LabsSynced { counts, synced_at } => {
+                patch.set("last_synced_at", synced_at)?.set("last_sync", counts)?;
+            }
+            WorkerEvent::IdleDetectionChanged { enabled, .. } => {
+                patch.set("idle_detection_enabled", enabled)?;
+            }
+            WorkerEvent::ActivityRecorded {
+                last_activity_at,
+                recent,
+            } => {
+                patch
+                    .set("last_activity_at", last_activity_at)?
+                    .set("recent_activity", recent)?;
+            }
+            WorkerEvent::IdleDetected { detected_at, .. } => {
+                patch.set("idle_detected_at", detected_at)?;
+            }
+        }
+        Ok(patch)
+    }
+}
