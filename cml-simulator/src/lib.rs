@@ -10,6 +10,7 @@ mod cml_api;
 mod control;
 mod model;
 mod shapes;
+mod tls;
 
 pub use model::{Fault, LabChange, LabSeed, SimulatorConfig};
 
@@ -22,16 +23,38 @@ use tokio::task::JoinHandle;
 /// A simulator serving on a local port until dropped or stopped.
 pub struct RunningSimulator {
     addr: SocketAddr,
+    scheme: &'static str,
     shared: Shared,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
 impl RunningSimulator {
-    /// Serves a simulator on `addr` (port 0: any free port).
+    /// Serves a simulator over HTTP on `addr` (port 0: any free port).
     pub async fn start(addr: SocketAddr, config: SimulatorConfig) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        Ok(Self::serve(listener, addr, "http", config))
+    }
+
+    /// Serves a simulator over HTTPS with a PEM certificate chain and key, as CML servers are.
+    pub async fn start_tls(
+        addr: SocketAddr,
+        config: SimulatorConfig,
+        certificate_chain_pem: &[u8],
+        private_key_pem: &[u8],
+    ) -> std::io::Result<Self> {
+        let tcp = TcpListener::bind(addr).await?;
+        let addr = tcp.local_addr()?;
+        let listener = tls::TlsListener::new(tcp, certificate_chain_pem, private_key_pem)?;
+        Ok(Self::serve(listener, addr, "https", config))
+    }
+
+    fn serve<L>(listener: L, addr: SocketAddr, scheme: &'static str, config: SimulatorConfig) -> Self
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+    {
         let shared = Shared::new(config);
         let router = cml_api::router(shared.clone()).merge(control::router(shared.clone()));
         let (stop, stopped) = oneshot::channel::<()>();
@@ -42,21 +65,22 @@ impl RunningSimulator {
                 })
                 .await;
         });
-        Ok(RunningSimulator {
+        RunningSimulator {
             addr,
+            scheme,
             shared,
             stop: Some(stop),
             task: Some(task),
-        })
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// The base URL a CML client is given (`http://127.0.0.1:<port>`).
+    /// The base URL a CML client is given (`http://127.0.0.1:<port>`, or `https://…`).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Adds a lab and answers its id.

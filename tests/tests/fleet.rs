@@ -618,3 +618,59 @@ async fn the_demo_shows_a_living_fleet_and_retires_its_earlier_workers() {
     again.kill().unwrap();
     again.wait().unwrap();
 }
+
+const TLS_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/cml-tls");
+
+async fn tls_simulator() -> RunningSimulator {
+    let chain = std::fs::read(format!("{TLS_FIXTURES}/server.pem")).unwrap();
+    let key = std::fs::read(format!("{TLS_FIXTURES}/server.key")).unwrap();
+    let config = SimulatorConfig {
+        password: PASSWORD.into(),
+        ..SimulatorConfig::default()
+    };
+    let simulator = RunningSimulator::start_tls("127.0.0.1:0".parse().unwrap(), config, &chain, &key)
+        .await
+        .expect("simulator starts");
+    simulator.add_lab(LabSeed {
+        title: "Behind TLS".into(),
+        ..LabSeed::default()
+    });
+    simulator
+}
+
+async fn register_insecure(server: &TestServer, simulator: &RunningSimulator, insecure_tls: bool) -> String {
+    let body = json!({
+        "name": "tls-worker", "region": "eu-west-1", "endpoint": simulator.url(),
+        "username": "admin", "password": PASSWORD, "insecure_tls": insecure_tls,
+    });
+    let (status, created, _) = server.post("/api/v1/workers", &body).await;
+    assert_eq!(status, 201, "{created}");
+    created["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn tls_is_verified_unless_a_worker_is_marked_insecure_or_its_ca_is_trusted() {
+    let cml = tls_simulator().await;
+    assert!(cml.url().starts_with("https://"));
+
+    let server = TestServer::start_with(quick).await;
+    let verified = register_insecure(&server, &cml, false).await;
+    let (status, problem) = refresh(&server, &verified).await;
+    assert_eq!(status, 502, "an unknown CA is refused: {problem}");
+    let insecure = register_insecure(&server, &cml, true).await;
+    let (status, counts) = refresh(&server, &insecure).await;
+    assert_eq!(status, 200, "{counts}");
+    assert_eq!(counts["created"], 1);
+    server.stop().await;
+
+    let trusting = TestServer::start_with(|s| {
+        quick(s);
+        s.cml.ca_bundle = Some(format!("{TLS_FIXTURES}/ca.pem").into());
+    })
+    .await;
+    let verified = register_insecure(&trusting, &cml, false).await;
+    let (status, counts) = refresh(&trusting, &verified).await;
+    assert_eq!(status, 200, "the CA bundle is trusted: {counts}");
+    trusting.stop().await;
+    cml.stop().await;
+}
