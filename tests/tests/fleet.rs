@@ -211,6 +211,17 @@ async fn credentials_never_leak() {
     cml.stop().await;
 }
 
+/// How many CML calls a simulator has received.
+async fn calls_to(simulator: &RunningSimulator) -> u64 {
+    let calls: Value = reqwest::get(format!("{}/_control/calls", simulator.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    calls.as_object().unwrap().values().filter_map(Value::as_u64).sum()
+}
+
 #[tokio::test]
 async fn an_expired_token_is_renewed_once() {
     let cml = simulator(&["CCNA"]).await;
@@ -412,17 +423,19 @@ async fn a_hanging_worker_is_isolated_and_the_others_go_on() {
         page["items"][0]["title"] == "Healthy lab, renamed"
     })
     .await;
-    // Isolated: a refresh of the sick worker fails fast instead of waiting for a timeout.
+    // Isolated: a refresh of the sick worker fails at once, without calling it at all.
+    let calls_before = calls_to(&sick).await;
     let started = Instant::now();
     let (status, problem) = refresh(&server, &sick_id).await;
     assert_eq!(status, 502, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("isolated"), "{problem}");
+    assert_eq!(calls_to(&sick).await, calls_before, "the isolated worker was called");
     assert!(
-        started.elapsed() < Duration::from_millis(250),
+        started.elapsed() < Duration::from_secs(1),
         "took {:?}",
         started.elapsed()
     );
-    // A failing (not hanging) worker is unavailable too, and its labs are kept.
+    // The healthy worker is still available, and the hanging one keeps its labs.
     let (_, doc) = server.get(&format!("/api/v1/workers/{healthy_id}")).await;
     assert_eq!(doc["service_status"], "available");
     assert_eq!(
@@ -430,6 +443,23 @@ async fn a_hanging_worker_is_isolated_and_the_others_go_on() {
         1,
         "a hanging worker's labs are not removed"
     );
+
+    // A worker that answers 500 to everything is unavailable too.
+    let fail = json!([{"fail_status": 500}]);
+    assert_eq!(
+        control(&healthy, reqwest::Method::PUT, "/_control/faults", fail).await,
+        204
+    );
+    eventually(&server, &format!("/api/v1/workers/{healthy_id}"), |doc| {
+        doc["service_status"] == "unavailable"
+    })
+    .await;
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains("lablet_fleet_job_outcomes_total{job=\"monitoring\",outcome=\"unavailable\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("lablet_fleet_job_outcomes_total{job=\"labs_refresh\",outcome=\"labs_updated\"}"));
     server.stop().await;
     sick.stop().await;
     healthy.stop().await;
@@ -672,5 +702,63 @@ async fn tls_is_verified_unless_a_worker_is_marked_insecure_or_its_ca_is_trusted
     let (status, counts) = refresh(&trusting, &verified).await;
     assert_eq!(status, 200, "the CA bundle is trusted: {counts}");
     trusting.stop().await;
+    cml.stop().await;
+}
+
+#[tokio::test]
+async fn a_quiet_worker_is_reported_idle_once_per_quiet_period() {
+    let cml = simulator(&["CCNA"]).await;
+    let server = TestServer::start_with(|s| {
+        jobs_every_few_hundred_ms(s);
+        s.fleet.labs_refresh_interval = Duration::from_secs(3600);
+        s.fleet.idle_policy = lablet_domain::worker::IdlePolicy {
+            timeout: chrono::Duration::seconds(1),
+            snooze_after_resume: chrono::Duration::seconds(1),
+        };
+    })
+    .await;
+    let worker = register(&server, &cml, "worker-quiet").await;
+    let path = format!("/api/v1/workers/{worker}");
+    eventually(&server, &path, |doc| doc["idle_detected_at"].is_string()).await;
+    let (_, idle) = server.get(&format!("{path}/idle-status")).await;
+    assert_eq!(idle["idle"], true, "{idle}");
+    assert!(idle["reason"].as_str().unwrap().starts_with("no activity"), "{idle}");
+
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (_, doc) = server.get(&path).await;
+    let reports = doc["operation_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|op| op["event_type"] == "cml_worker.idle_detected")
+        .count();
+    assert_eq!(reports, 1, "reported once: {}", doc["operation_history"]);
+
+    // New activity starts a new quiet period, reported again once it has lasted.
+    let person = json!({"category": "user_activity", "user_id": "8f3c0a52-1111-4c8e-9d5e-000000000001"});
+    assert_eq!(
+        control(&cml, reqwest::Method::POST, "/_control/telemetry", person).await,
+        204
+    );
+    eventually(&server, &path, |doc| {
+        doc["operation_history"].as_array().is_some_and(|ops| {
+            ops.iter()
+                .filter(|op| op["event_type"] == "cml_worker.idle_detected")
+                .count()
+                == 2
+        })
+    })
+    .await;
+
+    let (status, _, _) = server
+        .post(&format!("{path}/idle-detection"), &json!({"enabled": false}))
+        .await;
+    assert_eq!(status, 200);
+    let (_, idle) = server.get(&format!("{path}/idle-status")).await;
+    assert_eq!(
+        (idle["idle"].as_bool(), idle["reason"].as_str()),
+        (Some(false), Some("idle detection is off"))
+    );
+    server.stop().await;
     cml.stop().await;
 }

@@ -61,7 +61,10 @@ impl Worker {
             .into_iter()
             .flatten()
             .max();
-        let idle_minutes = quiet_since.map_or(0, |since| (now - since).num_minutes().max(0));
+        let quiet_for = quiet_since.map_or(chrono::Duration::zero(), |since| {
+            (now - since).max(chrono::Duration::zero())
+        });
+        let idle_minutes = quiet_for.num_minutes();
         let snoozed_until = self
             .resumed_at
             .map(|resumed| resumed + policy.snooze_after_resume)
@@ -75,7 +78,7 @@ impl Worker {
             )
         } else if let Some(until) = snoozed_until {
             format!("snoozed after a resume until {}", until.to_rfc3339())
-        } else if idle_minutes < policy.timeout.num_minutes() {
+        } else if quiet_for < policy.timeout {
             format!(
                 "active {idle_minutes} minutes ago (timeout {})",
                 policy.timeout.num_minutes()
@@ -90,7 +93,7 @@ impl Worker {
             && self.status == Some(WorkerStatus::Running)
             && snoozed_until.is_none()
             && quiet_since.is_some()
-            && idle_minutes >= policy.timeout.num_minutes();
+            && quiet_for >= policy.timeout;
         IdleStatus {
             idle,
             reason,
