@@ -30,7 +30,23 @@ pub fn router(shared: Shared) -> Router {
         .with_state(shared)
 }
 
-/// Counts every call, then fails or hangs it if a fault matches its path.
+/// A call held by a delay fault; counted until it ends or its caller gives up.
+struct DelayedCall(Shared);
+
+impl DelayedCall {
+    fn start(shared: &Shared) -> Self {
+        shared.lock().delayed_started();
+        DelayedCall(shared.clone())
+    }
+}
+
+impl Drop for DelayedCall {
+    fn drop(&mut self) {
+        self.0.lock().delayed_finished();
+    }
+}
+
+/// Counts every call, then fails, hangs or delays it if a fault matches its path.
 async fn count_and_inject_faults(State(shared): State<Shared>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let fault = {
@@ -43,15 +59,21 @@ async fn count_and_inject_faults(State(shared): State<Shared>, request: Request,
             .cloned()
     };
     match fault {
-        Some(fault) if fault.hang => std::future::pending().await,
-        Some(fault) => {
-            let status = fault
-                .fail_status
-                .and_then(|s| StatusCode::from_u16(s).ok())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            shapes::error(status, "failure injected by the simulator")
-        }
         None => next.run(request).await,
+        Some(fault) if fault.hang => std::future::pending().await,
+        Some(fault) => match (fault.fail_status, fault.delay_ms) {
+            (None, Some(delay)) => {
+                let _held = DelayedCall::start(&shared);
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                next.run(request).await
+            }
+            (status, _) => {
+                let status = status
+                    .and_then(|s| StatusCode::from_u16(s).ok())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                shapes::error(status, "failure injected by the simulator")
+            }
+        },
     }
 }
 

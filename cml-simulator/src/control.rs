@@ -7,6 +7,7 @@
 //! - `POST /_control/telemetry` `{category, user_id, lab_id?}`: a telemetry event now
 //! - `PUT /_control/figures` `{cpu_percent, memory_percent, disk_percent, running_nodes}`
 //! - `GET /_control/calls`: `{"METHOD path": count}` of the CML calls received
+//! - `GET /_control/in-flight`: `{"now", "max"}` calls held by a delay fault at once
 
 use crate::model::{Fault, Figures, LabChange, LabSeed, Shared};
 use axum::extract::{Path, State};
@@ -30,6 +31,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/_control/telemetry", post(add_telemetry))
         .route("/_control/figures", put(set_figures))
         .route("/_control/calls", get(calls))
+        .route("/_control/in-flight", get(in_flight))
         .with_state(shared)
 }
 
@@ -95,4 +97,9 @@ async fn set_figures(State(shared): State<Shared>, Json(figures): Json<Figures>)
 
 async fn calls(State(shared): State<Shared>) -> Response {
     Json(json!(shared.lock().calls)).into_response()
+}
+
+async fn in_flight(State(shared): State<Shared>) -> Response {
+    let state = shared.lock();
+    Json(json!({"now": state.delayed_in_flight, "max": state.delayed_max_in_flight})).into_response()
 }

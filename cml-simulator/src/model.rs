@@ -68,7 +68,8 @@ pub struct LabChange {
     pub groups: Option<Vec<String>>,
 }
 
-/// Makes matching CML calls fail with `fail_status` or never answer (`hang`).
+/// Makes matching CML calls fail with `fail_status`, never answer (`hang`), or answer after
+/// `delay_ms` (then the calls delayed at once are counted: see `/_control/in-flight`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
@@ -77,6 +78,7 @@ pub struct Fault {
     pub fail_status: Option<u16>,
     #[serde(default)]
     pub hang: bool,
+    pub delay_ms: Option<u64>,
 }
 
 /// The figures `/system_stats` reports.
@@ -130,6 +132,9 @@ pub struct SimState {
     pub license_expires: DateTime<Utc>,
     /// `METHOD path` of each CML call received → count.
     pub calls: BTreeMap<String, u64>,
+    /// Calls held by a delay fault now, and the most there ever were at once.
+    pub delayed_in_flight: u32,
+    pub delayed_max_in_flight: u32,
 }
 
 /// CML's timestamp form: `2021-02-28T07:33:47+00:00`.
@@ -161,6 +166,8 @@ impl Shared {
             figures: Figures::default(),
             license_expires: Utc::now() + Duration::days(365),
             calls: BTreeMap::new(),
+            delayed_in_flight: 0,
+            delayed_max_in_flight: 0,
         })))
     }
 
@@ -198,6 +205,15 @@ impl Shared {
 }
 
 impl SimState {
+    pub fn delayed_started(&mut self) {
+        self.delayed_in_flight += 1;
+        self.delayed_max_in_flight = self.delayed_max_in_flight.max(self.delayed_in_flight);
+    }
+
+    pub fn delayed_finished(&mut self) {
+        self.delayed_in_flight = self.delayed_in_flight.saturating_sub(1);
+    }
+
     pub fn lab_mut(&mut self, id: &str) -> Option<&mut SimLab> {
         self.labs.iter_mut().find(|lab| lab.id == id)
     }

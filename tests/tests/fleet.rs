@@ -762,3 +762,37 @@ async fn a_quiet_worker_is_reported_idle_once_per_quiet_period() {
     server.stop().await;
     cml.stop().await;
 }
+
+#[tokio::test]
+async fn the_refresh_visits_at_most_five_workers_at_once() {
+    let cml = simulator(&["Shared lab"]).await;
+    // Fetching a lab's details takes 200 ms; monitoring never fetches them, the refresh does.
+    let slow = json!([{"path_prefix": "/api/v0/labs/", "delay_ms": 200}]);
+    assert_eq!(control(&cml, reqwest::Method::PUT, "/_control/faults", slow).await, 204);
+    let server = TestServer::start_with(|s| {
+        jobs_every_few_hundred_ms(s);
+        s.fleet.labs_refresh_interval = Duration::from_secs(1);
+        s.cml.call_timeout = Duration::from_secs(5);
+    })
+    .await;
+    let mut workers = Vec::new();
+    for n in 0..8 {
+        workers.push(register(&server, &cml, &format!("worker-{n}")).await);
+    }
+    for worker in &workers {
+        eventually(&server, &format!("/api/v1/workers/{worker}"), |doc| {
+            doc["last_synced_at"].is_string()
+        })
+        .await;
+    }
+    let in_flight: Value = reqwest::get(format!("{}/_control/in-flight", cml.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let max = in_flight["max"].as_u64().unwrap();
+    assert!((2..=5).contains(&max), "{max} workers were refreshed at once");
+    server.stop().await;
+    cml.stop().await;
+}
