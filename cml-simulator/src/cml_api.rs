@@ -2,7 +2,7 @@
 
 use crate::model::{Shared, SimState};
 use crate::shapes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +24,9 @@ pub fn router(shared: Shared) -> Router {
         .route("/api/v0/licensing", get(licensing))
         .route("/api/v0/labs", get(list_labs))
         .route("/api/v0/labs/{lab_id}", get(get_lab).delete(delete_lab))
+        .route("/api/v0/labs/{lab_id}/download", get(download_lab))
         .route("/api/v0/labs/{lab_id}/{action}", put(lab_action))
+        .route("/api/v0/import", post(import_lab))
         .route("/api/v0/telemetry/events", get(telemetry_events))
         .layer(middleware::from_fn_with_state(shared.clone(), count_and_inject_faults))
         .with_state(shared)
@@ -197,6 +199,57 @@ async fn lab_action(
         s.record_telemetry(category, &admin, Some(&id));
         StatusCode::NO_CONTENT.into_response()
     })
+}
+
+/// The lab's topology as CML exports it: YAML text, sent as a JSON string.
+async fn download_lab(State(shared): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    authorised_json(&shared, &headers, |s| match s.labs.iter().find(|lab| lab.id == id) {
+        Some(lab) => Json(Value::String(shapes::topology_yaml(lab))).into_response(),
+        None => lab_not_found(&id),
+    })
+}
+
+#[derive(Deserialize)]
+struct ImportParams {
+    title: Option<String>,
+}
+
+/// Creates a lab from a `Topology` object: its `lab` block, `nodes` and `links`.
+async fn import_lab(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Query(params): Query<ImportParams>,
+    body: Option<Json<Value>>,
+) -> Response {
+    if !authorised(&shared.lock(), &headers) {
+        return shapes::error(StatusCode::UNAUTHORIZED, "No authorization token provided.");
+    }
+    let Some(Json(topology)) = body else {
+        return shapes::error(StatusCode::BAD_REQUEST, "Import failed: the body is not a topology.");
+    };
+    let Some(lab) = topology.get("lab").and_then(Value::as_object) else {
+        return shapes::error(StatusCode::BAD_REQUEST, "Import failed: the topology has no lab.");
+    };
+    let text = |key: &str| lab.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let count = |key: &str| {
+        topology
+            .get(key)
+            .and_then(Value::as_array)
+            .map_or(0, |items| items.len() as u32)
+    };
+    let title = params.title.unwrap_or_else(|| text("title"));
+    if title.is_empty() {
+        return shapes::error(StatusCode::BAD_REQUEST, "Import failed: the lab has no title.");
+    }
+    let id = shared.add_lab(crate::LabSeed {
+        title,
+        description: text("description"),
+        notes: text("notes"),
+        node_count: count("nodes"),
+        link_count: count("links"),
+        ..crate::LabSeed::default()
+    });
+    Json(json!({"id": id, "warnings": []})).into_response()
 }
 
 async fn telemetry_events(State(shared): State<Shared>, headers: HeaderMap) -> Response {

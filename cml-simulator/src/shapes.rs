@@ -47,6 +47,18 @@ pub fn lab(lab: &SimLab) -> Value {
     })
 }
 
+/// A lab's topology in CML's YAML export form (the lab block; nodes and links are not
+/// simulated, only counted).
+pub fn topology_yaml(lab: &SimLab) -> String {
+    let quoted = |text: &str| serde_json::to_string(text).unwrap_or_default();
+    format!(
+        "lab:\n  title: {}\n  description: {}\n  notes: {}\n  version: 0.2.2\nnodes: []\nlinks: []\n",
+        quoted(&lab.title),
+        quoted(&lab.description),
+        quoted(&lab.notes),
+    )
+}
+
 pub fn system_information(state: &SimState) -> Value {
     json!({
         "version": state.config.version,

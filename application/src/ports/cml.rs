@@ -81,6 +81,13 @@ pub struct CmlTelemetryEvent {
     pub lab_id: Option<String>,
 }
 
+/// `POST /import`: the new lab's id and CML's warnings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CmlImport {
+    pub id: String,
+    pub warnings: Vec<String>,
+}
+
 /// An action on a lab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LabAction {
@@ -140,6 +147,10 @@ pub trait CmlClient: Send + Sync {
     async fn lab(&self, id: &str) -> Result<CmlLab, CmlError>;
     async fn lab_action(&self, id: &str, action: LabAction) -> Result<(), CmlError>;
     async fn delete_lab(&self, id: &str) -> Result<(), CmlError>;
+    /// The lab's topology, as the YAML text CML exports.
+    async fn download_lab(&self, id: &str) -> Result<String, CmlError>;
+    /// Creates a lab from a topology (CML's `Topology` JSON object), titled `title` if given.
+    async fn import_lab(&self, topology: &serde_json::Value, title: Option<&str>) -> Result<CmlImport, CmlError>;
     async fn telemetry_events(&self) -> Result<Vec<CmlTelemetryEvent>, CmlError>;
 }
 

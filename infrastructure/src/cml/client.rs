@@ -11,7 +11,8 @@ use super::wire;
 use super::CmlClientSettings;
 use async_trait::async_trait;
 use lablet_application::ports::cml::{
-    CmlLab, CmlLicensing, CmlSystemHealth, CmlSystemInformation, CmlSystemStats, CmlTelemetryEvent, LabAction,
+    CmlImport, CmlLab, CmlLicensing, CmlSystemHealth, CmlSystemInformation, CmlSystemStats, CmlTelemetryEvent,
+    LabAction,
 };
 use lablet_application::ports::{CmlClient, CmlCredentials, CmlError};
 use reqwest::Method;
@@ -22,6 +23,26 @@ use std::time::Instant;
 enum Kind {
     Read,
     Write,
+}
+
+/// One request to CML: method, path under `/api/v0`, query and JSON body.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    method: &'a Method,
+    path: &'a str,
+    query: &'a [(&'a str, &'a str)],
+    body: Option<&'a serde_json::Value>,
+}
+
+impl<'a> Call<'a> {
+    fn new(method: &'a Method, path: &'a str) -> Self {
+        Call {
+            method,
+            path,
+            query: &[],
+            body: None,
+        }
+    }
 }
 
 struct Answer {
@@ -63,21 +84,18 @@ impl HttpCmlClient {
     }
 
     /// One request, no retry, no re-authentication.
-    async fn send_once(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&serde_json::Value>,
-    ) -> Result<Answer, CmlError> {
+    async fn send_once(&self, call: Call<'_>, token: Option<&str>) -> Result<Answer, CmlError> {
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.api))
+            .request(call.method.clone(), format!("{}{}", self.api, call.path))
             .timeout(self.settings.call_timeout);
+        if !call.query.is_empty() {
+            request = request.query(call.query);
+        }
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        if let Some(body) = body {
+        if let Some(body) = call.body {
             request = request.json(body);
         }
         let transport = |e: reqwest::Error| {
@@ -99,7 +117,11 @@ impl HttpCmlClient {
             "username": self.credentials.username,
             "password": self.credentials.password,
         });
-        let answer = self.send_once(Method::POST, "/authenticate", None, Some(&body)).await?;
+        let call = Call {
+            body: Some(&body),
+            ..Call::new(&Method::POST, "/authenticate")
+        };
+        let answer = self.send_once(call, None).await?;
         match answer.status {
             200 => wire::token(&answer.body),
             401 | 403 => Err(CmlError::AuthenticationFailed(answer.status)),
@@ -127,19 +149,19 @@ impl HttpCmlClient {
     }
 
     /// An authenticated request; a 401 re-authenticates once and repeats it once.
-    async fn send_authenticated(&self, method: Method, path: &str) -> Result<Answer, CmlError> {
+    async fn send_authenticated(&self, call: Call<'_>) -> Result<Answer, CmlError> {
         let token = self.token().await?;
-        let answer = self.send_once(method.clone(), path, Some(&token), None).await?;
+        let answer = self.send_once(call, Some(&token)).await?;
         if answer.status != 401 {
             return Ok(answer);
         }
         self.forget(&token).await;
         let token = self.token().await?;
-        self.send_once(method, path, Some(&token), None).await
+        self.send_once(call, Some(&token)).await
     }
 
     /// A call through the breaker, with retries for reads.
-    async fn call(&self, method: Method, path: &str, kind: Kind, authenticated: bool) -> Result<Vec<u8>, CmlError> {
+    async fn call(&self, call: Call<'_>, kind: Kind, authenticated: bool) -> Result<Vec<u8>, CmlError> {
         self.breaker
             .admit(Instant::now())
             .map_err(|wait| CmlError::CircuitOpen {
@@ -152,9 +174,9 @@ impl HttpCmlClient {
         let mut attempt = 0;
         let error = loop {
             let result = if authenticated {
-                self.send_authenticated(method.clone(), path).await
+                self.send_authenticated(call).await
             } else {
-                self.send_once(method.clone(), path, None, None).await
+                self.send_once(call, None).await
             };
             let error = match result {
                 Ok(answer) if (200..300).contains(&answer.status) => {
@@ -179,7 +201,7 @@ impl HttpCmlClient {
     }
 
     async fn read(&self, path: &str) -> Result<Vec<u8>, CmlError> {
-        self.call(Method::GET, path, Kind::Read, true).await
+        self.call(Call::new(&Method::GET, path), Kind::Read, true).await
     }
 }
 
@@ -209,7 +231,8 @@ fn lab_path(id: &str) -> Result<String, CmlError> {
 #[async_trait]
 impl CmlClient for HttpCmlClient {
     async fn system_information(&self) -> Result<CmlSystemInformation, CmlError> {
-        let body = self.call(Method::GET, "/system_information", Kind::Read, false).await?;
+        let information = Call::new(&Method::GET, "/system_information");
+        let body = self.call(information, Kind::Read, false).await?;
         wire::system_information(&body)
     }
 
@@ -235,13 +258,29 @@ impl CmlClient for HttpCmlClient {
 
     async fn lab_action(&self, id: &str, action: LabAction) -> Result<(), CmlError> {
         let path = format!("{}/{}", lab_path(id)?, action.as_str());
-        self.call(Method::PUT, &path, Kind::Write, true).await.map(drop)
+        self.call(Call::new(&Method::PUT, &path), Kind::Write, true)
+            .await
+            .map(drop)
     }
 
     async fn delete_lab(&self, id: &str) -> Result<(), CmlError> {
-        self.call(Method::DELETE, &lab_path(id)?, Kind::Write, true)
+        self.call(Call::new(&Method::DELETE, &lab_path(id)?), Kind::Write, true)
             .await
             .map(drop)
+    }
+
+    async fn download_lab(&self, id: &str) -> Result<String, CmlError> {
+        wire::topology(&self.read(&format!("{}/download", lab_path(id)?)).await?)
+    }
+
+    async fn import_lab(&self, topology: &serde_json::Value, title: Option<&str>) -> Result<CmlImport, CmlError> {
+        let query: Vec<(&str, &str)> = title.map(|t| ("title", t)).into_iter().collect();
+        let call = Call {
+            query: &query,
+            body: Some(topology),
+            ..Call::new(&Method::POST, "/import")
+        };
+        wire::import(&self.call(call, Kind::Write, true).await?)
     }
 
     async fn telemetry_events(&self) -> Result<Vec<CmlTelemetryEvent>, CmlError> {

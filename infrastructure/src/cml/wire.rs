@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use lablet_application::ports::cml::{
-    CmlLab, CmlLicensing, CmlSystemHealth, CmlSystemInformation, CmlSystemStats, CmlTelemetryEvent,
+    CmlImport, CmlLab, CmlLicensing, CmlSystemHealth, CmlSystemInformation, CmlSystemStats, CmlTelemetryEvent,
 };
 use lablet_application::ports::CmlError;
 use serde::Deserialize;
@@ -232,6 +232,25 @@ pub fn lab(body: &[u8]) -> Result<CmlLab, CmlError> {
     })
 }
 
+/// `GET /labs/{id}/download`: the topology YAML as a JSON string.
+pub fn topology(body: &[u8]) -> Result<String, CmlError> {
+    parse("lab download", body)
+}
+
+/// `POST /import`: `{id, warnings}`.
+pub fn import(body: &[u8]) -> Result<CmlImport, CmlError> {
+    #[derive(Deserialize)]
+    struct Wire {
+        id: String,
+        warnings: Option<Vec<String>>,
+    }
+    let wire: Wire = parse("import", body)?;
+    Ok(CmlImport {
+        id: wire.id,
+        warnings: wire.warnings.unwrap_or_default(),
+    })
+}
+
 pub fn telemetry_events(body: &[u8]) -> Result<Vec<CmlTelemetryEvent>, CmlError> {
     #[derive(Deserialize)]
     struct Wire {
@@ -346,5 +365,8 @@ mod tests {
             "Lab not found"
         );
         assert_eq!(error_description(b"plain"), "plain");
+        assert_eq!(topology(br#""lab:\n  title: x\n""#).unwrap(), "lab:\n  title: x\n");
+        let imported = import(br#"{"id": "90f84e38-a71c-4d57-8d90-00fa8a197385", "warnings": null}"#).unwrap();
+        assert!(imported.warnings.is_empty());
     }
 }
