@@ -1,6 +1,6 @@
 //! Runs the fleet jobs: a monitoring pass and a labs refresh at start (monitoring first, so a
 //! worker's service is known available before its labs are refreshed), then each on its own
-//! interval until shutdown.
+//! interval until shutdown, which also ends a pass under way.
 
 use super::monitoring::Monitoring;
 use super::refresh::LabsRefresh;
@@ -8,6 +8,13 @@ use super::FleetSettings;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
+
+/// A pass as a boxed future, so that either job can be awaited in one place.
+fn boxed_pass<'a>(
+    pass: impl std::future::Future<Output = ()> + Send + 'a,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+    Box::pin(pass)
+}
 
 /// Resolves once shutdown is asked for (or its sender is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
@@ -52,9 +59,15 @@ impl FleetScheduler {
         monitoring.set_missed_tick_behavior(MissedTickBehavior::Delay);
         refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            // A pass stops where it is at shutdown: each command it sent was appended whole or
+            // not at all, and the next start begins a fresh pass.
+            let pass = tokio::select! {
+                _ = monitoring.tick() => boxed_pass(self.monitor()),
+                _ = refresh.tick() => boxed_pass(self.refresh()),
+                _ = stopped(&mut stop) => return,
+            };
             tokio::select! {
-                _ = monitoring.tick() => self.monitor().await,
-                _ = refresh.tick() => self.refresh().await,
+                _ = pass => {}
                 _ = stopped(&mut stop) => return,
             }
         }
