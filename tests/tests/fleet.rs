@@ -796,3 +796,27 @@ async fn the_refresh_visits_at_most_five_workers_at_once() {
     server.stop().await;
     cml.stop().await;
 }
+
+#[tokio::test]
+async fn the_refresh_sweeps_labs_of_workers_terminated_without_their_removal() {
+    let cml = simulator(&["CCNA", "CCNP"]).await;
+    let server = TestServer::start_with(jobs_every_few_hundred_ms).await;
+    let worker = register(&server, &cml, "worker-swept").await;
+    eventually(&server, &format!("/api/v1/workers/{worker}/labs"), |page| {
+        page["items"].as_array().is_some_and(|items| items.len() == 2)
+    })
+    .await;
+    // `/status` moves the worker without touching its labs, as a crash mid-termination would.
+    let (status, _, _) = server
+        .post(&format!("/api/v1/workers/{worker}/status"), &json!({"status": "terminated"}))
+        .await;
+    assert_eq!(status, 200);
+    eventually(&server, &format!("/api/v1/workers/{worker}/labs"), |page| {
+        page["items"].as_array().is_some_and(Vec::is_empty)
+    })
+    .await;
+    let removed = labs_of(&server, &worker, "include_removed=true").await;
+    assert!(removed.iter().all(|lab| lab["removal_reason"] == "worker_terminated"), "{removed:?}");
+    server.stop().await;
+    cml.stop().await;
+}

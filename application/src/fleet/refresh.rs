@@ -134,6 +134,10 @@ impl LabsRefresh {
                 }
             }
         }
+        match self.sweep_terminated(&context).await {
+            Ok(removed) => run.removed += removed,
+            Err(err) => tracing::warn!(error = %err, "labs of terminated workers could not be removed"),
+        }
         for (outcome, n) in [
             ("workers_synced", run.synced),
             ("workers_failed", run.failed_workers),
@@ -186,14 +190,42 @@ impl LabsRefresh {
     /// many were removed.
     pub async fn remove_labs_of_terminated(&self, worker_id: Uuid, context: &RequestContext) -> Result<u32, AppError> {
         let head = self.events.head_position().await?;
+        let labs = self.live_labs(Some(worker_id), head, context).await?;
+        self.remove_worker_terminated(labs, context).await
+    }
+
+    /// Removes the lab records still listed for any terminated worker: those a terminating
+    /// request did not get to (the process stopped between the two, or the worker was moved to
+    /// `terminated` through `/status`).
+    pub async fn sweep_terminated(&self, context: &RequestContext) -> Result<u32, AppError> {
+        let terminated: HashSet<Uuid> = list_workers(&self.mediator, &[WorkerStatus::Terminated], None, context)
+            .await?
+            .into_iter()
+            .map(|worker| worker.id)
+            .collect();
+        if terminated.is_empty() {
+            return Ok(0);
+        }
+        let head = self.events.head_position().await?;
+        let mut labs = self.live_labs(None, head, context).await?;
+        labs.retain(|(worker, _)| terminated.contains(worker));
+        self.remove_worker_terminated(labs, context).await
+    }
+
+    async fn remove_worker_terminated(
+        &self,
+        labs: Vec<(Uuid, String)>,
+        context: &RequestContext,
+    ) -> Result<u32, AppError> {
         let mut removed = 0;
-        for lab_id in self.known_labs(worker_id, head, context).await? {
+        for (worker_id, lab_id) in labs {
             let remove = RemoveLabRecord {
                 id: lab_record_id(worker_id, &lab_id),
                 reason: RemovalReason::WorkerTerminated,
             };
             match self.mediator.send(remove, context).await {
                 Ok(_) => removed += 1,
+                // Removed meanwhile: nothing left to do.
                 Err(AppError::Rule(_)) => {}
                 Err(err) => return Err(err),
             }
@@ -222,25 +254,33 @@ impl LabsRefresh {
     }
 
     /// The ids of the labs the read model holds for `worker_id`, not removed, as of `position`.
-    async fn known_labs(
+    /// The labs the read model holds as not removed, as `(worker, lab id)`, as of `position`;
+    /// only `worker_id`'s when given.
+    async fn live_labs(
         &self,
-        worker_id: Uuid,
+        worker_id: Option<Uuid>,
         position: u64,
         context: &RequestContext,
-    ) -> Result<HashSet<String>, AppError> {
-        let mut known = HashSet::new();
+    ) -> Result<Vec<(Uuid, String)>, AppError> {
+        #[derive(serde::Deserialize)]
+        struct Live {
+            worker_id: Uuid,
+            lab_id: String,
+        }
+        let mut filters = vec![Filter::IsNull { field: "removed_at" }];
+        if let Some(worker_id) = worker_id {
+            filters.push(Filter::Equals {
+                field: "worker_id",
+                value: worker_id.to_string(),
+            });
+        }
+        let mut live = Vec::new();
         let mut after_id = None;
         loop {
             let query = ListDocuments {
                 collection: LAB_RECORDS,
                 query: ListQuery {
-                    filters: vec![
-                        Filter::Equals {
-                            field: "worker_id",
-                            value: worker_id.to_string(),
-                        },
-                        Filter::IsNull { field: "removed_at" },
-                    ],
+                    filters: filters.clone(),
                     limit: MAX_PAGE,
                     after_id: after_id.take(),
                     include_history: false,
@@ -249,19 +289,26 @@ impl LabsRefresh {
             };
             let page = self.mediator.send(query, context).await?;
             for item in &page.items {
-                #[derive(serde::Deserialize)]
-                struct Known {
-                    lab_id: String,
-                }
-                let lab: Known = serde_json::from_str(item.get())
+                let lab: Live = serde_json::from_str(item.get())
                     .map_err(|e| AppError::Unavailable(format!("a lab record cannot be read: {e}")))?;
-                known.insert(lab.lab_id);
+                live.push((lab.worker_id, lab.lab_id));
             }
             match page.next_cursor {
                 Some(cursor) => after_id = Some(cursor),
-                None => return Ok(known),
+                None => return Ok(live),
             }
         }
+    }
+
+    /// The ids of `worker_id`'s labs the read model holds as not removed, as of `position`.
+    async fn known_labs(
+        &self,
+        worker_id: Uuid,
+        position: u64,
+        context: &RequestContext,
+    ) -> Result<HashSet<String>, AppError> {
+        let live = self.live_labs(Some(worker_id), position, context).await?;
+        Ok(live.into_iter().map(|(_, lab_id)| lab_id).collect())
     }
 
     async fn refresh_worker(&self, worker: &RosterEntry, context: &RequestContext) -> Result<SyncCounts, AppError> {
