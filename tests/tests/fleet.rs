@@ -808,7 +808,10 @@ async fn the_refresh_sweeps_labs_of_workers_terminated_without_their_removal() {
     .await;
     // `/status` moves the worker without touching its labs, as a crash mid-termination would.
     let (status, _, _) = server
-        .post(&format!("/api/v1/workers/{worker}/status"), &json!({"status": "terminated"}))
+        .post(
+            &format!("/api/v1/workers/{worker}/status"),
+            &json!({"status": "terminated"}),
+        )
         .await;
     assert_eq!(status, 200);
     eventually(&server, &format!("/api/v1/workers/{worker}/labs"), |page| {
@@ -816,7 +819,10 @@ async fn the_refresh_sweeps_labs_of_workers_terminated_without_their_removal() {
     })
     .await;
     let removed = labs_of(&server, &worker, "include_removed=true").await;
-    assert!(removed.iter().all(|lab| lab["removal_reason"] == "worker_terminated"), "{removed:?}");
+    assert!(
+        removed.iter().all(|lab| lab["removal_reason"] == "worker_terminated"),
+        "{removed:?}"
+    );
     server.stop().await;
     cml.stop().await;
 }

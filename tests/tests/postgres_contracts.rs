@@ -315,6 +315,36 @@ async fn lablet_serves_on_postgresql_alone() {
         404,
         "the key is found in PostgreSQL and lets its holder in"
     );
+
+    // A CML worker: its credentials sealed in PostgreSQL, opened by the refresh, its document
+    // filtered by status and region.
+    let cml = lablet_cml_simulator::RunningSimulator::start(
+        "127.0.0.1:0".parse().unwrap(),
+        lablet_cml_simulator::SimulatorConfig::default(),
+    )
+    .await
+    .unwrap();
+    cml.add_lab(lablet_cml_simulator::LabSeed {
+        title: "On PostgreSQL".into(),
+        ..Default::default()
+    });
+    let worker = serde_json::json!({"name": "pg-worker", "region": "pg-region", "endpoint": cml.url(),
+                                    "username": "admin", "password": "admin-password"});
+    let (status, created, _) = server.post("/api/v1/workers", &worker).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (status, counts, _) = server
+        .post(&format!("/api/v1/workers/{id}/labs/refresh"), &serde_json::json!({}))
+        .await;
+    assert_eq!((status, counts["created"].as_u64()), (200, Some(1)), "{counts}");
+    let position = server.head_position().await;
+    let (_, page) = server
+        .get_at("/api/v1/workers?status=running&region=pg-region", position)
+        .await;
+    assert_eq!(page["items"][0]["last_sync"]["created"], 1, "{page}");
+    let (_, labs) = server.get_at(&format!("/api/v1/workers/{id}/labs"), position).await;
+    assert_eq!(labs["items"][0]["title"], "On PostgreSQL");
+    cml.stop().await;
     server.stop().await;
     database.drop_now().await;
 }
