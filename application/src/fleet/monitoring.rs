@@ -24,6 +24,10 @@ use std::sync::Arc;
 
 const JOB: &str = "monitoring";
 
+/// Workers observed at once: a pass over hundreds of workers opens at most five times this many
+/// connections.
+pub const MONITORING_CONCURRENCY: usize = 20;
+
 /// The statuses in which a worker's CML is expected to answer.
 const MONITORED: [WorkerStatus; 3] = [WorkerStatus::Starting, WorkerStatus::Running, WorkerStatus::Draining];
 
@@ -131,10 +135,12 @@ impl Monitoring {
     pub async fn run_all(self: &Arc<Self>) -> Result<MonitoringRun, AppError> {
         let context = RequestContext::system();
         let workers = list_workers(&self.mediator, &MONITORED, None, &context).await?;
+        let permits = Arc::new(tokio::sync::Semaphore::new(MONITORING_CONCURRENCY));
         let mut tasks = tokio::task::JoinSet::new();
         for worker in workers.into_iter().filter(|w| w.endpoint.is_some()) {
-            let (job, context) = (self.clone(), context.clone());
+            let (job, permits, context) = (self.clone(), permits.clone(), context.clone());
             tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
                 let result = job.monitor_worker(&worker, &context).await;
                 (worker, result)
             });
