@@ -22,8 +22,8 @@ use lablet_application::read_model_queries::{GetDocument, ListDocuments, ReadMod
 use lablet_application::repository::AggregateRepository;
 use lablet_application::work_orders::{ActOnWorkOrder, SubmitWorkOrder, WorkOrderHandlers};
 use lablet_application::workers::{
-    ChangeWorkerStatus, GetIdleStatus, RecordActivityAndDetectIdle, RecordLabsSynced, RecordWorkerObservation,
-    RegisterWorker, SetIdleDetection, WorkerHandlers,
+    ChangeWorkerCredentials, ChangeWorkerStatus, GetIdleStatus, RecordActivityAndDetectIdle, RecordLabsSynced,
+    RecordWorkerObservation, RegisterWorker, SetIdleDetection, WorkerHandlers,
 };
 use lablet_application::Mediator;
 use lablet_infrastructure::cloudevents::{HttpSink, NatsSink};
@@ -152,6 +152,7 @@ fn register_handlers(
     ));
     mediator.register::<RegisterWorker>(workers.clone());
     mediator.register::<ChangeWorkerStatus>(workers.clone());
+    mediator.register::<ChangeWorkerCredentials>(workers.clone());
     mediator.register::<SetIdleDetection>(workers.clone());
     mediator.register::<RecordWorkerObservation>(workers.clone());
     mediator.register::<RecordLabsSynced>(workers.clone());

@@ -826,3 +826,56 @@ async fn the_refresh_sweeps_labs_of_workers_terminated_without_their_removal() {
     server.stop().await;
     cml.stop().await;
 }
+
+#[tokio::test]
+async fn new_credentials_take_effect_at_the_next_call_and_are_never_shown() {
+    let cml = simulator(&["CCNA"]).await;
+    let server = TestServer::start_with(quick).await;
+    let worker = register(&server, &cml, "worker-rotated").await;
+    assert_eq!(refresh(&server, &worker).await.0, 200);
+    let path = format!("/api/v1/workers/{worker}/credentials");
+
+    let wrong = "rotated-but-wrong-4e1a";
+    let (status, _, _) = server
+        .post(&path, &json!({"username": "admin", "password": wrong}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, problem) = refresh(&server, &worker).await;
+    assert_eq!(status, 502, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("refused the credentials"),
+        "{problem}"
+    );
+    let (status, _, _) = server
+        .post(&path, &json!({"username": "admin", "password": PASSWORD}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(refresh(&server, &worker).await.0, 200, "the right password works again");
+
+    let (_, doc) = server
+        .get_at(&format!("/api/v1/workers/{worker}"), server.head_position().await)
+        .await;
+    let text = doc.to_string();
+    assert!(!text.contains(wrong) && !text.contains(PASSWORD), "{text}");
+    let changes = doc["operation_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|op| op["event_type"] == "cml_worker.credentials_changed")
+        .count();
+    assert_eq!(changes, 2);
+    assert!(doc["credentials_changed_at"].is_string());
+
+    let (status, problem, _) = server.post(&path, &json!({"username": "admin", "password": ""})).await;
+    assert_eq!((status, error_fields(&problem)), (422, vec!["password"]));
+    let unknown = uuid::Uuid::now_v7();
+    let (status, _, _) = server
+        .post(
+            &format!("/api/v1/workers/{unknown}/credentials"),
+            &json!({"username": "a", "password": "b"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    server.stop().await;
+    cml.stop().await;
+}

@@ -211,6 +211,17 @@ pub fn endpoints(metrics_public: bool) -> Vec<Endpoint> {
                 .problems(&[409])
         }),
         E::post(
+            "/api/v1/workers/{id}/credentials",
+            Access::ADMIN,
+            "Replace a worker's CML credentials (sealed, never shown)",
+            workers::change_credentials,
+        )
+        .doc(|d| {
+            d.body::<workers::CredentialsBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::post(
             "/api/v1/workers/{id}/idle-detection",
             Access::OPERATE,
             "Turn idle detection on or off",

@@ -15,7 +15,7 @@ use lablet_application::ports::read_models::Filter;
 use lablet_application::ports::{CmlCredentials, ListPage};
 use lablet_application::read_model_queries::{GetDocument, ListDocuments, WORKERS};
 use lablet_application::workers::{
-    ChangeWorkerStatus, GetIdleStatus, RegisterWorker, SetIdleDetection, WorkerIdleStatus,
+    ChangeWorkerCredentials, ChangeWorkerStatus, GetIdleStatus, RegisterWorker, SetIdleDetection, WorkerIdleStatus,
 };
 use lablet_application::{FieldError, RequestContext};
 use lablet_domain::worker::{Capacity, SyncCounts, WorkerStatus};
@@ -185,6 +185,33 @@ pub async fn set_status(
     JsonBody(body): JsonBody<StatusBody>,
 ) -> ApiResult<Response> {
     change_status(&state, &ctx, &id, body.status, "status set by an operator", body.reason).await
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsBody {
+    username: String,
+    password: Password,
+}
+
+/// Replaces the worker's CML credentials; the next call to the worker authenticates with them.
+pub async fn change_credentials(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<CredentialsBody>,
+) -> ApiResult<Response> {
+    let command = ChangeWorkerCredentials {
+        id: parse_id("id", &id)?,
+        credentials: CmlCredentials {
+            username: body.username,
+            password: body.password.0,
+        },
+    };
+    Ok(command_answer(
+        StatusCode::OK,
+        state.mediator.send(command, &ctx).await?,
+    ))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]

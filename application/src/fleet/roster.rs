@@ -22,6 +22,8 @@ pub struct RosterEntry {
     pub insecure_tls: bool,
     #[serde(default)]
     pub idle_detection_enabled: bool,
+    #[serde(default)]
+    pub credentials_changed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl RosterEntry {
@@ -31,6 +33,7 @@ impl RosterEntry {
             worker_id: self.id,
             endpoint: self.endpoint.clone()?,
             insecure_tls: self.insecure_tls,
+            credentials_changed_at: self.credentials_changed_at,
         })
     }
 

@@ -17,6 +17,9 @@ pub struct CmlTarget {
     pub endpoint: String,
     /// Do not verify the server's TLS certificate (self-signed CML servers).
     pub insecure_tls: bool,
+    /// When the worker's credentials were last replaced: a client made with older ones is
+    /// made again.
+    pub credentials_changed_at: Option<DateTime<Utc>>,
 }
 
 /// `GET /system_information`.

@@ -18,6 +18,7 @@ use lablet_domain::worker::{
     Activity, Capacity, IdlePolicy, IdleStatus, Registration, ServiceObservation, SyncCounts, Worker, WorkerCommand,
     WorkerStatus,
 };
+use lablet_domain::Aggregate;
 use serde::Serialize;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -33,6 +34,18 @@ fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize
         errors.push(FieldError::new(field, "must not be empty"));
     } else if value.chars().count() > max {
         errors.push(FieldError::new(field, format!("must be at most {max} characters")));
+    }
+}
+
+fn check_credentials(errors: &mut Vec<FieldError>, credentials: &CmlCredentials) {
+    check_text(errors, "username", &credentials.username, MAX_USERNAME_LEN);
+    if credentials.password.is_empty() {
+        errors.push(FieldError::new("password", "must not be empty"));
+    } else if credentials.password.len() > MAX_PASSWORD_LEN {
+        errors.push(FieldError::new(
+            "password",
+            format!("must be at most {MAX_PASSWORD_LEN} bytes"),
+        ));
     }
 }
 
@@ -76,17 +89,7 @@ impl Request for RegisterWorker {
                 "username",
                 "is required with an endpoint (with password)",
             )),
-            (_, Some(credentials)) => {
-                check_text(&mut errors, "username", &credentials.username, MAX_USERNAME_LEN);
-                if credentials.password.is_empty() {
-                    errors.push(FieldError::new("password", "must not be empty"));
-                } else if credentials.password.len() > MAX_PASSWORD_LEN {
-                    errors.push(FieldError::new(
-                        "password",
-                        format!("must be at most {MAX_PASSWORD_LEN} bytes"),
-                    ));
-                }
-            }
+            (_, Some(credentials)) => check_credentials(&mut errors, credentials),
             (None, None) => {}
         }
         errors.is_empty().then_some(()).ok_or(errors)
@@ -108,6 +111,25 @@ impl Request for ChangeWorkerStatus {
 
     fn validate(&self) -> Result<(), Vec<FieldError>> {
         crate::error::validate_text_len("reason", &self.reason, 1024)
+    }
+}
+
+/// Replaces a worker's CML credentials (a password rotation on the server).
+#[derive(Debug, Clone)]
+pub struct ChangeWorkerCredentials {
+    pub id: Uuid,
+    pub credentials: CmlCredentials,
+}
+
+impl Request for ChangeWorkerCredentials {
+    type Output = CommandOutcome;
+    const NAME: &'static str = "cml_worker.change_credentials";
+    const KIND: RequestKind = RequestKind::Command;
+
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        check_credentials(&mut errors, &self.credentials);
+        errors.is_empty().then_some(()).ok_or(errors)
     }
 }
 
@@ -245,6 +267,30 @@ impl Handler<ChangeWorkerStatus> for WorkerHandlers {
             at: self.repository.clock().now(),
         };
         self.execute(request.id, command, context).await
+    }
+}
+
+#[async_trait]
+impl Handler<ChangeWorkerCredentials> for WorkerHandlers {
+    async fn handle(
+        &self,
+        request: &ChangeWorkerCredentials,
+        context: &RequestContext,
+    ) -> Result<CommandOutcome, AppError> {
+        let command = WorkerCommand::RecordCredentialsChanged {
+            by: context.actor.clone(),
+            at: self.repository.clock().now(),
+        };
+        // Decided first, so that an unknown or terminated worker stores nothing.
+        let loaded = self.repository.load::<Worker>(request.id).await?;
+        let events = loaded.state.decide(&command)?;
+        self.vault
+            .store(request.id, &request.credentials)
+            .await
+            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+        self.repository
+            .save::<Worker>(request.id, loaded, events, context)
+            .await
     }
 }
 

@@ -39,6 +39,7 @@ pub struct Worker {
     /// The quiet period (its start) already reported idle.
     pub idle_reported_for: Option<DateTime<Utc>>,
     pub last_synced_at: Option<DateTime<Utc>>,
+    pub credentials_changed_at: Option<DateTime<Utc>>,
     pub terminated_at: Option<DateTime<Utc>>,
 }
 
@@ -267,6 +268,13 @@ impl Aggregate for Worker {
                     synced_at: *at,
                 }])
             }
+            WorkerCommand::RecordCredentialsChanged { by, at } => {
+                self.require_not_terminated()?;
+                Ok(vec![WorkerEvent::CredentialsChanged {
+                    changed_by: by.clone(),
+                    changed_at: *at,
+                }])
+            }
             WorkerCommand::SetIdleDetection { enabled, by, at } => {
                 self.require_not_terminated()?;
                 if *enabled == self.idle_detection_enabled {
@@ -348,6 +356,7 @@ impl Aggregate for Worker {
                 }
             }
             WorkerEvent::LabsSynced { synced_at, .. } => self.last_synced_at = Some(*synced_at),
+            WorkerEvent::CredentialsChanged { changed_at, .. } => self.credentials_changed_at = Some(*changed_at),
             WorkerEvent::IdleDetectionChanged { enabled, .. } => self.idle_detection_enabled = *enabled,
             WorkerEvent::ActivityRecorded {
                 last_activity_at,

@@ -46,6 +46,11 @@ pub enum WorkerCommand {
         counts: SyncCounts,
         at: DateTime<Utc>,
     },
+    /// Records that new credentials were sealed for the worker.
+    RecordCredentialsChanged {
+        by: String,
+        at: DateTime<Utc>,
+    },
     SetIdleDetection {
         enabled: bool,
         by: String,

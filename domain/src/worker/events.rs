@@ -122,6 +122,12 @@ pub enum WorkerEvent {
         counts: SyncCounts,
         synced_at: DateTime<Utc>,
     },
+    /// New CML credentials were sealed for the worker (they are never in the event).
+    #[serde(rename = "cml_worker.credentials_changed")]
+    CredentialsChanged {
+        changed_by: String,
+        changed_at: DateTime<Utc>,
+    },
     #[serde(rename = "cml_worker.idle_detection_changed")]
     IdleDetectionChanged {
         enabled: bool,
@@ -150,6 +156,7 @@ impl DomainEvent for WorkerEvent {
             WorkerEvent::ServiceStatusChanged { .. } => "cml_worker.service_status_changed",
             WorkerEvent::MetricsRecorded { .. } => "cml_worker.metrics_recorded",
             WorkerEvent::LabsSynced { .. } => "cml_worker.labs_synced",
+            WorkerEvent::CredentialsChanged { .. } => "cml_worker.credentials_changed",
             WorkerEvent::IdleDetectionChanged { .. } => "cml_worker.idle_detection_changed",
             WorkerEvent::ActivityRecorded { .. } => "cml_worker.activity_recorded",
             WorkerEvent::IdleDetected { .. } => "cml_worker.idle_detected",

@@ -357,3 +357,24 @@ fn every_event_round_trips_through_its_wire_form() {
         assert_eq!(back, event);
     }
 }
+
+#[test]
+fn credentials_changes_are_recorded_without_the_credentials_and_not_after_termination() {
+    let record = WorkerCommand::RecordCredentialsChanged {
+        by: "alice".into(),
+        at: at(3),
+    };
+    assert_eq!(
+        Worker::default().decide(&record),
+        Err(DomainError::NotFound {
+            aggregate: "cml_worker"
+        })
+    );
+    let mut worker = registered();
+    let events = run(&mut worker, record.clone()).unwrap();
+    assert_eq!(worker.credentials_changed_at, Some(at(3)));
+    let payload = encode_event(&events[0]).unwrap();
+    assert_eq!(payload, r#"{"changed_by":"alice","changed_at":"2026-01-01T10:03:00Z"}"#);
+    run(&mut worker, change(WorkerStatus::Terminated, 4)).unwrap();
+    assert!(matches!(worker.decide(&record), Err(DomainError::RuleViolated(_))));
+}

@@ -37,6 +37,8 @@ pub struct WorkerView {
     pub idle_detected_at: Option<DateTime<Utc>>,
     pub last_synced_at: Option<DateTime<Utc>>,
     pub last_sync: Option<Value>,
+    /// When credentials were last replaced (clients made before use the old ones no more).
+    pub credentials_changed_at: Option<DateTime<Utc>>,
     pub status_changed_at: Option<DateTime<Utc>>,
     pub registered_by: String,
     pub registered_at: DateTime<Utc>,
@@ -126,6 +128,7 @@ impl Projector for WorkersProjector {
                 idle_detected_at: None,
                 last_synced_at: None,
                 last_sync: None,
+                credentials_changed_at: None,
                 status_changed_at: None,
                 registered_by,
                 registered_at,
@@ -173,6 +176,9 @@ impl Projector for WorkersProjector {
             }
             WorkerEvent::LabsSynced { counts, synced_at } => {
                 patch.set("last_synced_at", synced_at)?.set("last_sync", counts)?;
+            }
+            WorkerEvent::CredentialsChanged { changed_at, .. } => {
+                patch.set("credentials_changed_at", changed_at)?;
             }
             WorkerEvent::IdleDetectionChanged { enabled, .. } => {
                 patch.set("idle_detection_enabled", enabled)?;
