@@ -108,14 +108,3 @@ impl From<ApiKeyStoreError> for AppError {
         AppError::Unavailable(err.to_string())
     }
 }
-
-/// `Err` naming `field` when `value` is longer than `max` characters.
-pub fn validate_text_len(field: &str, value: &str, max: usize) -> Result<(), Vec<FieldError>> {
-    if value.chars().count() > max {
-        return Err(vec![FieldError::new(
-            field,
-            format!("must be at most {max} characters"),
-        )]);
-    }
-    Ok(())
-}

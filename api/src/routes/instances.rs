@@ -1,6 +1,6 @@
 //! `/api/v1/instances`.
 
-use super::{command_answer, present, AppState, Paging};
+use super::{command_answer, document, page, present, AppState, Paging};
 use crate::extract::{parse_id, Context, JsonBody, MinPosition, QueryParams};
 use crate::problem::{ApiResult, Problem};
 use axum::extract::{Path, State};
@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use lablet_application::instances::{ExtendTimeslot, RecordScore, RequestInstance, TransitionInstance};
 use lablet_application::ports::read_models::Filter;
 use lablet_application::ports::ListPage;
-use lablet_application::read_model_queries::{GetDocument, ListDocuments, LABLET_INSTANCES};
+use lablet_application::read_model_queries::LABLET_INSTANCES;
 use lablet_domain::lablet_instance::{GradingScore, InstanceState};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -146,12 +146,7 @@ pub async fn get_one(
     MinPosition(min): MinPosition,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Box<RawValue>>> {
-    let query = GetDocument {
-        collection: LABLET_INSTANCES,
-        id: parse_id("id", &id)?.to_string(),
-        min_position: min,
-    };
-    Ok(Json(state.mediator.send(query, &ctx).await?))
+    document(&state, &ctx, LABLET_INSTANCES, &id, min).await
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -196,10 +191,5 @@ pub async fn list(
         cursor: params.cursor,
         include_history: params.include_history,
     };
-    let query = ListDocuments {
-        collection: LABLET_INSTANCES,
-        query: paging.query(filters)?,
-        min_position: min,
-    };
-    Ok(Json(state.mediator.send(query, &ctx).await?))
+    page(&state, &ctx, LABLET_INSTANCES, paging, filters, min).await
 }

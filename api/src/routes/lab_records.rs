@@ -1,6 +1,6 @@
 //! `/api/v1/lab-records` and `/api/v1/workers/{worker_id}/labs`.
 
-use super::{command_answer, present, AppState, Paging};
+use super::{command_answer, document, page, present, AppState, Paging};
 use crate::extract::{parse_id, Context, JsonBody, MinPosition, QueryParams};
 use crate::problem::{ApiResult, Problem};
 use axum::extract::{Path, State};
@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use lablet_application::lab_records::{ObserveLab, RemoveLabRecord};
 use lablet_application::ports::read_models::Filter;
 use lablet_application::ports::ListPage;
-use lablet_application::read_model_queries::{GetDocument, ListDocuments, LAB_RECORDS};
+use lablet_application::read_model_queries::LAB_RECORDS;
 use lablet_domain::lab_record::{LabDetails, LabState, RemovalReason};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -99,12 +99,7 @@ pub async fn get_one(
     MinPosition(min): MinPosition,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Box<RawValue>>> {
-    let query = GetDocument {
-        collection: LAB_RECORDS,
-        id: parse_id("id", &id)?.to_string(),
-        min_position: min,
-    };
-    Ok(Json(state.mediator.send(query, &ctx).await?))
+    document(&state, &ctx, LAB_RECORDS, &id, min).await
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -155,12 +150,7 @@ async fn list_with(
         cursor: params.cursor,
         include_history: params.include_history,
     };
-    let query = ListDocuments {
-        collection: LAB_RECORDS,
-        query: paging.query(filters)?,
-        min_position: min,
-    };
-    Ok(Json(state.mediator.send(query, &ctx).await?))
+    page(&state, &ctx, LAB_RECORDS, paging, filters, min).await
 }
 
 pub async fn list(

@@ -21,12 +21,13 @@ use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use lablet_application::ports::read_models::{Filter, ListQuery};
-use lablet_application::ports::{ApiKeyStore, EventStore, ReadModelStore};
+use lablet_application::ports::{ApiKeyStore, CollectionSpec, EventStore, ListPage, ReadModelStore};
 use lablet_application::progress::ProjectionProgress;
-use lablet_application::read_model_queries::{DEFAULT_PAGE, MAX_PAGE};
+use lablet_application::read_model_queries::{GetDocument, ListDocuments, DEFAULT_PAGE, MAX_PAGE};
 use lablet_application::repository::CommandOutcome;
-use lablet_application::Mediator;
+use lablet_application::{Mediator, RequestContext};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use table::Endpoint;
@@ -565,6 +566,39 @@ impl Paging {
             include_history: self.include_history.unwrap_or(false),
         })
     }
+}
+
+/// One read-model document by the id in the path, after `min_position` if given.
+pub async fn document(
+    state: &AppState,
+    ctx: &RequestContext,
+    collection: CollectionSpec,
+    id: &str,
+    min_position: Option<u64>,
+) -> ApiResult<Json<Box<RawValue>>> {
+    let query = GetDocument {
+        collection,
+        id: crate::extract::parse_id("id", id)?.to_string(),
+        min_position,
+    };
+    Ok(Json(state.mediator.send(query, ctx).await?))
+}
+
+/// A page of a collection matching `filters`, after `min_position` if given.
+pub async fn page(
+    state: &AppState,
+    ctx: &RequestContext,
+    collection: CollectionSpec,
+    paging: Paging,
+    filters: Vec<Filter>,
+    min_position: Option<u64>,
+) -> ApiResult<Json<ListPage>> {
+    let query = ListDocuments {
+        collection,
+        query: paging.query(filters)?,
+        min_position,
+    };
+    Ok(Json(state.mediator.send(query, ctx).await?))
 }
 
 /// A query parameter sent empty (`?state=`) counts as not sent.

@@ -1,7 +1,7 @@
 //! `/api/v1/work-orders`: submission and queries, plus the executor's lease/start/complete/fail
 //! and the operator's cancel and requeue.
 
-use super::{command_answer, present, AppState, Paging};
+use super::{command_answer, document, page, present, AppState, Paging};
 use crate::extract::{parse_id, Context, JsonBody, MinPosition, OptionalJsonBody, QueryParams};
 use crate::problem::{ApiResult, Problem};
 use axum::extract::{Path, State};
@@ -10,7 +10,7 @@ use axum::response::Response;
 use axum::Json;
 use lablet_application::ports::read_models::Filter;
 use lablet_application::ports::ListPage;
-use lablet_application::read_model_queries::{GetDocument, ListDocuments, WORK_ORDERS};
+use lablet_application::read_model_queries::WORK_ORDERS;
 use lablet_application::work_orders::{ActOnWorkOrder, SubmitWorkOrder, WorkOrderAction};
 use lablet_application::RequestContext;
 use lablet_domain::work_order::{ResourceNeeds, WorkOrderState};
@@ -194,12 +194,7 @@ pub async fn get_one(
     MinPosition(min): MinPosition,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Box<RawValue>>> {
-    let query = GetDocument {
-        collection: WORK_ORDERS,
-        id: parse_id("id", &id)?.to_string(),
-        min_position: min,
-    };
-    Ok(Json(state.mediator.send(query, &ctx).await?))
+    document(&state, &ctx, WORK_ORDERS, &id, min).await
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -237,10 +232,5 @@ pub async fn list(
         cursor: params.cursor,
         include_history: params.include_history,
     };
-    let query = ListDocuments {
-        collection: WORK_ORDERS,
-        query: paging.query(filters)?,
-        min_position: min,
-    };
-    Ok(Json(state.mediator.send(query, &ctx).await?))
+    page(&state, &ctx, WORK_ORDERS, paging, filters, min).await
 }

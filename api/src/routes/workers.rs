@@ -4,7 +4,7 @@
 //! Credentials come in with the registration and never come out: they are sealed in the vault,
 //! and no answer, event or read model carries them.
 
-use super::{command_answer, present, AppState, Paging};
+use super::{command_answer, document, page, present, AppState, Paging};
 use crate::extract::{parse_id, Context, JsonBody, MinPosition, OptionalJsonBody, QueryParams};
 use crate::problem::{ApiResult, Problem};
 use axum::extract::{Path, State};
@@ -13,7 +13,7 @@ use axum::response::Response;
 use axum::Json;
 use lablet_application::ports::read_models::Filter;
 use lablet_application::ports::{CmlCredentials, ListPage};
-use lablet_application::read_model_queries::{GetDocument, ListDocuments, WORKERS};
+use lablet_application::read_model_queries::WORKERS;
 use lablet_application::workers::{
     ChangeWorkerCredentials, ChangeWorkerStatus, GetIdleStatus, RegisterWorker, SetIdleDetection, WorkerIdleStatus,
 };
@@ -271,12 +271,7 @@ pub async fn get_one(
     MinPosition(min): MinPosition,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Box<RawValue>>> {
-    let query = GetDocument {
-        collection: WORKERS,
-        id: parse_id("id", &id)?.to_string(),
-        min_position: min,
-    };
-    Ok(Json(state.mediator.send(query, &ctx).await?))
+    document(&state, &ctx, WORKERS, &id, min).await
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -316,10 +311,5 @@ pub async fn list(
         cursor: params.cursor,
         include_history: params.include_history,
     };
-    let query = ListDocuments {
-        collection: WORKERS,
-        query: paging.query(filters)?,
-        min_position: min,
-    };
-    Ok(Json(state.mediator.send(query, &ctx).await?))
+    page(&state, &ctx, WORKERS, paging, filters, min).await
 }

@@ -6,7 +6,7 @@ use crate::mediator::Mediator;
 use crate::ports::read_models::{Filter, ListQuery};
 use crate::ports::CmlTarget;
 use crate::read_model_queries::{ListDocuments, MAX_PAGE, WORKERS};
-use lablet_domain::worker::{ServiceStatus, WorkerStatus};
+use lablet_domain::worker::{takes_work, ServiceStatus, WorkerStatus};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -37,11 +37,9 @@ impl RosterEntry {
         })
     }
 
-    /// The domain's rule: running, CML available, endpoint known.
+    /// The domain's rule ([`takes_work`]) on what the read model says.
     pub fn can_take_work(&self) -> bool {
-        self.status == WorkerStatus::Running
-            && self.service_status == ServiceStatus::Available
-            && self.endpoint.is_some()
+        takes_work(self.status, self.service_status, self.endpoint.is_some())
     }
 }
 

@@ -29,10 +29,17 @@ const MAX_REGION_LEN: usize = 64;
 const MAX_USERNAME_LEN: usize = 32;
 const MAX_PASSWORD_LEN: usize = 1024;
 
+/// Refuses `value` if it is blank or longer than `max` characters.
 fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
     if value.trim().is_empty() {
         errors.push(FieldError::new(field, "must not be empty"));
-    } else if value.chars().count() > max {
+    } else {
+        check_length(errors, field, value, max);
+    }
+}
+
+fn check_length(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
+    if value.chars().count() > max {
         errors.push(FieldError::new(field, format!("must be at most {max} characters")));
     }
 }
@@ -110,7 +117,9 @@ impl Request for ChangeWorkerStatus {
     const KIND: RequestKind = RequestKind::Command;
 
     fn validate(&self) -> Result<(), Vec<FieldError>> {
-        crate::error::validate_text_len("reason", &self.reason, 1024)
+        let mut errors = Vec::new();
+        check_length(&mut errors, "reason", &self.reason, 1024);
+        errors.is_empty().then_some(()).ok_or(errors)
     }
 }
 

@@ -3,7 +3,7 @@
 use super::commands::{Registration, ServiceObservation, WorkerCommand};
 use super::events::{Activity, Capacity, License, SyncCounts, WorkerEvent, WorkerMetrics};
 use super::idle::{IdlePolicy, IdleStatus, RECENT_ACTIVITY_LIMIT};
-use super::state::{ServiceStatus, WorkerStatus};
+use super::state::{takes_work, ServiceStatus, WorkerStatus};
 use crate::kernel::{Aggregate, DomainError};
 use chrono::{DateTime, Utc};
 
@@ -46,9 +46,8 @@ pub struct Worker {
 impl Worker {
     /// Whether new work may be placed here: running, CML available and an endpoint known.
     pub fn can_take_work(&self) -> bool {
-        self.status == Some(WorkerStatus::Running)
-            && self.service_status == ServiceStatus::Available
-            && self.endpoint.is_some()
+        self.status
+            .is_some_and(|status| takes_work(status, self.service_status, self.endpoint.is_some()))
     }
 
     /// Declared minus allocated capacity, never below zero.

@@ -18,4 +18,4 @@ pub use aggregate::{figures_moved, Worker, COUNT_FRACTION_THRESHOLD, PERCENT_POI
 pub use commands::{Registration, ServiceObservation, WorkerCommand};
 pub use events::{Activity, Capacity, License, LicenseType, SyncCounts, WorkerEvent, WorkerMetrics};
 pub use idle::{counts_as_activity, IdlePolicy, IdleStatus, AUTOMATED_USER_PREFIX, RECENT_ACTIVITY_LIMIT};
-pub use state::{ServiceStatus, WorkerStatus};
+pub use state::{takes_work, ServiceStatus, WorkerStatus};

@@ -86,6 +86,12 @@ impl FromStr for WorkerStatus {
     }
 }
 
+/// The domain's rule: a worker takes new work only when running, with its CML service
+/// available and an endpoint known.
+pub fn takes_work(status: WorkerStatus, service: ServiceStatus, has_endpoint: bool) -> bool {
+    status == WorkerStatus::Running && service == ServiceStatus::Available && has_endpoint
+}
+
 /// Whether the CML service on a worker answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
