@@ -210,6 +210,11 @@ fn configured_sinks(settings: &Settings) -> Vec<Arc<dyn CloudEventSink>> {
 pub async fn build(settings: &Settings) -> Result<App, StartupError> {
     lablet_migrations::migrate_all(settings).await?;
     let stores = open_stores(settings).await?;
+    build_on(settings, stores).await
+}
+
+/// The application on `stores`, opened (and migrated) already.
+pub async fn build_on(settings: &Settings, stores: Stores) -> Result<App, StartupError> {
     let progress = ProjectionProgress::default();
     let metrics = Arc::new(Metrics::default());
     let repository =

@@ -24,6 +24,8 @@ pub enum StoreLocation {
     Postgres(String),
     /// `mongodb://…`: a database for read models (not for the event log).
     Mongo(String),
+    /// `kurrentdb://…` or `esdb://…`: a KurrentDB / EventStoreDB log (not for read models).
+    Kurrent(String),
 }
 
 impl StoreLocation {
@@ -49,11 +51,19 @@ impl StoreLocation {
             "mongodb" | "mongodb+srv" => crate::mongo::check_url(url)
                 .map(|_| StoreLocation::Mongo(url.to_owned()))
                 .map_err(|e| error(e.to_string())),
-            "kurrentdb" | "esdb" => Err(error(format!(
-                "the {scheme} adapter is not part of this build; use sqlite:// or postgres://"
-            ))),
+            "kurrentdb" | "kurrentdb+discover" | "esdb" | "esdb+discover"
+                if setting == "LABLET_READ_MODEL_URL" =>
+            {
+                Err(error(
+                    "KurrentDB keeps the event log, not read models; use sqlite://, postgres:// or mongodb:// here"
+                        .into(),
+                ))
+            }
+            "kurrentdb" | "kurrentdb+discover" | "esdb" | "esdb+discover" => crate::kurrentdb::KurrentTarget::parse(url)
+                .map(|_| StoreLocation::Kurrent(url.to_owned()))
+                .map_err(error),
             other => Err(error(format!(
-                "unknown store scheme `{other}`; supported: sqlite, postgres, mongodb (read models)"
+                "unknown store scheme `{other}`; supported: sqlite, postgres, kurrentdb/esdb (event log), mongodb (read models)"
             ))),
         }
     }

@@ -12,10 +12,12 @@ pub mod credentials;
 pub mod documents;
 pub mod fleet_settings;
 pub mod key_file;
+pub mod kurrentdb;
 pub mod mongo;
 pub mod postgres;
 pub mod secrets;
 pub mod sqlite;
 pub mod stores;
+pub mod tls;
 
 pub use config::{ConfigError, Settings};

@@ -42,6 +42,11 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
                     .map_err(|e| event_store_error(e.to_string()))?,
             )
         }
+        StoreLocation::Kurrent(url) => Arc::new(
+            crate::kurrentdb::KurrentDbEventStore::open(url)
+                .await
+                .map_err(event_store_error)?,
+        ),
         StoreLocation::Mongo(_) => {
             return Err(event_store_error("MongoDB keeps read models, not the event log".into()))
         }
@@ -75,6 +80,12 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
                 Arc::new(PostgresApiKeyStore::open(&target).await.map_err(failed)?),
                 Arc::new(PostgresSecretTable::open(&target).await.map_err(failed)?),
             )
+        }
+        StoreLocation::Kurrent(_) => {
+            return Err(ConfigError {
+                setting: "LABLET_READ_MODEL_URL",
+                message: "KurrentDB keeps the event log, not read models".into(),
+            })
         }
         StoreLocation::Mongo(url) => {
             let database = crate::mongo::connect(url).await.map_err(|e| ConfigError {

@@ -41,6 +41,8 @@ pub async fn migrate_all(settings: &Settings) -> Result<Vec<MigrationReport>, Mi
                 .await
                 .map_err(|e| event_store_error(e.to_string()))?
         }
+        // KurrentDB streams need no schema: nothing to migrate.
+        StoreLocation::Kurrent(_) => Default::default(),
         StoreLocation::Mongo(_) => {
             return Err(event_store_error("MongoDB keeps read models, not the event log".into()))
         }
@@ -69,6 +71,12 @@ pub async fn migrate_all(settings: &Settings) -> Result<Vec<MigrationReport>, Mi
                     .await
                     .map_err(|e| failed(e.to_string()))?,
             });
+        }
+        StoreLocation::Kurrent(_) => {
+            return Err(MigrationError::Store {
+                setting: "LABLET_READ_MODEL_URL",
+                message: "KurrentDB keeps the event log, not read models".into(),
+            })
         }
         StoreLocation::Mongo(url) => reports.push(MigrationReport {
             store: "read_models",

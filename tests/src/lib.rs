@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod contract;
+pub mod kurrent_model;
 pub mod postgres;
 pub mod process;
 pub mod server;

@@ -1,14 +1,15 @@
 //! A Lablet server for one test: its own data directory, an ephemeral port, an HTTP client.
 
-use lablet_api::app::{build, serve_until, App};
+use lablet_api::app::{build, build_on, serve_until, App};
 use lablet_api::auth::{issue_local, Role, TokenRequest};
 use lablet_application::envelope::{truncate_to_micros, EventMetadata, NewEvent};
-use lablet_application::ports::ExpectedVersion;
+use lablet_application::ports::{EventStore, ExpectedVersion};
 use lablet_infrastructure::stores::open_stores;
 use lablet_infrastructure::Settings;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -42,6 +43,23 @@ impl TestServer {
     /// A server on existing settings (a data directory the caller owns).
     pub async fn start_in(settings: Settings) -> TestServer {
         let app: App = build(&settings).await.expect("application starts");
+        Self::serve(app, settings).await
+    }
+
+    /// A server whose event log is `events` instead of the configured one.
+    pub async fn start_on_event_store(events: Arc<dyn EventStore>) -> TestServer {
+        let dir = tempfile::tempdir().expect("temporary data directory");
+        let settings = Settings::defaults_in(dir.path());
+        lablet_migrations::migrate_all(&settings).await.expect("migrations");
+        let mut stores = open_stores(&settings).await.expect("stores open");
+        stores.events = events;
+        let app = build_on(&settings, stores).await.expect("application starts");
+        let mut server = Self::serve(app, settings).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    async fn serve(app: App, settings: Settings) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("ephemeral port");

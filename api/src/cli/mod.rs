@@ -9,6 +9,7 @@ mod rebuild;
 use crate::app::{build, serve_until, StartupError};
 use crate::auth::Role;
 use clap::{Parser, Subcommand};
+use lablet_application::ports::LAG_COUNT_LIMIT;
 use lablet_infrastructure::stores::open_stores;
 use lablet_infrastructure::Settings;
 use lablet_projections::standard_projectors;
@@ -329,7 +330,11 @@ async fn projection_status(settings: &Settings) -> Result<(), String> {
         let status = stores.read_models.status(name).await.map_err(|e| e.to_string())?;
         let checkpoint = status.as_ref().map(|s| s.position);
         let shown = checkpoint.map_or("never ran".to_string(), |c| c.to_string());
-        let lag = head.saturating_sub(checkpoint.unwrap_or(0));
+        let lag = stores
+            .events
+            .count_after(checkpoint.unwrap_or(0), LAG_COUNT_LIMIT)
+            .await
+            .map_err(|e| e.to_string())?;
         let state = match status.and_then(|s| s.error) {
             Some(fault) => format!(
                 "STUCK at position {} since {}: {}",

@@ -31,7 +31,7 @@ pub async fn rebuild(stores: &Stores, settings: &Settings, names: &[String], ver
         match (&settings.read_models, verify) {
             (StoreLocation::Sqlite(path), false) => Some(SqliteReadModelStore::open(path).map_err(|e| e.to_string())?),
             (_, true) => None,
-            (StoreLocation::Postgres(_) | StoreLocation::Mongo(_), false) => return Err(
+            (StoreLocation::Postgres(_) | StoreLocation::Mongo(_) | StoreLocation::Kurrent(_), false) => return Err(
                 "swapping a rebuilt read model in is built for SQLite read models only; elsewhere, --verify compares a rebuild with the live read model"
                     .into(),
             ),
@@ -134,7 +134,7 @@ async fn replay(runner: &ProjectionRunner, stores: &Stores) -> Result<(u64, f64)
 
 fn progress_bar(name: &str, head: u64) -> ProgressBar {
     let bar = ProgressBar::new(head);
-    let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} events, {per_sec}, ETA {eta}")
+    let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] position {pos}/{len}, ETA {eta}")
         .map(|style| style.progress_chars("=> "))
         .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
@@ -159,7 +159,7 @@ async fn follow_progress(bar: ProgressBar, progress: ProjectionProgress, name: &
             } else {
                 f64::INFINITY
             };
-            eprintln!("{name}: {position}/{head} events, {rate:.0} events/s, about {eta:.0} s left");
+            eprintln!("{name}: position {position}/{head}, about {eta:.0} s left");
         }
     }
 }

@@ -7,6 +7,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use lablet_application::metrics::Gauge;
 use lablet_application::outbox::GetOutbox;
+use lablet_application::ports::LAG_COUNT_LIMIT;
 use lablet_application::RequestContext;
 use std::time::Instant;
 
@@ -56,7 +57,8 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         let applied = state.progress.applied(name).position;
         let label = || vec![("projection", name.to_string())];
         positions.push((label(), applied as f64));
-        lags.push((label(), head.saturating_sub(applied) as f64));
+        let lag = state.events.count_after(applied, LAG_COUNT_LIMIT).await.unwrap_or(0);
+        lags.push((label(), lag as f64));
         waits.push((label(), waited_seconds(&state, applied, head).await));
     }
     gauges.push(Gauge {
@@ -82,7 +84,7 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         let sink = |s: &str| vec![("sink", s.to_owned())];
         gauges.push(Gauge {
             name: "lablet_outbox_lag_events",
-            help: "Log positions each CloudEvents sink has not reached yet.",
+            help: "Events in the log each CloudEvents sink has not reached yet.",
             values: outbox.sinks.iter().map(|s| (sink(&s.sink), s.lag as f64)).collect(),
         });
         let mut waits = Vec::new();

@@ -3,7 +3,7 @@
 use crate::context::RequestContext;
 use crate::error::{validate_limit, AppError, FieldError};
 use crate::mediator::{Handler, Request, RequestKind};
-use crate::ports::{EventStore, OutboxStore, ParkedEvent};
+use crate::ports::{EventStore, OutboxStore, ParkedEvent, LAG_COUNT_LIMIT};
 use async_trait::async_trait;
 use serde::Serialize;
 use std::sync::Arc;
@@ -77,26 +77,23 @@ impl OutboxHandlers {
 impl Handler<GetOutbox> for OutboxHandlers {
     async fn handle(&self, request: &GetOutbox, _: &RequestContext) -> Result<OutboxOverview, AppError> {
         let head_position = self.events.head_position().await?;
-        let mut sinks: Vec<SinkOverview> = self
-            .outbox
-            .progress()
-            .await?
-            .into_iter()
-            .map(|progress| SinkOverview {
+        let mut sinks = Vec::new();
+        for progress in self.outbox.progress().await? {
+            sinks.push(SinkOverview {
                 active: self.active.iter().any(|(name, _)| *name == progress.sink),
-                lag: head_position.saturating_sub(progress.checkpoint),
+                lag: self.events.count_after(progress.checkpoint, LAG_COUNT_LIMIT).await?,
                 sink: progress.sink,
                 checkpoint: progress.checkpoint,
                 parked: progress.parked,
-            })
-            .collect();
+            });
+        }
         for (name, _) in &self.active {
-            if !sinks.iter().any(|sink| sink.sink == *name) {
+            if !sinks.iter().any(|sink: &SinkOverview| sink.sink == *name) {
                 sinks.push(SinkOverview {
                     sink: name.clone(),
                     active: true,
                     checkpoint: 0,
-                    lag: head_position,
+                    lag: self.events.count_after(0, LAG_COUNT_LIMIT).await?,
                     parked: 0,
                 });
             }

@@ -2,8 +2,9 @@
 //! log, and learn when the log grows.
 //!
 //! Every adapter guarantees: versions are 1-based and gapless per stream; positions are
-//! strictly increasing in commit order and a reader never sees a gap it would later find
-//! filled; an append is atomic; and an append retried with the same event ids returns the first
+//! strictly increasing in commit order (dense on SQLite and PostgreSQL, sparse byte offsets on
+//! KurrentDB, so a difference of positions is not a count of events: ask
+//! [`EventStore::count_after`]) and a reader never sees a gap it would later find filled; an append is atomic; and an append retried with the same event ids returns the first
 //! result instead of writing twice.
 
 use crate::envelope::{EventEnvelope, NewEvent};
@@ -11,6 +12,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 use std::fmt;
 use tokio::sync::watch;
+
+/// Lags are counted up to this many events; a reader further behind is reported at it.
+pub const LAG_COUNT_LIMIT: u64 = 100_000;
 
 /// What the writer believes about the stream it appends to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -112,6 +116,10 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The position of the last committed event (0 when the log is empty).
     async fn head_position(&self) -> Result<u64, EventStoreError>;
+
+    /// How many events have a position after `after_position`, counting no further than
+    /// `at_most`: a reader's lag in events.
+    async fn count_after(&self, after_position: u64, at_most: u64) -> Result<u64, EventStoreError>;
 
     /// A channel that carries the head position and changes on every commit.
     fn watch_head(&self) -> watch::Receiver<u64>;

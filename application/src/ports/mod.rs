@@ -13,7 +13,7 @@ pub use api_keys::{ApiKeyRecord, ApiKeyStore, ApiKeyStoreError};
 pub use clock::{Clock, SystemClock};
 pub use cml::{CmlClient, CmlConnector, CmlError, CmlTarget};
 pub use credentials::{CmlCredentials, CredentialVault, VaultError};
-pub use event_store::{AppendOutcome, EventStore, EventStoreError, ExpectedVersion};
+pub use event_store::{AppendOutcome, EventStore, EventStoreError, ExpectedVersion, LAG_COUNT_LIMIT};
 pub use outbox::{OutboxStore, OutboxStoreError, ParkedEvent, SinkProgress};
 pub use read_models::{
     CollectionSpec, DocumentWrite, HistoryEntry, HistoryRecord, ListPage, ListQuery, ReadModelError, ReadModelStore,

@@ -29,6 +29,7 @@ pub struct HttpSink {
 
 impl HttpSink {
     pub fn new(url: reqwest::Url, mode: HttpMode, source: String) -> Self {
+        crate::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()

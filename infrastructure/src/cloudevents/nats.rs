@@ -46,6 +46,7 @@ impl NatsSink {
     async fn context(&self) -> Result<&jetstream::Context, DeliveryError> {
         self.context
             .get_or_try_init(|| async {
+                crate::tls::install_crypto_provider();
                 let client = async_nats::ConnectOptions::new()
                     .retry_on_initial_connect()
                     .connect(self.url.as_str())

@@ -50,6 +50,7 @@ impl Default for CmlClientSettings {
 
 /// Builds the shared HTTP client, verifying certificates or (`insecure`) not.
 fn http_client(settings: &CmlClientSettings, insecure: bool) -> Result<reqwest::Client, String> {
+    crate::tls::install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .connect_timeout(settings.connect_timeout)

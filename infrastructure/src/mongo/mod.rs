@@ -50,6 +50,7 @@ pub fn check_url(url: &str) -> Result<(), MongoError> {
 
 /// A connected database, checked with a `ping`.
 pub async fn connect(url: &str) -> Result<Database, MongoError> {
+    crate::tls::install_crypto_provider();
     check_url(url)?;
     let mut options = ClientOptions::parse(url).await.map_err(|e| MongoError::BadUrl {
         url: url.to_owned(),

@@ -142,6 +142,11 @@ impl EventStore for PostgresEventStore {
         Ok(position)
     }
 
+    async fn count_after(&self, after_position: u64, at_most: u64) -> Result<u64, EventStoreError> {
+        // Positions here are dense: one per event, without gaps.
+        Ok(self.head_position().await?.saturating_sub(after_position).min(at_most))
+    }
+
     fn watch_head(&self) -> watch::Receiver<u64> {
         self.inner.head.subscribe()
     }
