@@ -5,6 +5,9 @@ COPY . .
 RUN cargo build --release --locked --bin lablet
 
 FROM debian:bookworm-slim
+# The system's CA roots: the KurrentDB client trusts them for TLS (`tlsCAFile` adds others).
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/lablet /usr/local/bin/lablet
 ENV LABLET_DATA_DIR=/data \
     LABLET_HTTP_ADDR=0.0.0.0:8080 \

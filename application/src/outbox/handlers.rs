@@ -25,7 +25,7 @@ pub struct SinkOverview {
     /// Whether this process runs a relay for the sink.
     pub active: bool,
     pub checkpoint: u64,
-    /// Log positions the sink has not reached yet.
+    /// Events after the checkpoint, counted up to 10,000.
     pub lag: u64,
     pub parked: u64,
 }

@@ -14,7 +14,7 @@ use std::fmt;
 use tokio::sync::watch;
 
 /// Lags are counted up to this many events; a reader further behind is reported at it.
-pub const LAG_COUNT_LIMIT: u64 = 100_000;
+pub const LAG_COUNT_LIMIT: u64 = 10_000;
 
 /// What the writer believes about the stream it appends to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
