@@ -21,7 +21,7 @@ use lablet_infrastructure::kurrentdb::{KurrentDbEventStore, Namespace};
 use lablet_tests::contract;
 use lablet_tests::contract::event_store::event;
 use lablet_tests::kurrent_model::KurrentModel;
-use lablet_tests::TestServer;
+use lablet_tests::{sample, TestServer};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -299,6 +299,15 @@ async fn lablet_serves_with_its_event_log_on_the_kurrentdb_adapter() {
             .iter()
             .any(|e| e.stream == format!("lablet:lab_record-{id}")),
         "the events are in the server's log, in the namespace"
+    );
+    // Gauges on sparse positions: the head is a byte offset, the lag a count of events.
+    let text = server.metrics().await;
+    let head = events.head_position().await.unwrap();
+    assert!(head > 2, "positions are byte offsets: {head}");
+    assert_eq!(sample(&text, "lablet_events_head_position"), head as f64);
+    assert_eq!(
+        sample(&text, "lablet_projection_lag_events{projection=\"lab_records\"}"),
+        0.0
     );
     server.stop().await;
     let report = verify_log(events.as_ref(), |_| {}).await.unwrap();

@@ -1,16 +1,7 @@
 //! `GET /metrics`: counters, histograms and gauges in the Prometheus text format.
 
-use lablet_tests::TestServer;
+use lablet_tests::{sample, TestServer};
 use serde_json::json;
-
-/// The value of the first sample line starting with `prefix`.
-fn sample(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .find(|line| line.starts_with(prefix))
-        .and_then(|line| line.rsplit_once(' '))
-        .and_then(|(_, value)| value.parse().ok())
-        .unwrap_or_else(|| panic!("no sample {prefix} in\n{text}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_commands_and_http_requests_and_report_lag() {
