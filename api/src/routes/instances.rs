@@ -1,6 +1,6 @@
 //! `/api/v1/instances`.
 
-use super::{command_answer, document, page, present, AppState, Paging};
+use super::{command_answer, document, page, parsed_equals, present, AppState, Paging};
 use crate::extract::{parse_id, Context, JsonBody, MinPosition, QueryParams};
 use crate::problem::{ApiResult, Problem};
 use axum::extract::{Path, State};
@@ -168,11 +168,7 @@ pub async fn list(
 ) -> ApiResult<Json<ListPage>> {
     let mut filters = Vec::new();
     if let Some(text) = present(params.state) {
-        let parsed: InstanceState = text.parse().map_err(|e: String| Problem::bad_request("state", e))?;
-        filters.push(Filter::Equals {
-            field: "state",
-            value: parsed.as_str().to_owned(),
-        });
+        filters.push(parsed_equals("state", &text, InstanceState::as_str)?);
     }
     if let Some(owner) = present(params.owner_id) {
         filters.push(Filter::Equals {

@@ -605,3 +605,17 @@ pub async fn page(
 pub fn present(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
+
+/// A filter on `field` for `text` read as a `T` (a state or status) and written in its canonical
+/// form by `canonical`; a value `T` does not know is a 400 naming the field.
+pub fn parsed_equals<T: std::str::FromStr<Err = String>>(
+    field: &'static str,
+    text: &str,
+    canonical: impl Fn(T) -> &'static str,
+) -> Result<Filter, Problem> {
+    let parsed: T = text.parse().map_err(|why: String| Problem::bad_request(field, why))?;
+    Ok(Filter::Equals {
+        field,
+        value: canonical(parsed).to_owned(),
+    })
+}

@@ -1,9 +1,9 @@
 //! `/api/v1/work-orders`: submission and queries, plus the executor's lease/start/complete/fail
 //! and the operator's cancel and requeue.
 
-use super::{command_answer, document, page, present, AppState, Paging};
+use super::{command_answer, document, page, parsed_equals, present, AppState, Paging};
 use crate::extract::{parse_id, Context, JsonBody, MinPosition, OptionalJsonBody, QueryParams};
-use crate::problem::{ApiResult, Problem};
+use crate::problem::ApiResult;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -215,11 +215,7 @@ pub async fn list(
 ) -> ApiResult<Json<ListPage>> {
     let mut filters = Vec::new();
     if let Some(text) = present(params.state) {
-        let parsed: WorkOrderState = text.parse().map_err(|e: String| Problem::bad_request("state", e))?;
-        filters.push(Filter::Equals {
-            field: "state",
-            value: parsed.as_str().to_owned(),
-        });
+        filters.push(parsed_equals("state", &text, WorkOrderState::as_str)?);
     }
     if let Some(kind) = present(params.kind) {
         filters.push(Filter::Equals {

@@ -4,7 +4,7 @@
 //! Credentials come in with the registration and never come out: they are sealed in the vault,
 //! and no answer, event or read model carries them.
 
-use super::{command_answer, document, page, present, AppState, Paging};
+use super::{command_answer, document, page, parsed_equals, present, AppState, Paging};
 use crate::extract::{parse_id, Context, JsonBody, MinPosition, OptionalJsonBody, QueryParams};
 use crate::problem::{ApiResult, Problem};
 use axum::extract::{Path, State};
@@ -292,13 +292,7 @@ pub async fn list(
 ) -> ApiResult<Json<ListPage>> {
     let mut filters = Vec::new();
     if let Some(text) = present(params.status) {
-        let status: WorkerStatus = text
-            .parse()
-            .map_err(|why: String| Problem::bad_request("status", why))?;
-        filters.push(Filter::Equals {
-            field: "status",
-            value: status.as_str().to_owned(),
-        });
+        filters.push(parsed_equals("status", &text, WorkerStatus::as_str)?);
     }
     if let Some(region) = present(params.region) {
         filters.push(Filter::Equals {
