@@ -154,6 +154,15 @@ impl From<AppError> for Problem {
             AppError::Upstream(detail) => {
                 Problem::new(StatusCode::BAD_GATEWAY, "cml-failed", "CML server failed", detail)
             }
+            AppError::Internal(detail) => {
+                tracing::error!(%detail, "request failed on a bug");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal-error",
+                    "Internal error",
+                    "the server failed on a bug; the request changed nothing and retrying it will not help",
+                )
+            }
         }
     }
 }

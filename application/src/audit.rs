@@ -11,10 +11,12 @@ use crate::error::{validate_limit, AppError, FieldError};
 use crate::mediator::{Handler, Request, RequestKind};
 use crate::ports::{EventStore, EventStoreError};
 use async_trait::async_trait;
+use lablet_domain::inbox_message::InboxMessage;
 use lablet_domain::lab_record::LabRecord;
 use lablet_domain::lablet_instance::LabletInstance;
 use lablet_domain::work_order::WorkOrder;
-use lablet_domain::{decode_event, Aggregate};
+use lablet_domain::worker::Worker;
+use lablet_domain::{Aggregate, AggregateKind};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -296,8 +298,9 @@ async fn fold<A: Aggregate + Serialize>(
             if envelope.position > at {
                 break 'pages;
             }
-            let event: A::Event = decode_event(&envelope.event_type, envelope.payload.get())
-                .map_err(|e| AppError::Unavailable(format!("cannot decode {stream} v{}: {e}", envelope.version)))?;
+            let event: A::Event = envelope
+                .decode()
+                .map_err(|e| AppError::Internal(format!("cannot decode {stream} v{}: {e}", envelope.version)))?;
             state.apply(&event);
             version = envelope.version;
         }
@@ -305,7 +308,7 @@ async fn fold<A: Aggregate + Serialize>(
             break;
         }
     }
-    let state = serde_json::to_value(&state).map_err(|e| AppError::Unavailable(e.to_string()))?;
+    let state = serde_json::to_value(&state).map_err(|e| AppError::Internal(e.to_string()))?;
     Ok((version, state))
 }
 
@@ -318,11 +321,15 @@ impl Handler<StreamStateAt> for AuditQueries {
         };
         let store = self.store.as_ref();
         let stream = request.stream.as_str();
-        let (version, state) = match stream.split_once('-').map(|(kind, _)| kind) {
-            Some(LabRecord::KIND) => fold::<LabRecord>(store, stream, at).await?,
-            Some(LabletInstance::KIND) => fold::<LabletInstance>(store, stream, at).await?,
-            Some(WorkOrder::KIND) => fold::<WorkOrder>(store, stream, at).await?,
-            _ => return Err(AppError::NotFound(format!("stream {stream}"))),
+        let Some(kind) = AggregateKind::of_stream(stream) else {
+            return Err(AppError::NotFound(format!("stream {stream}")));
+        };
+        let (version, state) = match kind {
+            AggregateKind::LabRecord => fold::<LabRecord>(store, stream, at).await?,
+            AggregateKind::LabletInstance => fold::<LabletInstance>(store, stream, at).await?,
+            AggregateKind::WorkOrder => fold::<WorkOrder>(store, stream, at).await?,
+            AggregateKind::Worker => fold::<Worker>(store, stream, at).await?,
+            AggregateKind::InboxMessage => fold::<InboxMessage>(store, stream, at).await?,
         };
         if version == 0 {
             return Err(AppError::NotFound(format!("stream {stream} at position {at}")));

@@ -8,6 +8,7 @@
 //! engine.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use lablet_domain::{decode_event, AggregateKind, DomainEvent};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
@@ -60,11 +61,14 @@ impl EventEnvelope {
         self.stream.split_once('-').map_or("", |(_, id)| id)
     }
 
-    /// The aggregate kind: the part of the stream name before the first `-`.
-    pub fn aggregate_kind(&self) -> &str {
-        self.stream
-            .split_once('-')
-            .map_or(self.stream.as_str(), |(kind, _)| kind)
+    /// The kind of aggregate the stream holds, if it is one of the domain's.
+    pub fn aggregate_kind(&self) -> Option<AggregateKind> {
+        AggregateKind::of_stream(&self.stream)
+    }
+
+    /// The domain event inside, upcast from its stored schema version.
+    pub fn decode<E: DomainEvent>(&self) -> Result<E, serde_json::Error> {
+        decode_event(&self.event_type, self.schema_version, self.payload.get())
     }
 
     /// Recomputes this envelope's hash from `previous_hash`; equal to `hash` unless altered.
@@ -207,7 +211,7 @@ mod tests {
     #[test]
     fn aggregate_id_and_kind_come_from_the_stream() {
         let e = envelope("{}");
-        assert_eq!(e.aggregate_kind(), "lab_record");
+        assert_eq!(e.aggregate_kind(), Some(AggregateKind::LabRecord));
         assert_eq!(e.aggregate_id(), "00000000-0000-0000-0000-000000000001");
     }
 }

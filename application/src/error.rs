@@ -53,6 +53,10 @@ pub enum AppError {
     /// A CML server the request needed failed (HTTP 502).
     #[error("{0}")]
     Upstream(String),
+    /// A bug, not an outage: no handler registered, an event that cannot be encoded or
+    /// decoded, a stored document or event that cannot be read (HTTP 500, never retried).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl From<DomainError> for AppError {
@@ -71,20 +75,40 @@ impl From<EventStoreError> for AppError {
             EventStoreError::WrongExpectedVersion { .. } | EventStoreError::EventIdReused { .. } => {
                 AppError::Conflict(err.to_string())
             }
-            other => AppError::Unavailable(other.to_string()),
+            EventStoreError::Unavailable(_) => AppError::Unavailable(err.to_string()),
+            EventStoreError::InvalidAppend(_) | EventStoreError::Corrupt(_) => AppError::Internal(err.to_string()),
         }
     }
 }
 
 impl From<ReadModelError> for AppError {
     fn from(err: ReadModelError) -> Self {
-        AppError::Unavailable(err.to_string())
+        match err {
+            ReadModelError::Unavailable(_) | ReadModelError::Superseded { .. } => {
+                AppError::Unavailable(err.to_string())
+            }
+            ReadModelError::Corrupt(_) | ReadModelError::UnknownCollection(_) => AppError::Internal(err.to_string()),
+        }
     }
 }
 
 impl From<OutboxStoreError> for AppError {
     fn from(err: OutboxStoreError) -> Self {
         AppError::Unavailable(err.to_string())
+    }
+}
+
+/// Refuses `value` as a name or id of `field`: blank, a control character, over `max_chars`.
+pub fn check_name(errors: &mut Vec<FieldError>, field: &str, value: &str, max_chars: usize) {
+    if let Some(problem) = lablet_domain::text::name_problem(value, max_chars) {
+        errors.push(FieldError::new(field, problem));
+    }
+}
+
+/// Refuses `value` as free text of `field`: a NUL character, over `max_chars`.
+pub fn check_free_text(errors: &mut Vec<FieldError>, field: &str, value: &str, max_chars: usize) {
+    if let Some(problem) = lablet_domain::text::free_text_problem(value, max_chars) {
+        errors.push(FieldError::new(field, problem));
     }
 }
 

@@ -250,7 +250,7 @@ impl InboxProcessor {
     }
 
     async fn handle(&self, received: &EventEnvelope) -> Result<(), AppError> {
-        let inbox_id = Uuid::parse_str(received.aggregate_id()).map_err(|e| AppError::Unavailable(e.to_string()))?;
+        let inbox_id = Uuid::parse_str(received.aggregate_id()).map_err(|e| AppError::Internal(e.to_string()))?;
         let loaded = self.repository.load::<InboxMessage>(inbox_id).await?;
         let (Some(message), Some(InboxStatus::Received)) = (loaded.state.message, loaded.state.status) else {
             return Ok(()); // concluded before

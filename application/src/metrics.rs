@@ -82,6 +82,7 @@ fn outcome(result: &Result<AnyOutput, AppError>) -> &'static str {
         Err(AppError::Unavailable(_)) => "unavailable",
         Err(AppError::TooSoon { .. }) => "too_soon",
         Err(AppError::Upstream(_)) => "upstream_failed",
+        Err(AppError::Internal(_)) => "internal_error",
     }
 }
 

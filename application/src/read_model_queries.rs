@@ -8,6 +8,7 @@ use crate::ports::read_models::Filter;
 use crate::ports::{CollectionSpec, EventStore, ListPage, ListQuery, ReadModelStore};
 use crate::progress::ProjectionProgress;
 use async_trait::async_trait;
+use lablet_domain::AggregateKind;
 use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,14 +31,14 @@ pub const WORKERS: CollectionSpec = CollectionSpec {
 };
 pub const COLLECTIONS: [CollectionSpec; 4] = [LAB_RECORDS, LABLET_INSTANCES, WORK_ORDERS, WORKERS];
 
-/// The read model that documents the aggregates of streams of `kind` (`lab_record` …).
-pub fn collection_of_kind(kind: &str) -> Option<CollectionSpec> {
+/// The read model that documents the aggregates of `kind`, if it has one.
+pub fn collection_of_kind(kind: AggregateKind) -> Option<CollectionSpec> {
     match kind {
-        "lab_record" => Some(LAB_RECORDS),
-        "lablet_instance" => Some(LABLET_INSTANCES),
-        "work_order" => Some(WORK_ORDERS),
-        "cml_worker" => Some(WORKERS),
-        _ => None,
+        AggregateKind::LabRecord => Some(LAB_RECORDS),
+        AggregateKind::LabletInstance => Some(LABLET_INSTANCES),
+        AggregateKind::WorkOrder => Some(WORK_ORDERS),
+        AggregateKind::Worker => Some(WORKERS),
+        AggregateKind::InboxMessage => None,
     }
 }
 

@@ -11,7 +11,7 @@ use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::ports::{Clock, EventStore, EventStoreError, ExpectedVersion};
 use crate::trace_context::{traceparent_of, TRACE_TARGET};
-use lablet_domain::{decode_event, encode_event, Aggregate, DomainEvent};
+use lablet_domain::{encode_event, Aggregate, DomainEvent};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::any::Any;
@@ -122,9 +122,9 @@ impl AggregateRepository {
         loop {
             let page = self.store.read_stream(stream, loaded.version + 1, STREAM_PAGE).await?;
             for envelope in &page {
-                let event: A::Event = decode_event(&envelope.event_type, envelope.payload.get()).map_err(|e| {
-                    AppError::Unavailable(format!("cannot decode {} v{}: {e}", stream, envelope.version))
-                })?;
+                let event: A::Event = envelope
+                    .decode()
+                    .map_err(|e| AppError::Internal(format!("cannot decode {} v{}: {e}", stream, envelope.version)))?;
                 loaded.state.apply(&event);
                 loaded.version = envelope.version;
                 loaded.last_position = envelope.position;
@@ -183,7 +183,7 @@ impl AggregateRepository {
         for event in &events {
             let payload = encode_event(event)
                 .and_then(RawValue::from_string)
-                .map_err(|e| AppError::Unavailable(format!("cannot encode {}: {e}", event.event_type())))?;
+                .map_err(|e| AppError::Internal(format!("cannot encode {}: {e}", event.event_type())))?;
             new_events.push(NewEvent {
                 event_id: Uuid::now_v7(),
                 event_type: event.event_type().to_owned(),

@@ -4,27 +4,32 @@
 //! and answers the events that should happen (or a [`DomainError`]); it never mutates. `apply`
 //! is the only way state changes, for live commands and for replay alike.
 //!
-//! Event type names are stable strings written by hand (`lab_record.state_changed`), never
+//! Event type names are stable strings written once, by hand, in each aggregate's
+//! [`domain_events!`](crate::domain_events) declaration (`lab_record.state_changed`), never
 //! derived from Rust paths, so renaming a Rust type cannot change stored data.
 
+use crate::kind::AggregateKind;
+use crate::upcast::{upcast, Upcaster};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A fact that happened to one aggregate. Serialised as its payload alone; the type name and
 /// schema version travel beside it in the event envelope.
 pub trait DomainEvent: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    /// Every wire name of this event enum, in declaration order.
+    const EVENT_TYPES: &'static [&'static str];
+    /// The transforms that bring stored payloads of older schema versions to the current one.
+    const UPCASTERS: &'static [Upcaster] = &[];
     /// The stable wire name, `<aggregate>.<what_happened>`.
     fn event_type(&self) -> &'static str;
     /// The schema version of this event's payload.
-    fn schema_version(&self) -> u32 {
-        1
-    }
+    fn schema_version(&self) -> u32;
 }
 
 /// A consistency boundary: a state folded from its own stream of events.
 pub trait Aggregate: Default + Clone + Send + Sync + 'static {
-    /// The stream prefix in snake_case (`lab_record`); streams are `<KIND>-<uuid>`.
-    const KIND: &'static str;
+    /// The kind of aggregate; its streams are `<kind name>-<uuid>`.
+    const KIND: AggregateKind;
     type Event: DomainEvent;
     type Command;
 
@@ -36,7 +41,7 @@ pub trait Aggregate: Default + Clone + Send + Sync + 'static {
 
     /// The stream that holds the aggregate with this id.
     fn stream_name(id: uuid::Uuid) -> String {
-        format!("{}-{}", Self::KIND, id)
+        Self::KIND.stream(id)
     }
 }
 
@@ -107,8 +112,17 @@ pub fn encode_event<E: DomainEvent>(event: &E) -> Result<String, serde_json::Err
     serde_json::to_string(&data)
 }
 
-/// Rebuilds an event from its stored type name and payload.
-pub fn decode_event<E: DomainEvent>(event_type: &str, payload: &str) -> Result<E, serde_json::Error> {
+/// Rebuilds an event from its stored type name, schema version and payload. A payload of an
+/// older schema version goes through the event's upcasters first; one of the current version is
+/// decoded from its text directly.
+pub fn decode_event<E: DomainEvent>(
+    event_type: &str,
+    schema_version: u32,
+    payload: &str,
+) -> Result<E, serde_json::Error> {
     let tag = serde_json::to_string(event_type)?;
-    serde_json::from_str(&format!("{{\"type\":{tag},\"data\":{payload}}}"))
+    match upcast(E::UPCASTERS, event_type, schema_version, payload)? {
+        None => serde_json::from_str(&format!("{{\"type\":{tag},\"data\":{payload}}}")),
+        Some(upcasted) => serde_json::from_value(serde_json::json!({ "type": event_type, "data": upcasted })),
+    }
 }

@@ -5,11 +5,16 @@
 //! same events always rebuilds the same state. This crate must never learn which database it
 //! lives in.
 
+mod event_enum;
 pub mod inbox_message;
 pub mod kernel;
+pub mod kind;
 pub mod lab_record;
 pub mod lablet_instance;
+pub mod text;
+pub mod upcast;
 pub mod work_order;
 pub mod worker;
 
 pub use kernel::{decode_event, encode_event, Aggregate, DomainError, DomainEvent, FieldChange};
+pub use kind::AggregateKind;

@@ -7,7 +7,7 @@
 
 use lablet_application::envelope::EventEnvelope;
 use lablet_application::ports::CollectionSpec;
-use lablet_domain::{decode_event, DomainEvent};
+use lablet_domain::{AggregateKind, DomainEvent};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -57,8 +57,8 @@ pub trait Projector: Send + Sync + 'static {
     /// The collection written; its name is also the projection's name.
     fn collection(&self) -> CollectionSpec;
 
-    /// Whether this projector cares about events of this type.
-    fn handles(&self, event_type: &str) -> bool;
+    /// The kind of aggregate whose events this projector turns into documents.
+    fn kind(&self) -> AggregateKind;
 
     /// What `event` changes in the document (None: there is no document yet).
     fn project(&self, current: Option<&Map<String, Value>>, event: &EventEnvelope) -> Result<Patch, ProjectionError>;
@@ -66,7 +66,7 @@ pub trait Projector: Send + Sync + 'static {
 
 /// Decodes the domain event inside `envelope`.
 pub fn decode<E: DomainEvent>(envelope: &EventEnvelope) -> Result<E, ProjectionError> {
-    decode_event(&envelope.event_type, envelope.payload.get()).map_err(|e| ProjectionError::Undecodable {
+    envelope.decode().map_err(|e| ProjectionError::Undecodable {
         position: envelope.position,
         event_type: envelope.event_type.clone(),
         message: e.to_string(),

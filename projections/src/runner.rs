@@ -322,7 +322,10 @@ impl ProjectionRunner {
     ) -> Result<(), RunnerError> {
         let Some(last) = batch.last() else { return Ok(()) };
         let collection = self.projector.collection().name;
-        let relevant: Vec<&EventEnvelope> = batch.iter().filter(|e| self.projector.handles(&e.event_type)).collect();
+        let relevant: Vec<&EventEnvelope> = batch
+            .iter()
+            .filter(|e| e.aggregate_kind() == Some(self.projector.kind()))
+            .collect();
         let mut missing: Vec<String> = relevant
             .iter()
             .map(|e| e.aggregate_id())

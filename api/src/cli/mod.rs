@@ -1,7 +1,27 @@
 //! The `lablet` command line.
 
 mod auth;
+#[cfg(feature = "demo")]
 mod demo;
+/// Stands in for the demo in a build without the `demo` feature (and so without the CML
+/// simulator): `serve --demo` says what is missing and stops.
+#[cfg(not(feature = "demo"))]
+mod demo {
+    use crate::app::App;
+    use lablet_infrastructure::Settings;
+
+    pub struct Demo;
+
+    pub fn adjust(_: &mut Settings) {}
+
+    pub async fn start(_: &App) -> Result<Demo, String> {
+        Err("--demo needs a lablet built with the `demo` feature (the CML simulator)".into())
+    }
+
+    impl Demo {
+        pub async fn stop(self) {}
+    }
+}
 mod events;
 mod outbox;
 mod rebuild;

@@ -49,7 +49,7 @@ impl Follower {
             }
             let batch = self.subscription.next_batch().await.ok()?;
             for envelope in batch {
-                let Some(spec) = collection_of_kind(envelope.aggregate_kind()) else {
+                let Some(spec) = envelope.aggregate_kind().and_then(collection_of_kind) else {
                     continue;
                 };
                 let id = envelope.aggregate_id();

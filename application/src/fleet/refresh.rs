@@ -290,7 +290,7 @@ impl LabsRefresh {
             let page = self.mediator.send(query, context).await?;
             for item in &page.items {
                 let lab: Live = serde_json::from_str(item.get())
-                    .map_err(|e| AppError::Unavailable(format!("a lab record cannot be read: {e}")))?;
+                    .map_err(|e| AppError::Internal(format!("a lab record cannot be read: {e}")))?;
                 live.push((lab.worker_id, lab.lab_id));
             }
             match page.next_cursor {

@@ -70,7 +70,7 @@ pub async fn list_workers(
             let page = mediator.send(query, context).await?;
             for item in &page.items {
                 let entry: RosterEntry = serde_json::from_str(item.get())
-                    .map_err(|e| AppError::Unavailable(format!("a workers document cannot be read: {e}")))?;
+                    .map_err(|e| AppError::Internal(format!("a workers document cannot be read: {e}")))?;
                 entries.push(entry);
             }
             match page.next_cursor {

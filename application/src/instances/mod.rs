@@ -2,7 +2,7 @@
 //! timeslot, record its score.
 
 use crate::context::RequestContext;
-use crate::error::{AppError, FieldError};
+use crate::error::{check_name, AppError, FieldError};
 use crate::mediator::{Handler, Request, RequestKind};
 use crate::repository::{AggregateRepository, CommandOutcome};
 use async_trait::async_trait;
@@ -13,13 +13,8 @@ use lablet_domain::lablet_instance::{
 use std::sync::Arc;
 use uuid::Uuid;
 
-fn require_text(errors: &mut Vec<FieldError>, field: &str, value: &str) {
-    if value.trim().is_empty() {
-        errors.push(FieldError::new(field, "must not be empty"));
-    } else if value.len() > 256 {
-        errors.push(FieldError::new(field, "must be at most 256 characters"));
-    }
-}
+/// The longest version, owner or reservation id accepted.
+const MAX_ID_CHARS: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct RequestInstance {
@@ -41,9 +36,14 @@ impl Request for RequestInstance {
         if self.definition_id.is_nil() {
             errors.push(FieldError::new("definition_id", "must not be the nil UUID"));
         }
-        require_text(&mut errors, "definition_version", &self.definition_version);
-        require_text(&mut errors, "owner_id", &self.owner_id);
-        require_text(&mut errors, "reservation_id", &self.reservation_id);
+        check_name(
+            &mut errors,
+            "definition_version",
+            &self.definition_version,
+            MAX_ID_CHARS,
+        );
+        check_name(&mut errors, "owner_id", &self.owner_id, MAX_ID_CHARS);
+        check_name(&mut errors, "reservation_id", &self.reservation_id, MAX_ID_CHARS);
         if self.timeslot_end <= self.timeslot_start {
             errors.push(FieldError::new("timeslot_end", "must be after timeslot_start"));
         }

@@ -26,6 +26,7 @@ impl PipelineBehaviour for TracingBehaviour {
         if let Err(err) = &result {
             span.in_scope(|| match err {
                 AppError::Unavailable(_) => tracing::error!(error = %err, "request failed"),
+                AppError::Internal(_) => tracing::error!(error = %err, "request failed on a bug"),
                 _ => tracing::debug!(error = %err, "request refused"),
             });
         }

@@ -82,7 +82,7 @@ impl Mediator {
             .handlers
             .get(&TypeId::of::<R>())
             .and_then(|h| h.downcast_ref::<Arc<dyn Handler<R>>>())
-            .ok_or_else(|| AppError::Unavailable(format!("no handler registered for {}", R::NAME)))?;
+            .ok_or_else(|| AppError::Internal(format!("no handler registered for {}", R::NAME)))?;
         let validate = || request.validate();
         let info = RequestInfo {
             name: R::NAME,
@@ -100,7 +100,7 @@ impl Mediator {
         output
             .downcast::<R::Output>()
             .map(|boxed| *boxed)
-            .map_err(|_| AppError::Unavailable(format!("a behaviour changed the output type of {}", R::NAME)))
+            .map_err(|_| AppError::Internal(format!("a behaviour changed the output type of {}", R::NAME)))
     }
 }
 

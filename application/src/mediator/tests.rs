@@ -71,10 +71,10 @@ async fn conflicts_are_retried_up_to_the_bound() {
 }
 
 #[tokio::test]
-async fn a_request_without_handler_is_an_error_not_a_panic() {
+async fn a_request_without_handler_is_an_internal_error_not_a_panic() {
     let mediator = Mediator::with_standard_pipeline(3);
     assert!(matches!(
         mediator.send(Double(1), &RequestContext::system()).await,
-        Err(AppError::Unavailable(_))
+        Err(AppError::Internal(_))
     ));
 }

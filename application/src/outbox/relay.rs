@@ -19,6 +19,7 @@ use crate::shutdown::{pause_unless_stopped, stopped};
 use crate::subscription::Subscription;
 use async_trait::async_trait;
 use chrono::Utc;
+use lablet_domain::AggregateKind;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,7 +70,17 @@ impl DeliveryError {
 
 /// Events that leave Lablet: everything but its internal bookkeeping (received messages).
 pub fn is_public(event: &EventEnvelope) -> bool {
-    event.aggregate_kind() != "inbox_message"
+    event.aggregate_kind().is_none_or(publishes)
+}
+
+/// Whether the events of `kind` are published to integrators.
+fn publishes(kind: AggregateKind) -> bool {
+    match kind {
+        AggregateKind::LabRecord | AggregateKind::LabletInstance | AggregateKind::WorkOrder | AggregateKind::Worker => {
+            true
+        }
+        AggregateKind::InboxMessage => false,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,7 @@
 //! Commands on work orders: submit one, and the executor's and operator's actions on it.
 
 use crate::context::RequestContext;
-use crate::error::{AppError, FieldError};
+use crate::error::{check_name, AppError, FieldError};
 use crate::mediator::{Handler, Request, RequestKind};
 use crate::repository::{random_unit, AggregateRepository, CommandOutcome};
 use async_trait::async_trait;
@@ -9,6 +9,9 @@ use chrono::Duration;
 use lablet_domain::work_order::{ResourceNeeds, Submission, WorkOrder, WorkOrderCommand};
 use std::sync::Arc;
 use uuid::Uuid;
+
+/// The longest work-order kind accepted.
+const MAX_KIND_CHARS: usize = 128;
 
 /// The longest lease an executor may take at once; it renews by leasing again.
 pub const MAX_LEASE_SECONDS: u32 = 3600;
@@ -29,11 +32,7 @@ impl Request for SubmitWorkOrder {
 
     fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
-        if self.kind.trim().is_empty() {
-            errors.push(FieldError::new("kind", "must not be empty"));
-        } else if self.kind.len() > 128 {
-            errors.push(FieldError::new("kind", "must be at most 128 characters"));
-        }
+        check_name(&mut errors, "kind", &self.kind, MAX_KIND_CHARS);
         if self.max_attempts == 0 || self.max_attempts > lablet_domain::work_order::MAX_ATTEMPTS {
             errors.push(FieldError::new(
                 "max_attempts",

@@ -9,7 +9,7 @@ mod endpoint;
 pub use endpoint::check_endpoint;
 
 use crate::context::RequestContext;
-use crate::error::{AppError, FieldError};
+use crate::error::{check_free_text, check_name, AppError, FieldError};
 use crate::mediator::{Handler, Request, RequestKind};
 use crate::ports::{CmlCredentials, CredentialVault};
 use crate::repository::{AggregateRepository, CommandOutcome};
@@ -29,23 +29,8 @@ const MAX_REGION_LEN: usize = 64;
 const MAX_USERNAME_LEN: usize = 32;
 const MAX_PASSWORD_LEN: usize = 1024;
 
-/// Refuses `value` if it is blank or longer than `max` characters.
-fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
-    if value.trim().is_empty() {
-        errors.push(FieldError::new(field, "must not be empty"));
-    } else {
-        check_length(errors, field, value, max);
-    }
-}
-
-fn check_length(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
-    if value.chars().count() > max {
-        errors.push(FieldError::new(field, format!("must be at most {max} characters")));
-    }
-}
-
 fn check_credentials(errors: &mut Vec<FieldError>, credentials: &CmlCredentials) {
-    check_text(errors, "username", &credentials.username, MAX_USERNAME_LEN);
+    check_name(errors, "username", &credentials.username, MAX_USERNAME_LEN);
     if credentials.password.is_empty() {
         errors.push(FieldError::new("password", "must not be empty"));
     } else if credentials.password.len() > MAX_PASSWORD_LEN {
@@ -76,8 +61,8 @@ impl Request for RegisterWorker {
 
     fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
-        check_text(&mut errors, "name", &self.name, MAX_NAME_LEN);
-        check_text(&mut errors, "region", &self.region, MAX_REGION_LEN);
+        check_name(&mut errors, "name", &self.name, MAX_NAME_LEN);
+        check_name(&mut errors, "region", &self.region, MAX_REGION_LEN);
         if let Some(endpoint) = &self.endpoint {
             if let Err(why) = check_endpoint(endpoint) {
                 errors.push(FieldError::new("endpoint", why));
@@ -88,7 +73,7 @@ impl Request for RegisterWorker {
             ("instance_id", &self.instance_id),
         ] {
             if let Some(value) = value {
-                check_text(&mut errors, field, value, MAX_NAME_LEN);
+                check_name(&mut errors, field, value, MAX_NAME_LEN);
             }
         }
         match (&self.endpoint, &self.credentials) {
@@ -118,7 +103,7 @@ impl Request for ChangeWorkerStatus {
 
     fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
-        check_length(&mut errors, "reason", &self.reason, 1024);
+        check_free_text(&mut errors, "reason", &self.reason, 1024);
         errors.is_empty().then_some(()).ok_or(errors)
     }
 }

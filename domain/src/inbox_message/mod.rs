@@ -5,7 +5,7 @@
 //! A received message is concluded once: handled, rejected (the transition it asks for is not
 //! allowed) or ignored (a type Lablet does not handle).
 
-use crate::kernel::{Aggregate, DomainError, DomainEvent};
+use crate::kernel::{Aggregate, DomainError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -41,27 +41,13 @@ pub enum InboxStatus {
     Ignored,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum InboxMessageEvent {
-    #[serde(rename = "inbox_message.received")]
-    Received(ReceivedMessage),
-    #[serde(rename = "inbox_message.handled")]
-    Handled { outcome: String, at: DateTime<Utc> },
-    #[serde(rename = "inbox_message.rejected")]
-    Rejected { reason: String, at: DateTime<Utc> },
-    #[serde(rename = "inbox_message.ignored")]
-    Ignored { reason: String, at: DateTime<Utc> },
-}
-
-impl DomainEvent for InboxMessageEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            InboxMessageEvent::Received(_) => "inbox_message.received",
-            InboxMessageEvent::Handled { .. } => "inbox_message.handled",
-            InboxMessageEvent::Rejected { .. } => "inbox_message.rejected",
-            InboxMessageEvent::Ignored { .. } => "inbox_message.ignored",
-        }
+crate::domain_events! {
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum InboxMessageEvent {
+        "inbox_message.received" => Received(ReceivedMessage),
+        "inbox_message.handled" => Handled { outcome: String, at: DateTime<Utc> },
+        "inbox_message.rejected" => Rejected { reason: String, at: DateTime<Utc> },
+        "inbox_message.ignored" => Ignored { reason: String, at: DateTime<Utc> },
     }
 }
 
@@ -86,7 +72,7 @@ pub struct InboxMessage {
 }
 
 impl Aggregate for InboxMessage {
-    const KIND: &'static str = "inbox_message";
+    const KIND: crate::AggregateKind = crate::AggregateKind::InboxMessage;
     type Event = InboxMessageEvent;
     type Command = InboxMessageCommand;
 
@@ -96,7 +82,11 @@ impl Aggregate for InboxMessage {
             InboxMessageCommand::Receive(message) => Ok(vec![InboxMessageEvent::Received(message.clone())]),
             InboxMessageCommand::Conclude { status, detail, at } => {
                 match self.status {
-                    None => return Err(DomainError::NotFound { aggregate: Self::KIND }),
+                    None => {
+                        return Err(DomainError::NotFound {
+                            aggregate: Self::KIND.name(),
+                        })
+                    }
                     Some(InboxStatus::Received) => {}
                     Some(done) => {
                         return Err(DomainError::RuleViolated(

@@ -80,7 +80,7 @@ fn changed_details(old: &LabDetails, new: &LabDetails) -> ChangedFields {
 }
 
 impl Aggregate for LabRecord {
-    const KIND: &'static str = "lab_record";
+    const KIND: crate::AggregateKind = crate::AggregateKind::LabRecord;
     type Event = LabRecordEvent;
     type Command = LabRecordCommand;
 
@@ -102,7 +102,9 @@ impl Aggregate for LabRecord {
             }
             LabRecordCommand::Remove { reason, removed_at } => {
                 if !self.exists {
-                    return Err(DomainError::NotFound { aggregate: Self::KIND });
+                    return Err(DomainError::NotFound {
+                        aggregate: Self::KIND.name(),
+                    });
                 }
                 if self.removed_at.is_some() {
                     return Err(DomainError::RuleViolated("lab record is already removed".into()));
@@ -324,7 +326,7 @@ mod tests {
         let payload = encode_event(&events[0]).unwrap();
         assert!(payload.contains("\"title\":\"CCNA lab\""));
         assert!(!payload.contains("lab_record.discovered"));
-        let back: LabRecordEvent = decode_event(events[0].event_type(), &payload).unwrap();
+        let back: LabRecordEvent = decode_event(events[0].event_type(), events[0].schema_version(), &payload).unwrap();
         assert_eq!(back, events[0]);
     }
 }

@@ -1,6 +1,6 @@
 //! The facts a LabRecord stream holds.
 
-use crate::kernel::{ChangedFields, DomainEvent};
+use crate::kernel::ChangedFields;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -53,48 +53,34 @@ pub enum RemovalReason {
     Operator,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum LabRecordEvent {
-    #[serde(rename = "lab_record.discovered")]
-    Discovered {
-        worker_id: Uuid,
-        lab_id: String,
-        #[serde(flatten)]
-        details: LabDetails,
-        state: LabState,
-        cml_created_at: Option<DateTime<Utc>>,
-        cml_modified_at: Option<DateTime<Utc>>,
-        discovered_at: DateTime<Utc>,
-    },
-    #[serde(rename = "lab_record.details_changed")]
-    DetailsChanged {
-        changed_fields: ChangedFields,
-        #[serde(flatten)]
-        details: LabDetails,
-        cml_modified_at: Option<DateTime<Utc>>,
-        changed_at: DateTime<Utc>,
-    },
-    #[serde(rename = "lab_record.state_changed")]
-    StateChanged {
-        previous: LabState,
-        new: LabState,
-        changed_at: DateTime<Utc>,
-    },
-    #[serde(rename = "lab_record.removed")]
-    Removed {
-        reason: RemovalReason,
-        removed_at: DateTime<Utc>,
-    },
-}
-
-impl DomainEvent for LabRecordEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            LabRecordEvent::Discovered { .. } => "lab_record.discovered",
-            LabRecordEvent::DetailsChanged { .. } => "lab_record.details_changed",
-            LabRecordEvent::StateChanged { .. } => "lab_record.state_changed",
-            LabRecordEvent::Removed { .. } => "lab_record.removed",
-        }
+crate::domain_events! {
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum LabRecordEvent {
+        "lab_record.discovered" => Discovered {
+            worker_id: Uuid,
+            lab_id: String,
+            #[serde(flatten)]
+            details: LabDetails,
+            state: LabState,
+            cml_created_at: Option<DateTime<Utc>>,
+            cml_modified_at: Option<DateTime<Utc>>,
+            discovered_at: DateTime<Utc>,
+        },
+        "lab_record.details_changed" => DetailsChanged {
+            changed_fields: ChangedFields,
+            #[serde(flatten)]
+            details: LabDetails,
+            cml_modified_at: Option<DateTime<Utc>>,
+            changed_at: DateTime<Utc>,
+        },
+        "lab_record.state_changed" => StateChanged {
+            previous: LabState,
+            new: LabState,
+            changed_at: DateTime<Utc>,
+        },
+        "lab_record.removed" => Removed {
+            reason: RemovalReason,
+            removed_at: DateTime<Utc>,
+        },
     }
 }

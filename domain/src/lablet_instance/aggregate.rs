@@ -30,12 +30,16 @@ pub struct LabletInstance {
 
 impl LabletInstance {
     fn current(&self) -> Result<InstanceState, DomainError> {
-        self.state.ok_or(DomainError::NotFound { aggregate: Self::KIND })
+        self.state.ok_or(DomainError::NotFound {
+            aggregate: Self::KIND.name(),
+        })
     }
 
     fn request(&self, request: &InstanceRequest) -> Result<Vec<LabletInstanceEvent>, DomainError> {
         if self.state.is_some() {
-            return Err(DomainError::AlreadyExists { aggregate: Self::KIND });
+            return Err(DomainError::AlreadyExists {
+                aggregate: Self::KIND.name(),
+            });
         }
         if request.timeslot_end <= request.timeslot_start {
             return Err(DomainError::InvalidValue {
@@ -64,7 +68,7 @@ impl LabletInstance {
         let from = self.current()?;
         if !from.can_move_to(to) {
             return Err(DomainError::InvalidTransition {
-                aggregate: Self::KIND,
+                aggregate: Self::KIND.name(),
                 from: from.to_string(),
                 to: to.to_string(),
             });
@@ -129,7 +133,7 @@ impl LabletInstance {
 }
 
 impl Aggregate for LabletInstance {
-    const KIND: &'static str = "lablet_instance";
+    const KIND: crate::AggregateKind = crate::AggregateKind::LabletInstance;
     type Event = LabletInstanceEvent;
     type Command = LabletInstanceCommand;
 

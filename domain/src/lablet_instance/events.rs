@@ -1,7 +1,6 @@
 //! The facts a LabletInstance stream holds.
 
 use super::state::InstanceState;
-use crate::kernel::DomainEvent;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -25,49 +24,38 @@ pub struct GradingScore {
     pub breakdown: BTreeMap<String, f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum LabletInstanceEvent {
-    #[serde(rename = "lablet_instance.requested")]
-    Requested {
-        definition_id: Uuid,
-        definition_version: String,
-        owner_id: String,
-        reservation_id: String,
-        timeslot_start: DateTime<Utc>,
-        timeslot_end: DateTime<Utc>,
-        requested_at: DateTime<Utc>,
-    },
-    #[serde(rename = "lablet_instance.scheduled")]
-    Scheduled {
-        #[serde(flatten)]
-        change: StateChange,
-        worker_id: Option<Uuid>,
-    },
-    #[serde(rename = "lablet_instance.instantiation_started")]
-    InstantiationStarted(StateChange),
-    #[serde(rename = "lablet_instance.started")]
-    Started(StateChange),
-    #[serde(rename = "lablet_instance.collection_started")]
-    CollectionStarted(StateChange),
-    #[serde(rename = "lablet_instance.grading_started")]
-    GradingStarted(StateChange),
-    #[serde(rename = "lablet_instance.stopping")]
-    Stopping(StateChange),
-    #[serde(rename = "lablet_instance.stopped")]
-    Stopped(StateChange),
-    #[serde(rename = "lablet_instance.archived")]
-    Archived(StateChange),
-    #[serde(rename = "lablet_instance.terminated")]
-    Terminated(StateChange),
-    #[serde(rename = "lablet_instance.timeslot_extended")]
-    TimeslotExtended {
-        previous_end: DateTime<Utc>,
-        new_end: DateTime<Utc>,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename = "lablet_instance.score_recorded")]
-    ScoreRecorded { score: GradingScore, at: DateTime<Utc> },
+crate::domain_events! {
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum LabletInstanceEvent {
+        "lablet_instance.requested" => Requested {
+            definition_id: Uuid,
+            definition_version: String,
+            owner_id: String,
+            reservation_id: String,
+            timeslot_start: DateTime<Utc>,
+            timeslot_end: DateTime<Utc>,
+            requested_at: DateTime<Utc>,
+        },
+        "lablet_instance.scheduled" => Scheduled {
+            #[serde(flatten)]
+            change: StateChange,
+            worker_id: Option<Uuid>,
+        },
+        "lablet_instance.instantiation_started" => InstantiationStarted(StateChange),
+        "lablet_instance.started" => Started(StateChange),
+        "lablet_instance.collection_started" => CollectionStarted(StateChange),
+        "lablet_instance.grading_started" => GradingStarted(StateChange),
+        "lablet_instance.stopping" => Stopping(StateChange),
+        "lablet_instance.stopped" => Stopped(StateChange),
+        "lablet_instance.archived" => Archived(StateChange),
+        "lablet_instance.terminated" => Terminated(StateChange),
+        "lablet_instance.timeslot_extended" => TimeslotExtended {
+            previous_end: DateTime<Utc>,
+            new_end: DateTime<Utc>,
+            at: DateTime<Utc>,
+        },
+        "lablet_instance.score_recorded" => ScoreRecorded { score: GradingScore, at: DateTime<Utc> },
+    }
 }
 
 impl LabletInstanceEvent {
@@ -104,25 +92,5 @@ impl LabletInstanceEvent {
             Terminated(_) => InstanceState::Terminated,
             TimeslotExtended { .. } | ScoreRecorded { .. } => return None,
         })
-    }
-}
-
-impl DomainEvent for LabletInstanceEvent {
-    fn event_type(&self) -> &'static str {
-        use LabletInstanceEvent::*;
-        match self {
-            Requested { .. } => "lablet_instance.requested",
-            Scheduled { .. } => "lablet_instance.scheduled",
-            InstantiationStarted(_) => "lablet_instance.instantiation_started",
-            Started(_) => "lablet_instance.started",
-            CollectionStarted(_) => "lablet_instance.collection_started",
-            GradingStarted(_) => "lablet_instance.grading_started",
-            Stopping(_) => "lablet_instance.stopping",
-            Stopped(_) => "lablet_instance.stopped",
-            Archived(_) => "lablet_instance.archived",
-            Terminated(_) => "lablet_instance.terminated",
-            TimeslotExtended { .. } => "lablet_instance.timeslot_extended",
-            ScoreRecorded { .. } => "lablet_instance.score_recorded",
-        }
     }
 }

@@ -25,7 +25,9 @@ pub struct WorkOrder {
 
 impl WorkOrder {
     fn current(&self) -> Result<WorkOrderState, DomainError> {
-        self.state.ok_or(DomainError::NotFound { aggregate: Self::KIND })
+        self.state.ok_or(DomainError::NotFound {
+            aggregate: Self::KIND.name(),
+        })
     }
 
     fn ensure_can_move(&self, to: WorkOrderState) -> Result<WorkOrderState, DomainError> {
@@ -34,7 +36,7 @@ impl WorkOrder {
             Ok(from)
         } else {
             Err(DomainError::InvalidTransition {
-                aggregate: Self::KIND,
+                aggregate: Self::KIND.name(),
                 from: from.to_string(),
                 to: to.to_string(),
             })
@@ -47,7 +49,9 @@ impl WorkOrder {
 
     fn submit(&self, submission: &Submission) -> Result<Vec<WorkOrderEvent>, DomainError> {
         if self.state.is_some() {
-            return Err(DomainError::AlreadyExists { aggregate: Self::KIND });
+            return Err(DomainError::AlreadyExists {
+                aggregate: Self::KIND.name(),
+            });
         }
         if submission.kind.trim().is_empty() {
             return Err(DomainError::InvalidValue {
@@ -82,7 +86,7 @@ impl WorkOrder {
         let from = self.current()?;
         if !matches!(from, WorkOrderState::Preparing | WorkOrderState::Running) {
             return Err(DomainError::InvalidTransition {
-                aggregate: Self::KIND,
+                aggregate: Self::KIND.name(),
                 from: from.to_string(),
                 to: if retryable {
                     WorkOrderState::WaitingRetry
@@ -111,7 +115,7 @@ impl WorkOrder {
 }
 
 impl Aggregate for WorkOrder {
-    const KIND: &'static str = "work_order";
+    const KIND: crate::AggregateKind = crate::AggregateKind::WorkOrder;
     type Event = WorkOrderEvent;
     type Command = WorkOrderCommand;
 

@@ -1,7 +1,6 @@
 //! The facts a WorkOrder stream holds.
 
 use super::state::WorkOrderState;
-use crate::kernel::DomainEvent;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -26,53 +25,46 @@ pub struct Lease {
     pub expires_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum WorkOrderEvent {
-    #[serde(rename = "work_order.submitted")]
-    Submitted {
-        kind: String,
-        payload: serde_json::Value,
-        priority: i32,
-        max_attempts: u32,
-        resources: ResourceNeeds,
-        submitted_at: DateTime<Utc>,
-    },
-    #[serde(rename = "work_order.leased")]
-    Leased {
-        lease: Lease,
-        attempt: u32,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename = "work_order.started")]
-    Started { executor: String, at: DateTime<Utc> },
-    #[serde(rename = "work_order.completed")]
-    Completed {
-        result: serde_json::Value,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename = "work_order.attempt_failed")]
-    AttemptFailed {
-        attempt: u32,
-        error: String,
-        next_attempt_at: DateTime<Utc>,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename = "work_order.failed")]
-    Failed {
-        attempt: u32,
-        error: String,
-        retryable: bool,
-        at: DateTime<Utc>,
-    },
-    #[serde(rename = "work_order.requeued")]
-    Requeued { at: DateTime<Utc> },
-    #[serde(rename = "work_order.cancelled")]
-    Cancelled {
-        from: WorkOrderState,
-        reason: Option<String>,
-        at: DateTime<Utc>,
-    },
+crate::domain_events! {
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum WorkOrderEvent {
+        "work_order.submitted" => Submitted {
+            kind: String,
+            payload: serde_json::Value,
+            priority: i32,
+            max_attempts: u32,
+            resources: ResourceNeeds,
+            submitted_at: DateTime<Utc>,
+        },
+        "work_order.leased" => Leased {
+            lease: Lease,
+            attempt: u32,
+            at: DateTime<Utc>,
+        },
+        "work_order.started" => Started { executor: String, at: DateTime<Utc> },
+        "work_order.completed" => Completed {
+            result: serde_json::Value,
+            at: DateTime<Utc>,
+        },
+        "work_order.attempt_failed" => AttemptFailed {
+            attempt: u32,
+            error: String,
+            next_attempt_at: DateTime<Utc>,
+            at: DateTime<Utc>,
+        },
+        "work_order.failed" => Failed {
+            attempt: u32,
+            error: String,
+            retryable: bool,
+            at: DateTime<Utc>,
+        },
+        "work_order.requeued" => Requeued { at: DateTime<Utc> },
+        "work_order.cancelled" => Cancelled {
+            from: WorkOrderState,
+            reason: Option<String>,
+            at: DateTime<Utc>,
+        },
+    }
 }
 
 impl WorkOrderEvent {
@@ -86,21 +78,6 @@ impl WorkOrderEvent {
             WorkOrderEvent::AttemptFailed { .. } => WorkOrderState::WaitingRetry,
             WorkOrderEvent::Failed { .. } => WorkOrderState::Failed,
             WorkOrderEvent::Cancelled { .. } => WorkOrderState::Cancelled,
-        }
-    }
-}
-
-impl DomainEvent for WorkOrderEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            WorkOrderEvent::Submitted { .. } => "work_order.submitted",
-            WorkOrderEvent::Leased { .. } => "work_order.leased",
-            WorkOrderEvent::Started { .. } => "work_order.started",
-            WorkOrderEvent::Completed { .. } => "work_order.completed",
-            WorkOrderEvent::AttemptFailed { .. } => "work_order.attempt_failed",
-            WorkOrderEvent::Failed { .. } => "work_order.failed",
-            WorkOrderEvent::Requeued { .. } => "work_order.requeued",
-            WorkOrderEvent::Cancelled { .. } => "work_order.cancelled",
         }
     }
 }

@@ -110,7 +110,9 @@ impl Worker {
         if self.exists {
             Ok(())
         } else {
-            Err(DomainError::NotFound { aggregate: Self::KIND })
+            Err(DomainError::NotFound {
+                aggregate: Self::KIND.name(),
+            })
         }
     }
 
@@ -124,7 +126,9 @@ impl Worker {
 
     fn register(&self, registration: &Registration) -> Result<Vec<WorkerEvent>, DomainError> {
         if self.exists {
-            return Err(DomainError::AlreadyExists { aggregate: Self::KIND });
+            return Err(DomainError::AlreadyExists {
+                aggregate: Self::KIND.name(),
+            });
         }
         for (field, value) in [("name", &registration.name), ("region", &registration.region)] {
             if value.trim().is_empty() {
@@ -228,7 +232,7 @@ pub fn figures_moved(old: &WorkerMetrics, new: &WorkerMetrics) -> bool {
 }
 
 impl Aggregate for Worker {
-    const KIND: &'static str = "cml_worker";
+    const KIND: crate::AggregateKind = crate::AggregateKind::Worker;
     type Event = WorkerEvent;
     type Command = WorkerCommand;
 
@@ -243,7 +247,7 @@ impl Aggregate for Worker {
                 }
                 if !from.can_move_to(*to) {
                     return Err(DomainError::InvalidTransition {
-                        aggregate: Self::KIND,
+                        aggregate: Self::KIND.name(),
                         from: from.to_string(),
                         to: to.to_string(),
                     });

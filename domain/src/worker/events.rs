@@ -1,7 +1,6 @@
 //! The facts a worker stream holds, and the values they carry.
 
 use super::state::{ServiceStatus, WorkerStatus};
-use crate::kernel::DomainEvent;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -77,89 +76,65 @@ pub struct SyncCounts {
     pub failed: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum WorkerEvent {
-    #[serde(rename = "cml_worker.registered")]
-    Registered {
-        name: String,
-        region: String,
-        endpoint: Option<String>,
-        template_name: Option<String>,
-        instance_id: Option<String>,
-        declared_capacity: Capacity,
-        status: WorkerStatus,
-        /// TLS certificates of this worker are not verified (self-signed CML servers).
-        insecure_tls: bool,
-        idle_detection_enabled: bool,
-        registered_by: String,
-        registered_at: DateTime<Utc>,
-    },
-    #[serde(rename = "cml_worker.status_changed")]
-    StatusChanged {
-        previous: WorkerStatus,
-        new: WorkerStatus,
-        reason: String,
-        changed_by: String,
-        changed_at: DateTime<Utc>,
-    },
-    #[serde(rename = "cml_worker.service_status_changed")]
-    ServiceStatusChanged {
-        previous: ServiceStatus,
-        new: ServiceStatus,
-        changed_at: DateTime<Utc>,
-    },
-    #[serde(rename = "cml_worker.metrics_recorded")]
-    MetricsRecorded {
-        cml_version: Option<String>,
-        license: Option<License>,
-        metrics: Option<WorkerMetrics>,
-        recorded_at: DateTime<Utc>,
-    },
-    #[serde(rename = "cml_worker.labs_synced")]
-    LabsSynced {
-        #[serde(flatten)]
-        counts: SyncCounts,
-        synced_at: DateTime<Utc>,
-    },
-    /// New CML credentials were sealed for the worker (they are never in the event).
-    #[serde(rename = "cml_worker.credentials_changed")]
-    CredentialsChanged {
-        changed_by: String,
-        changed_at: DateTime<Utc>,
-    },
-    #[serde(rename = "cml_worker.idle_detection_changed")]
-    IdleDetectionChanged {
-        enabled: bool,
-        changed_by: String,
-        changed_at: DateTime<Utc>,
-    },
-    #[serde(rename = "cml_worker.activity_recorded")]
-    ActivityRecorded {
-        last_activity_at: DateTime<Utc>,
-        /// The most recent activities, newest first (at most ten).
-        recent: Vec<Activity>,
-    },
-    #[serde(rename = "cml_worker.idle_detected")]
-    IdleDetected {
-        idle_since: DateTime<Utc>,
-        idle_minutes: i64,
-        detected_at: DateTime<Utc>,
-    },
-}
-
-impl DomainEvent for WorkerEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            WorkerEvent::Registered { .. } => "cml_worker.registered",
-            WorkerEvent::StatusChanged { .. } => "cml_worker.status_changed",
-            WorkerEvent::ServiceStatusChanged { .. } => "cml_worker.service_status_changed",
-            WorkerEvent::MetricsRecorded { .. } => "cml_worker.metrics_recorded",
-            WorkerEvent::LabsSynced { .. } => "cml_worker.labs_synced",
-            WorkerEvent::CredentialsChanged { .. } => "cml_worker.credentials_changed",
-            WorkerEvent::IdleDetectionChanged { .. } => "cml_worker.idle_detection_changed",
-            WorkerEvent::ActivityRecorded { .. } => "cml_worker.activity_recorded",
-            WorkerEvent::IdleDetected { .. } => "cml_worker.idle_detected",
-        }
+crate::domain_events! {
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum WorkerEvent {
+        "cml_worker.registered" => Registered {
+            name: String,
+            region: String,
+            endpoint: Option<String>,
+            template_name: Option<String>,
+            instance_id: Option<String>,
+            declared_capacity: Capacity,
+            status: WorkerStatus,
+            /// TLS certificates of this worker are not verified (self-signed CML servers).
+            insecure_tls: bool,
+            idle_detection_enabled: bool,
+            registered_by: String,
+            registered_at: DateTime<Utc>,
+        },
+        "cml_worker.status_changed" => StatusChanged {
+            previous: WorkerStatus,
+            new: WorkerStatus,
+            reason: String,
+            changed_by: String,
+            changed_at: DateTime<Utc>,
+        },
+        "cml_worker.service_status_changed" => ServiceStatusChanged {
+            previous: ServiceStatus,
+            new: ServiceStatus,
+            changed_at: DateTime<Utc>,
+        },
+        "cml_worker.metrics_recorded" => MetricsRecorded {
+            cml_version: Option<String>,
+            license: Option<License>,
+            metrics: Option<WorkerMetrics>,
+            recorded_at: DateTime<Utc>,
+        },
+        "cml_worker.labs_synced" => LabsSynced {
+            #[serde(flatten)]
+            counts: SyncCounts,
+            synced_at: DateTime<Utc>,
+        },
+        /// New CML credentials were sealed for the worker (they are never in the event).
+        "cml_worker.credentials_changed" => CredentialsChanged {
+            changed_by: String,
+            changed_at: DateTime<Utc>,
+        },
+        "cml_worker.idle_detection_changed" => IdleDetectionChanged {
+            enabled: bool,
+            changed_by: String,
+            changed_at: DateTime<Utc>,
+        },
+        "cml_worker.activity_recorded" => ActivityRecorded {
+            last_activity_at: DateTime<Utc>,
+            /// The most recent activities, newest first (at most ten).
+            recent: Vec<Activity>,
+        },
+        "cml_worker.idle_detected" => IdleDetected {
+            idle_since: DateTime<Utc>,
+            idle_minutes: i64,
+            detected_at: DateTime<Utc>,
+        },
     }
 }

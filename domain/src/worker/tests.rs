@@ -353,7 +353,7 @@ fn every_event_round_trips_through_its_wire_form() {
     );
     for event in events {
         let payload = encode_event(&event).unwrap();
-        let back: WorkerEvent = decode_event(event.event_type(), &payload).unwrap();
+        let back: WorkerEvent = decode_event(event.event_type(), event.schema_version(), &payload).unwrap();
         assert_eq!(back, event);
     }
 }

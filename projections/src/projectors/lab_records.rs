@@ -6,6 +6,7 @@ use lablet_application::envelope::EventEnvelope;
 use lablet_application::ports::CollectionSpec;
 use lablet_application::read_model_queries::LAB_RECORDS;
 use lablet_domain::lab_record::{LabDetails, LabRecordEvent, LabState, RemovalReason};
+use lablet_domain::AggregateKind;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -34,8 +35,8 @@ impl Projector for LabRecordsProjector {
         LAB_RECORDS
     }
 
-    fn handles(&self, event_type: &str) -> bool {
-        event_type.starts_with("lab_record.")
+    fn kind(&self) -> AggregateKind {
+        AggregateKind::LabRecord
     }
 
     fn project(

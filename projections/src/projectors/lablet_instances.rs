@@ -6,6 +6,7 @@ use lablet_application::envelope::EventEnvelope;
 use lablet_application::ports::CollectionSpec;
 use lablet_application::read_model_queries::LABLET_INSTANCES;
 use lablet_domain::lablet_instance::{GradingScore, InstanceState, LabletInstanceEvent};
+use lablet_domain::AggregateKind;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -37,8 +38,8 @@ impl Projector for LabletInstancesProjector {
         LABLET_INSTANCES
     }
 
-    fn handles(&self, event_type: &str) -> bool {
-        event_type.starts_with("lablet_instance.")
+    fn kind(&self) -> AggregateKind {
+        AggregateKind::LabletInstance
     }
 
     fn project(

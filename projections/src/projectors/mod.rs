@@ -11,14 +11,21 @@ pub use work_orders::WorkOrdersProjector;
 pub use workers::WorkersProjector;
 
 use crate::Projector;
+use lablet_domain::AggregateKind;
 use std::sync::Arc;
 
-/// Every projector `lablet serve` runs.
+/// The projector of the read model that documents `kind`, if the kind has one.
+pub fn projector_of(kind: AggregateKind) -> Option<Arc<dyn Projector>> {
+    match kind {
+        AggregateKind::LabRecord => Some(Arc::new(LabRecordsProjector)),
+        AggregateKind::LabletInstance => Some(Arc::new(LabletInstancesProjector)),
+        AggregateKind::WorkOrder => Some(Arc::new(WorkOrdersProjector)),
+        AggregateKind::Worker => Some(Arc::new(WorkersProjector)),
+        AggregateKind::InboxMessage => None,
+    }
+}
+
+/// Every projector `lablet serve` runs, one per kind that has a read model.
 pub fn standard_projectors() -> Vec<Arc<dyn Projector>> {
-    vec![
-        Arc::new(LabRecordsProjector),
-        Arc::new(LabletInstancesProjector),
-        Arc::new(WorkOrdersProjector),
-        Arc::new(WorkersProjector),
-    ]
+    AggregateKind::ALL.into_iter().filter_map(projector_of).collect()
 }

@@ -6,6 +6,7 @@ use lablet_application::envelope::EventEnvelope;
 use lablet_application::ports::CollectionSpec;
 use lablet_application::read_model_queries::WORK_ORDERS;
 use lablet_domain::work_order::{Lease, ResourceNeeds, WorkOrderEvent, WorkOrderState};
+use lablet_domain::AggregateKind;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -49,8 +50,8 @@ impl Projector for WorkOrdersProjector {
         WORK_ORDERS
     }
 
-    fn handles(&self, event_type: &str) -> bool {
-        event_type.starts_with("work_order.")
+    fn kind(&self) -> AggregateKind {
+        AggregateKind::WorkOrder
     }
 
     fn project(

@@ -9,6 +9,7 @@ use lablet_application::envelope::EventEnvelope;
 use lablet_application::ports::CollectionSpec;
 use lablet_application::read_model_queries::WORKERS;
 use lablet_domain::worker::{Activity, Capacity, ServiceStatus, WorkerEvent, WorkerMetrics, WorkerStatus};
+use lablet_domain::AggregateKind;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -80,8 +81,8 @@ impl Projector for WorkersProjector {
         WORKERS
     }
 
-    fn handles(&self, event_type: &str) -> bool {
-        event_type.starts_with("cml_worker.")
+    fn kind(&self) -> AggregateKind {
+        AggregateKind::Worker
     }
 
     fn project(

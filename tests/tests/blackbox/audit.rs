@@ -2,6 +2,7 @@
 //! to the log behind Lablet's back.
 
 use lablet_application::ports::EventStore;
+use lablet_domain::AggregateKind;
 use lablet_infrastructure::sqlite::SqliteEventStore;
 use lablet_infrastructure::Settings;
 use lablet_tests::TestServer;
@@ -161,4 +162,111 @@ async fn verify_and_digest_catch_a_log_changed_behind_lablets_back() {
     let (code, out) = lablet_events(dir.path(), &["verify"]);
     assert_eq!(code, 1);
     assert!(out.contains("version 3 follows version 1"), "{out}");
+}
+
+/// Creates one aggregate of `kind` through the API; answers its stream.
+async fn create_one(server: &TestServer, kind: AggregateKind) -> String {
+    let id = match kind {
+        AggregateKind::LabRecord => {
+            let (_, created, _) = server
+                .post("/api/v1/lab-records/observations", &observation("k", "STOPPED"))
+                .await;
+            created["id"].clone()
+        }
+        AggregateKind::LabletInstance => {
+            let (_, created, _) = server
+                .post(
+                    "/api/v1/instances",
+                    &lablet_tests::server::instance_request("r-audit", "alice"),
+                )
+                .await;
+            created["id"].clone()
+        }
+        AggregateKind::WorkOrder => {
+            let (_, created, _) = server.post("/api/v1/work-orders", &json!({"kind": "lab.wipe"})).await;
+            created["id"].clone()
+        }
+        AggregateKind::Worker => {
+            let body = json!({"name": "w-audit", "region": "eu-west-1",
+                "capacity": {"cpu_cores": 8, "memory_gb": 32, "storage_gb": 100, "max_nodes": 20}});
+            let (_, created, _) = server.post("/api/v1/workers", &body).await;
+            created["id"].clone()
+        }
+        AggregateKind::InboxMessage => {
+            let event = json!({"specversion": "1.0", "id": "audit-1", "source": "/elsewhere",
+                "type": "io.example.unhandled", "data": {}});
+            let (status, receipt) = server
+                .post_raw("/api/v1/events", "application/cloudevents+json", &event.to_string())
+                .await;
+            assert_eq!(status, 202, "{receipt}");
+            let (_, received) = server.get("/api/v1/audit/events?type=inbox_message.received").await;
+            let stream = received["items"][0]["stream"]
+                .as_str()
+                .expect("a received message")
+                .to_owned();
+            return stream;
+        }
+    };
+    kind.stream(id.as_str().expect("an id").parse().expect("a uuid"))
+}
+
+#[tokio::test]
+async fn the_state_of_a_stream_of_every_aggregate_kind_can_be_read() {
+    let server = TestServer::start().await;
+    for kind in AggregateKind::ALL {
+        let stream = create_one(&server, kind).await;
+        let (status, state) = server.get(&format!("/api/v1/audit/streams/{stream}/state")).await;
+        assert_eq!(status, 200, "{kind}: {state}");
+        assert!(state["version"].as_u64() >= Some(1), "{kind}: {state}");
+        assert!(state["state"].is_object(), "{kind}: {state}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_no_longer_decodes_is_a_500_bug_not_a_503_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(Settings::defaults_in(dir.path())).await;
+    let (_, first, position) = server
+        .post("/api/v1/lab-records/observations", &observation("a", "STOPPED"))
+        .await;
+    let id = first["id"].as_str().unwrap();
+    // Projected before the log is changed, so the restarted server has nothing to project.
+    let (status, _) = server
+        .get_at(&format!("/api/v1/lab-records/{id}"), position.unwrap())
+        .await;
+    assert_eq!(status, 200);
+    server.stop().await;
+    let stream = format!("lab_record-{id}");
+    let log = dir.path().join("lablet.db");
+    Connection::open(&log)
+        .unwrap()
+        .execute(
+            "UPDATE events SET payload = '{\"unexpected\":true}' WHERE stream = ?1",
+            [&stream],
+        )
+        .unwrap();
+    rechain(&log, &stream).await;
+
+    let server = TestServer::start_in(Settings::defaults_in(dir.path())).await;
+    let response = server
+        .client
+        .get(server.url(&format!("/api/v1/audit/streams/{stream}/state")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 500);
+    assert!(
+        response.headers().get("retry-after").is_none(),
+        "a bug is not worth retrying"
+    );
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["type"], "/problems/internal-error", "{problem}");
+    let (status, problem, _) = server
+        .post("/api/v1/lab-records/observations", &observation("a", "STARTED"))
+        .await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (500, Some("/problems/internal-error"))
+    );
+    server.stop().await;
 }

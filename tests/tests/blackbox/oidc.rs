@@ -44,7 +44,7 @@ fn new_key(kid: &str) -> IssuerKey {
 /// The RSA test key of `tests/fixtures` (RS256): `ring` cannot generate RSA keys, so it is a
 /// fixture, made with `openssl genrsa -traditional 2048` for these tests only.
 fn rsa_fixture_key(kid: &str) -> IssuerKey {
-    let pem = include_str!("../fixtures/oidc-rs256-test-key.pem");
+    let pem = include_str!("../../fixtures/oidc-rs256-test-key.pem");
     let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
     let pkcs1 = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
     let pair = ring::rsa::KeyPair::from_der(&pkcs1).unwrap();
