@@ -215,10 +215,16 @@ pub async fn build(settings: &Settings) -> Result<App, StartupError> {
 
 /// The application on `stores`, opened (and migrated) already.
 pub async fn build_on(settings: &Settings, stores: Stores) -> Result<App, StartupError> {
+    build_on_clock(settings, stores, Arc::new(SystemClock)).await
+}
+
+/// The application on `stores` whose commands, jobs and timers read `clock` (a manual clock in
+/// tests of time).
+pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn Clock>) -> Result<App, StartupError> {
     let progress = ProjectionProgress::default();
     let metrics = Arc::new(Metrics::default());
     let repository =
-        Arc::new(AggregateRepository::new(stores.events.clone(), Arc::new(SystemClock)).with_metrics(metrics.clone()));
+        Arc::new(AggregateRepository::new(stores.events.clone(), clock.clone()).with_metrics(metrics.clone()));
     let relays: Vec<OutboxRelay> = configured_sinks(settings)
         .into_iter()
         .map(|sink| {
@@ -252,7 +258,12 @@ pub async fn build_on(settings: &Settings, stores: Stores) -> Result<App, Startu
         metrics.clone(),
         settings.fleet.clone(),
     ));
-    let monitoring = Arc::new(Monitoring::new(mediator.clone(), connector, metrics.clone()));
+    let monitoring = Arc::new(Monitoring::new(
+        mediator.clone(),
+        connector,
+        metrics.clone(),
+        clock.clone(),
+    ));
     let (shutdown, stop) = watch::channel(false);
     let mut names = Vec::new();
     let mut background = Vec::new();
@@ -280,6 +291,7 @@ pub async fn build_on(settings: &Settings, stores: Stores) -> Result<App, Startu
         refresh: labs_refresh.clone(),
         monitoring,
         settings: settings.fleet.clone(),
+        clock: clock.clone(),
     };
     background.push(tokio::spawn(fleet.run(stop.clone())));
     let authenticator = Authenticator::new(&settings.auth, stores.api_keys.clone()).map_err(StartupError::Auth)?;

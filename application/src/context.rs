@@ -1,6 +1,6 @@
 //! Who asked, and as part of what: the metadata that travels with every command and query.
 
-use uuid::Uuid;
+use crate::ports::{IdSource, UuidV7Ids};
 
 /// The caller and the trace of one request, copied into the envelope of every event it causes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +22,7 @@ impl RequestContext {
     /// A context for work Lablet starts by itself.
     pub fn system() -> Self {
         RequestContext {
-            correlation_id: Uuid::now_v7().to_string(),
+            correlation_id: UuidV7Ids.new_id().to_string(),
             causation_id: None,
             actor: "system".into(),
             traceparent: None,

@@ -9,7 +9,7 @@ use crate::context::RequestContext;
 use crate::envelope::{truncate_to_micros, EventMetadata, NewEvent};
 use crate::error::AppError;
 use crate::metrics::Metrics;
-use crate::ports::{Clock, EventStore, EventStoreError, ExpectedVersion};
+use crate::ports::{Clock, EventStore, EventStoreError, ExpectedVersion, IdSource, UuidV7Ids};
 use crate::trace_context::{traceparent_of, TRACE_TARGET};
 use lablet_domain::{encode_event, Aggregate, DomainEvent};
 use serde::Serialize;
@@ -50,6 +50,7 @@ pub struct CommandOutcome {
 pub struct AggregateRepository {
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
     metrics: Arc<Metrics>,
     shards: Vec<Mutex<HashMap<String, Box<dyn Any + Send>>>>,
 }
@@ -59,6 +60,7 @@ impl AggregateRepository {
         AggregateRepository {
             store,
             clock,
+            ids: Arc::new(UuidV7Ids),
             metrics: Arc::default(),
             shards: (0..CACHE_SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
         }
@@ -70,8 +72,18 @@ impl AggregateRepository {
         self
     }
 
+    /// Makes its ids (of events and new aggregates) with `ids`.
+    pub fn with_ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
+        self
+    }
+
     pub fn clock(&self) -> &dyn Clock {
         self.clock.as_ref()
+    }
+
+    pub fn ids(&self) -> &dyn IdSource {
+        self.ids.as_ref()
     }
 
     fn shard(&self, stream: &str) -> &Mutex<HashMap<String, Box<dyn Any + Send>>> {
@@ -185,7 +197,7 @@ impl AggregateRepository {
                 .and_then(RawValue::from_string)
                 .map_err(|e| AppError::Internal(format!("cannot encode {}: {e}", event.event_type())))?;
             new_events.push(NewEvent {
-                event_id: Uuid::now_v7(),
+                event_id: self.ids.new_id(),
                 event_type: event.event_type().to_owned(),
                 schema_version: event.schema_version(),
                 occurred_at,
@@ -216,10 +228,4 @@ impl AggregateRepository {
             }
         }
     }
-}
-
-/// A number in `[0, 1)` from the random bits of a UUIDv7, for retry jitter.
-pub fn random_unit() -> f64 {
-    let random_bits = (Uuid::now_v7().as_u128() & 0xFFFF_FFFF) as u32;
-    f64::from(random_bits) / (f64::from(u32::MAX) + 1.0)
 }

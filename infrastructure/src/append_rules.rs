@@ -68,6 +68,7 @@ pub fn judge_stored(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lablet_application::ports::{IdSource, UuidV7Ids};
 
     fn at(stream: &str, version: u64, position: u64) -> Option<StoredAt> {
         Some(StoredAt {
@@ -79,7 +80,7 @@ mod tests {
 
     #[test]
     fn a_retry_of_stored_events_gets_the_first_outcome() {
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let (a, b) = (UuidV7Ids.new_id(), UuidV7Ids.new_id());
         assert_eq!(judge_stored("s", &[(a, None), (b, None)]), None);
         assert_eq!(
             judge_stored("s", &[(a, at("s", 3, 10)), (b, at("s", 4, 12))]),
@@ -94,7 +95,7 @@ mod tests {
 
     #[test]
     fn ids_stored_elsewhere_or_in_part_are_a_reuse() {
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let (a, b) = (UuidV7Ids.new_id(), UuidV7Ids.new_id());
         let reused = |result| matches!(result, Some(Err(EventStoreError::EventIdReused { .. })));
         assert!(reused(judge_stored("s", &[(a, at("other", 1, 1))])));
         assert!(reused(judge_stored("s", &[(a, at("s", 1, 1)), (b, None)])));

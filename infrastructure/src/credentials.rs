@@ -7,6 +7,7 @@
 use crate::secrets::SecretBox;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use lablet_application::ports::{Clock, SystemClock};
 use lablet_application::ports::{CmlCredentials, CredentialVault, VaultError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -55,7 +56,7 @@ impl CredentialVault for SealingVault {
             .seal(&plaintext, &name)
             .map_err(|e| VaultError::Sealed(e.to_string()))?;
         self.table
-            .put(&name, &sealed, Utc::now())
+            .put(&name, &sealed, SystemClock.now())
             .await
             .map_err(VaultError::Unavailable)
     }
@@ -125,7 +126,7 @@ mod tests {
         let sealed = table.get(&secret_name(a)).await.unwrap().unwrap();
         assert!(!sealed.contains("s3cret-pw") && !sealed.contains("admin"));
         // A sealed value moved onto another worker's row does not open.
-        table.put(&secret_name(b), &sealed, Utc::now()).await.unwrap();
+        table.put(&secret_name(b), &sealed, SystemClock.now()).await.unwrap();
         assert!(matches!(vault.load(b).await, Err(VaultError::Sealed(_))));
     }
 }

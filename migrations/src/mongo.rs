@@ -2,7 +2,7 @@
 //! Creating an index that exists is a no-op, so this runs at every start; each applied set is
 //! recorded in `lablet_migrations` like the SQL engines' versions.
 
-use chrono::Utc;
+use lablet_application::ports::{Clock, SystemClock};
 use lablet_application::read_model_queries::COLLECTIONS;
 use lablet_infrastructure::mongo::{connect, MongoError};
 use mongodb::bson::{doc, Document};
@@ -89,7 +89,7 @@ async fn create_indexes(database: &Database) -> Result<Vec<u32>, MongoMigrationE
     record
         .update_one(
             doc! { "_id": INDEXES_VERSION as i64 },
-            doc! { "$set": { "name": "indexes", "applied_at": Utc::now().to_rfc3339() } },
+            doc! { "$set": { "name": "indexes", "applied_at": SystemClock.now().to_rfc3339() } },
         )
         .upsert(true)
         .await?;

@@ -1,6 +1,6 @@
 //! SQLite migrations: the event log file and the read-model file.
 
-use chrono::Utc;
+use lablet_application::ports::{Clock, SystemClock};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
@@ -127,7 +127,7 @@ pub fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result<Vec<u3
         tx.execute_batch(migration.sql).map_err(failed)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
-            params![migration.version, migration.name, Utc::now().to_rfc3339()],
+            params![migration.version, migration.name, SystemClock.now().to_rfc3339()],
         )
         .map_err(failed)?;
         tx.commit()?;

@@ -1,9 +1,9 @@
 //! A Lablet server for one test: its own data directory, an ephemeral port, an HTTP client.
 
-use lablet_api::app::{build, build_on, serve_until, App};
+use lablet_api::app::{build, build_on, build_on_clock, serve_until, App};
 use lablet_api::auth::{issue_local, Role, TokenRequest};
 use lablet_application::envelope::{truncate_to_micros, EventMetadata, NewEvent};
-use lablet_application::ports::{EventStore, ExpectedVersion};
+use lablet_application::ports::{Clock, EventStore, ExpectedVersion};
 use lablet_infrastructure::stores::open_stores;
 use lablet_infrastructure::Settings;
 use serde_json::value::RawValue;
@@ -36,6 +36,21 @@ impl TestServer {
         let mut settings = Settings::defaults_in(dir.path());
         adjust(&mut settings);
         let mut server = Self::start_in(settings).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    /// A server whose commands, jobs and timers read `clock`, with settings `adjust` changed.
+    pub async fn start_with_clock(adjust: impl FnOnce(&mut Settings), clock: Arc<dyn Clock>) -> TestServer {
+        let dir = tempfile::tempdir().expect("temporary data directory");
+        let mut settings = Settings::defaults_in(dir.path());
+        adjust(&mut settings);
+        lablet_migrations::migrate_all(&settings).await.expect("migrations");
+        let stores = open_stores(&settings).await.expect("stores open");
+        let app = build_on_clock(&settings, stores, clock)
+            .await
+            .expect("application starts");
+        let mut server = Self::serve(app, settings).await;
         server._dir = Some(dir);
         server
     }

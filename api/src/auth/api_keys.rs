@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use lablet_application::ports::{ApiKeyRecord, ApiKeyStore, ApiKeyStoreError};
+use lablet_application::ports::{IdSource, UuidV7Ids};
 use ring::rand::SecureRandom;
 use sha2::{Digest, Sha256};
 
@@ -37,7 +38,7 @@ pub fn mint(name: &str, roles: &[Role], created_by: &str, now: DateTime<Utc>) ->
         .fill(&mut secret)
         .map_err(|_| ApiKeyStoreError::Unavailable("the system random source failed".into()))?;
     let secret = URL_SAFE_NO_PAD.encode(secret);
-    let id = uuid::Uuid::now_v7().simple().to_string();
+    let id = UuidV7Ids.new_id().simple().to_string();
     let key = format!("{PREFIX}{id}_{secret}");
     let record = ApiKeyRecord {
         id,
@@ -90,16 +91,17 @@ pub async fn verify(store: &dyn ApiKeyStore, key: &str) -> Result<Principal, Aut
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lablet_application::ports::{Clock, SystemClock};
 
     #[test]
     fn a_minted_key_splits_into_its_id_and_a_secret_matching_the_hash() {
-        let minted = mint("ci", &[Role::Integrator], "admin", Utc::now()).unwrap();
+        let minted = mint("ci", &[Role::Integrator], "admin", SystemClock.now()).unwrap();
         let (id, secret) = split(&minted.key).unwrap();
         assert_eq!(id, minted.record.id);
         assert_eq!(sha256_hex(secret), minted.record.secret_sha256);
         assert!(!minted.record.secret_sha256.contains(secret));
         assert_eq!(minted.record.roles, vec!["integrator"]);
-        let other = mint("ci", &[Role::Integrator], "admin", Utc::now()).unwrap();
+        let other = mint("ci", &[Role::Integrator], "admin", SystemClock.now()).unwrap();
         assert_ne!(other.key, minted.key);
     }
 

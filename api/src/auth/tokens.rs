@@ -9,6 +9,7 @@ use axum::http::{header, HeaderMap};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use lablet_application::ports::ApiKeyStore;
+use lablet_application::ports::{Clock, SystemClock};
 use lablet_infrastructure::auth_settings::{AuthSettings, TokenIssuer, LOCAL_ISSUER};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -176,7 +177,7 @@ pub fn issue_local(settings: &AuthSettings, request: &TokenRequest) -> Result<St
     };
     let keys = LocalKeys::load_or_create(key_file).map_err(|e| format!("{}: {e}", key_file.display()))?;
     let (kid, key) = keys.signing_key();
-    let now = chrono::Utc::now().timestamp();
+    let now = SystemClock.now().timestamp();
     let claims = IssuedClaims {
         iss: LOCAL_ISSUER,
         aud: &settings.audience,

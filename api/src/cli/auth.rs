@@ -4,6 +4,7 @@ use crate::auth::api_keys::mint;
 use crate::auth::local_key::LocalKeys;
 use crate::auth::{issue_local, Role, TokenRequest};
 use crate::routes::api_keys::validate;
+use lablet_application::ports::{Clock, SystemClock};
 use lablet_infrastructure::auth_settings::TokenIssuer;
 use lablet_infrastructure::stores::Stores;
 use lablet_infrastructure::Settings;
@@ -63,7 +64,7 @@ pub async fn create_key(stores: &Stores, name: &str, roles: &[Role]) -> Result<E
             .collect::<Vec<_>>()
             .join("; ")
     })?;
-    let minted = mint(name.trim(), roles, "cli", chrono::Utc::now()).map_err(|e| e.to_string())?;
+    let minted = mint(name.trim(), roles, "cli", SystemClock.now()).map_err(|e| e.to_string())?;
     stores
         .api_keys
         .insert(minted.record.clone())
@@ -101,7 +102,7 @@ pub async fn list_keys(stores: &Stores) -> Result<ExitCode, String> {
 pub async fn revoke_key(stores: &Stores, id: &str) -> Result<ExitCode, String> {
     let revoked = stores
         .api_keys
-        .revoke(id.trim(), chrono::Utc::now())
+        .revoke(id.trim(), SystemClock.now())
         .await
         .map_err(|e| e.to_string())?;
     if !revoked {

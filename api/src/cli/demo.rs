@@ -9,6 +9,7 @@
 use crate::app::App;
 use lablet_application::ports::read_models::{Filter, ListQuery};
 use lablet_application::ports::CmlCredentials;
+use lablet_application::ports::{IdSource, UuidV7Ids};
 use lablet_application::read_model_queries::{ListDocuments, MAX_PAGE, WORKERS};
 use lablet_application::workers::{ChangeWorkerStatus, RegisterWorker};
 use lablet_application::RequestContext;
@@ -121,13 +122,13 @@ pub async fn start(app: &App) -> Result<Demo, String> {
     retire_earlier_demo_workers(app, &context).await?;
     let mut simulators = Vec::new();
     for n in 0..SIMULATORS {
-        let password = format!("demo-{}", uuid::Uuid::now_v7().simple());
+        let password = format!("demo-{}", UuidV7Ids.new_id().simple());
         let config = SimulatorConfig {
             password: password.clone(),
             product_license: if n == 2 { "CML_Personal" } else { "CML_Enterprise" }.into(),
             ..SimulatorConfig::default()
         };
-        let simulator = RunningSimulator::start("127.0.0.1:0".parse().expect("an address"), config)
+        let simulator = RunningSimulator::start(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), config)
             .await
             .map_err(|e| format!("the demo's CML simulator cannot listen: {e}"))?;
         for lab in labs_of(n) {

@@ -4,6 +4,7 @@
 //! reports every document that differs and changes nothing.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use lablet_application::ports::{IdSource, UuidV7Ids};
 use lablet_application::ports::{ListQuery, ReadModelStore};
 use lablet_application::progress::ProjectionProgress;
 use lablet_infrastructure::config::StoreLocation;
@@ -103,7 +104,7 @@ struct Scratch {
 
 impl Scratch {
     fn create(data_dir: &Path) -> Result<Scratch, String> {
-        let path = data_dir.join(format!("rebuild-{}.db", uuid::Uuid::now_v7()));
+        let path = data_dir.join(format!("rebuild-{}.db", UuidV7Ids.new_id()));
         migrate_file(&path, READ_MODELS).map_err(|e| e.to_string())?;
         let store = Arc::new(SqliteReadModelStore::open(&path).map_err(|e| e.to_string())?);
         Ok(Scratch { path, store })

@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use lablet_application::ports::ApiKeyRecord;
+use lablet_application::ports::{Clock, SystemClock};
 use lablet_application::FieldError;
 use serde::{Deserialize, Serialize};
 
@@ -48,7 +49,7 @@ pub async fn create(
     JsonBody(body): JsonBody<CreateBody>,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
     validate(&body.name, &body.roles).map_err(Problem::invalid)?;
-    let minted = mint(body.name.trim(), &body.roles, &caller.subject, chrono::Utc::now())?;
+    let minted = mint(body.name.trim(), &body.roles, &caller.subject, SystemClock.now())?;
     state.api_keys.insert(minted.record.clone()).await?;
     tracing::info!(key = %minted.record.id, by = %caller.subject, "API key created");
     Ok((
@@ -76,7 +77,7 @@ pub async fn revoke(
     Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ApiKeyRecord>> {
-    if !state.api_keys.revoke(&id, chrono::Utc::now()).await? {
+    if !state.api_keys.revoke(&id, SystemClock.now()).await? {
         return Err(Problem::not_found(format!("API key {id} does not exist")));
     }
     tracing::info!(key = %id, by = %caller.subject, "API key revoked");

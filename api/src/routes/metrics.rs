@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use lablet_application::metrics::Gauge;
 use lablet_application::outbox::GetOutbox;
 use lablet_application::ports::LAG_COUNT_LIMIT;
+use lablet_application::ports::{Clock, SystemClock};
 use lablet_application::RequestContext;
 use std::time::Instant;
 
@@ -37,7 +38,7 @@ async fn waited_seconds(state: &AppState, reached: u64, head: u64) -> f64 {
     }
     match state.events.read_all(reached, 1).await {
         Ok(next) => next.first().map_or(0.0, |event| {
-            (chrono::Utc::now() - event.recorded_at).num_milliseconds().max(0) as f64 / 1000.0
+            (SystemClock.now() - event.recorded_at).num_milliseconds().max(0) as f64 / 1000.0
         }),
         Err(_) => 0.0,
     }

@@ -7,9 +7,9 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+use lablet_application::ports::{IdSource, UuidV7Ids};
 use lablet_application::trace_context::{continue_trace, parse_traceparent};
 use tracing::Instrument;
-use uuid::Uuid;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -32,7 +32,7 @@ impl RequestTrace {
             .map(str::to_owned);
         let correlation_id = request_id
             .or_else(|| traceparent.as_ref().map(|tp| tp[3..35].to_owned()))
-            .unwrap_or_else(|| Uuid::now_v7().to_string());
+            .unwrap_or_else(|| UuidV7Ids.new_id().to_string());
         RequestTrace {
             correlation_id,
             traceparent,
@@ -79,6 +79,7 @@ pub async fn request_span(mut request: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

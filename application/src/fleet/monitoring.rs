@@ -13,39 +13,27 @@ use crate::error::AppError;
 use crate::mediator::Mediator;
 use crate::metrics::Metrics;
 use crate::ports::cml::{CmlLicensing, CmlTelemetryEvent};
-use crate::ports::{CmlClient, CmlConnector};
+use crate::ports::{Clock, CmlClient, CmlConnector};
 use crate::workers::{RecordActivityAndDetectIdle, RecordWorkerObservation};
-use chrono::Utc;
 use lablet_domain::worker::{
     counts_as_activity, Activity, License, LicenseType, ServiceObservation, ServiceStatus, WorkerMetrics, WorkerStatus,
 };
-use serde::Serialize;
 use std::sync::Arc;
 
 const JOB: &str = "monitoring";
 
-/// Workers observed at once: a pass over hundreds of workers opens at most five times this many
+/// Workers observed at once: monitoring hundreds of workers opens at most five times this many
 /// connections.
 pub const MONITORING_CONCURRENCY: usize = 20;
 
 /// The statuses in which a worker's CML is expected to answer.
 const MONITORED: [WorkerStatus; 3] = [WorkerStatus::Starting, WorkerStatus::Running, WorkerStatus::Draining];
 
-/// What one monitoring pass over the fleet did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct MonitoringRun {
-    pub workers: u32,
-    pub available: u32,
-    pub unavailable: u32,
-    /// Workers whose pass appended events.
-    pub changed: u32,
-    pub failed: u32,
-}
-
 pub struct Monitoring {
     mediator: Arc<Mediator>,
     connector: Arc<dyn CmlConnector>,
     metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
 }
 
 /// The license type a CML product license name stands for.
@@ -90,7 +78,7 @@ pub fn activities(events: Vec<CmlTelemetryEvent>) -> Vec<Activity> {
 }
 
 /// Asks the five questions at once; the service is available if any was answered.
-async fn observe(client: &dyn CmlClient) -> ServiceObservation {
+async fn observe(client: &dyn CmlClient, clock: &dyn Clock) -> ServiceObservation {
     let (information, health, stats, licensing, labs) = tokio::join!(
         client.system_information(),
         client.system_health(),
@@ -118,72 +106,50 @@ async fn observe(client: &dyn CmlClient) -> ServiceObservation {
         cml_version: information.ok().map(|i| i.version),
         license: licensing.ok().map(license),
         metrics,
-        observed_at: Utc::now(),
+        observed_at: clock.now(),
     }
 }
 
 impl Monitoring {
-    pub fn new(mediator: Arc<Mediator>, connector: Arc<dyn CmlConnector>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        mediator: Arc<Mediator>,
+        connector: Arc<dyn CmlConnector>,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Monitoring {
             mediator,
             connector,
             metrics,
+            clock,
         }
     }
 
-    /// One pass over every worker whose CML should answer.
-    pub async fn run_all(self: &Arc<Self>) -> Result<MonitoringRun, AppError> {
-        let context = RequestContext::system();
-        let workers = list_workers(&self.mediator, &MONITORED, None, &context).await?;
-        let permits = Arc::new(tokio::sync::Semaphore::new(MONITORING_CONCURRENCY));
-        let mut tasks = tokio::task::JoinSet::new();
-        for worker in workers.into_iter().filter(|w| w.endpoint.is_some()) {
-            let (job, permits, context) = (self.clone(), permits.clone(), context.clone());
-            tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                let result = job.monitor_worker(&worker, &context).await;
-                (worker, result)
-            });
-        }
-        let mut run = MonitoringRun::default();
-        while let Some(joined) = tasks.join_next().await {
-            run.workers += 1;
-            match joined {
-                Ok((_, Ok((status, changed)))) => {
-                    if status == ServiceStatus::Available {
-                        run.available += 1;
-                    } else {
-                        run.unavailable += 1;
-                    }
-                    run.changed += u32::from(changed);
-                }
-                Ok((worker, Err(err))) => {
-                    run.failed += 1;
-                    tracing::warn!(worker = %worker.id, name = %worker.name, error = %err, "monitoring of a worker failed");
-                }
-                Err(panicked) => {
-                    run.failed += 1;
-                    tracing::error!(error = %panicked, "monitoring task ended abnormally");
-                }
+    /// The workers whose CML should answer: starting, running or draining, with an endpoint.
+    pub async fn roster(&self, context: &RequestContext) -> Result<Vec<RosterEntry>, AppError> {
+        let workers = list_workers(&self.mediator, &MONITORED, None, context).await?;
+        Ok(workers.into_iter().filter(|w| w.endpoint.is_some()).collect())
+    }
+
+    /// Monitors one worker and counts the outcome in the fleet job metrics; a failure is
+    /// logged and counted, never passed on (it concerns this worker alone).
+    pub async fn run_one(&self, worker: &RosterEntry, context: &RequestContext) {
+        match self.monitor_worker(worker, context).await {
+            Ok((status, changed)) => {
+                let outcome = if status == ServiceStatus::Available {
+                    "available"
+                } else {
+                    "unavailable"
+                };
+                self.metrics.count_fleet(JOB, outcome, 1);
+                self.metrics.count_fleet(JOB, "changed", u64::from(changed));
+                tracing::debug!(worker = %worker.id, name = %worker.name, ?status, changed, "worker monitored");
+            }
+            Err(err) => {
+                self.metrics.count_fleet(JOB, "failed", 1);
+                tracing::warn!(worker = %worker.id, name = %worker.name, error = %err, "monitoring of a worker failed");
             }
         }
-        for (outcome, n) in [
-            ("available", run.available),
-            ("unavailable", run.unavailable),
-            ("changed", run.changed),
-            ("failed", run.failed),
-        ] {
-            self.metrics.count_fleet(JOB, outcome, u64::from(n));
-        }
-        tracing::info!(
-            workers = run.workers,
-            available = run.available,
-            unavailable = run.unavailable,
-            changed = run.changed,
-            failed = run.failed,
-            "monitoring pass finished"
-        );
-        Ok(run)
     }
 
     /// Observes one worker; answers its service status and whether anything was recorded.
@@ -197,7 +163,7 @@ impl Monitoring {
         };
         let observation = match self.connector.client(&target).await {
             Ok(client) => {
-                let observation = observe(client.as_ref()).await;
+                let observation = observe(client.as_ref(), self.clock.as_ref()).await;
                 (observation, Some(client))
             }
             Err(err) => {
@@ -207,7 +173,7 @@ impl Monitoring {
                     cml_version: None,
                     license: None,
                     metrics: None,
-                    observed_at: Utc::now(),
+                    observed_at: self.clock.now(),
                 };
                 (unavailable, None)
             }
@@ -244,6 +210,7 @@ impl Monitoring {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::SystemClock;
 
     #[test]
     fn product_licenses_map_to_license_types() {
@@ -259,7 +226,7 @@ mod tests {
     fn only_people_acting_on_labs_and_nodes_count_as_activity() {
         let event = |category: &str, user: &str| CmlTelemetryEvent {
             category: category.into(),
-            timestamp: Utc::now(),
+            timestamp: SystemClock.now(),
             user_id: Some(user.into()),
             lab_id: None,
         };

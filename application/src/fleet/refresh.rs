@@ -1,6 +1,7 @@
 //! The labs refresh: what labs each worker holds, observed into lab records.
 //!
-//! For each worker that can take work (at most [`FleetSettings::refresh_concurrency`] at once):
+//! For each worker that can take work (at most [`FleetSettings::refresh_concurrency`] at once,
+//! each on its own schedule: see [`super::scheduler`]):
 //! list its lab ids, fetch each lab and observe it (a discovery, a change, or nothing), remove
 //! the records of labs it no longer lists, and record `labs synced` on the worker. A lab that
 //! cannot be fetched counts as failed and is kept; a worker that cannot be listed fails alone.
@@ -20,26 +21,12 @@ use crate::workers::RecordLabsSynced;
 use lablet_domain::lab_record::{lab_record_id, LabDetails, LabState, RemovalReason};
 use lablet_domain::worker::{SyncCounts, WorkerStatus};
 use lablet_domain::DomainError;
-use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 const JOB: &str = "labs_refresh";
-
-/// What one refresh of the whole fleet did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct RefreshRun {
-    pub workers: u32,
-    pub synced: u32,
-    pub failed_workers: u32,
-    pub created: u32,
-    pub updated: u32,
-    pub removed: u32,
-    pub failed_labs: u32,
-}
 
 pub struct LabsRefresh {
     mediator: Arc<Mediator>,
@@ -95,70 +82,36 @@ impl LabsRefresh {
         }
     }
 
-    /// Refreshes every worker that can take work.
-    pub async fn run_all(self: &Arc<Self>) -> Result<RefreshRun, AppError> {
-        let context = RequestContext::system();
-        let workers: Vec<RosterEntry> = list_workers(&self.mediator, &[WorkerStatus::Running], None, &context)
-            .await?
-            .into_iter()
-            .filter(RosterEntry::can_take_work)
-            .collect();
-        let permits = Arc::new(Semaphore::new(self.settings.refresh_concurrency.max(1)));
-        let mut tasks = tokio::task::JoinSet::new();
-        for worker in workers {
-            let (job, permits, context) = (self.clone(), permits.clone(), context.clone());
-            tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                let result = job.refresh_worker(&worker, &context).await;
-                (worker, result)
-            });
-        }
-        let mut run = RefreshRun::default();
-        while let Some(joined) = tasks.join_next().await {
-            run.workers += 1;
-            match joined {
-                Ok((_, Ok(counts))) => {
-                    run.synced += 1;
-                    run.created += counts.created;
-                    run.updated += counts.updated;
-                    run.removed += counts.removed;
-                    run.failed_labs += counts.failed;
+    /// Refreshes one worker's labs and counts the outcome in the fleet job metrics; a failure is
+    /// logged and counted, never passed on (it concerns this worker alone).
+    pub async fn run_one(&self, worker: &RosterEntry, context: &RequestContext) {
+        match self.refresh_worker(worker, context).await {
+            Ok(counts) => {
+                for (outcome, n) in [
+                    ("workers_synced", 1),
+                    ("labs_created", counts.created),
+                    ("labs_updated", counts.updated),
+                    ("labs_removed", counts.removed),
+                    ("labs_failed", counts.failed),
+                ] {
+                    self.metrics.count_fleet(JOB, outcome, u64::from(n));
                 }
-                Ok((worker, Err(err))) => {
-                    run.failed_workers += 1;
-                    tracing::warn!(worker = %worker.id, name = %worker.name, error = %err, "labs refresh of a worker failed");
-                }
-                Err(panicked) => {
-                    run.failed_workers += 1;
-                    tracing::error!(error = %panicked, "labs refresh task ended abnormally");
-                }
+                tracing::debug!(worker = %worker.id, name = %worker.name, ?counts, "labs refreshed");
+            }
+            Err(err) => {
+                self.metrics.count_fleet(JOB, "workers_failed", 1);
+                tracing::warn!(worker = %worker.id, name = %worker.name, error = %err, "labs refresh of a worker failed");
             }
         }
-        match self.sweep_terminated(&context).await {
-            Ok(removed) => run.removed += removed,
+    }
+
+    /// Removes the lab records of terminated workers that their termination left behind, and
+    /// counts them.
+    pub async fn sweep(&self, context: &RequestContext) {
+        match self.sweep_terminated(context).await {
+            Ok(removed) => self.metrics.count_fleet(JOB, "labs_removed", u64::from(removed)),
             Err(err) => tracing::warn!(error = %err, "labs of terminated workers could not be removed"),
         }
-        for (outcome, n) in [
-            ("workers_synced", run.synced),
-            ("workers_failed", run.failed_workers),
-            ("labs_created", run.created),
-            ("labs_updated", run.updated),
-            ("labs_removed", run.removed),
-            ("labs_failed", run.failed_labs),
-        ] {
-            self.metrics.count_fleet(JOB, outcome, u64::from(n));
-        }
-        tracing::info!(
-            workers = run.workers,
-            synced = run.synced,
-            failed_workers = run.failed_workers,
-            created = run.created,
-            updated = run.updated,
-            removed = run.removed,
-            failed_labs = run.failed_labs,
-            "labs refresh finished"
-        );
-        Ok(run)
     }
 
     /// Refreshes one worker now, unless it was refreshed on demand within the throttle gap.

@@ -1,37 +1,56 @@
-//! Runs the fleet jobs: a monitoring pass and a labs refresh at start (monitoring first, so a
-//! worker's service is known available before its labs are refreshed), then each on its own
-//! interval until shutdown, which also ends a pass under way.
+//! Runs the fleet jobs with a schedule per worker: each worker is monitored every monitoring
+//! interval and refreshed every labs-refresh interval, counted from its own last run, so a
+//! worker that is slow or hangs delays nobody but itself.
+//!
+//! At start every worker is due at once, monitoring first (so its service is known before its
+//! labs are refreshed). A worker runs one job at a time. The roster of workers is read from the
+//! read model at every wake-up, which comes when the next worker is due and at least once per
+//! monitoring interval, so new workers are picked up and removed ones forgotten. Waiting goes
+//! through the clock port: tests move a manual clock instead of sleeping. Shutdown ends every
+//! job under way (each command a job sent was appended whole or not at all).
 
-use super::monitoring::Monitoring;
+use super::monitoring::{Monitoring, MONITORING_CONCURRENCY};
 use super::refresh::LabsRefresh;
+use super::roster::RosterEntry;
 use super::FleetSettings;
+use crate::context::RequestContext;
+use crate::ports::Clock;
+use crate::shutdown::stopped;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::watch;
-use tokio::time::{interval_at, Instant, MissedTickBehavior};
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use uuid::Uuid;
 
-/// A pass as a boxed future, so that either job can be awaited in one place.
-fn boxed_pass<'a>(
-    pass: impl std::future::Future<Output = ()> + Send + 'a,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
-    Box::pin(pass)
+/// The soonest the roster is read again after a monitoring job finished.
+const ROSTER_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+
+/// Which job a worker is due for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    Monitor,
+    Refresh,
 }
 
-/// Resolves once shutdown is asked for (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    loop {
-        if *stop.borrow_and_update() {
-            return;
-        }
-        if stop.changed().await.is_err() {
-            return;
-        }
-    }
+/// One worker's schedule.
+#[derive(Debug, Clone, Copy)]
+struct Timers {
+    next_monitor: DateTime<Utc>,
+    next_refresh: DateTime<Utc>,
+    running: bool,
 }
 
 pub struct FleetScheduler {
     pub refresh: Arc<LabsRefresh>,
     pub monitoring: Arc<Monitoring>,
     pub settings: FleetSettings,
+    pub clock: Arc<dyn Clock>,
+}
+
+fn after(at: DateTime<Utc>, interval: Duration) -> DateTime<Utc> {
+    at + chrono::Duration::from_std(interval).unwrap_or(chrono::TimeDelta::MAX)
 }
 
 impl FleetScheduler {
@@ -39,49 +58,126 @@ impl FleetScheduler {
         if !self.settings.enabled {
             return;
         }
-        let first = async {
-            self.monitor().await;
-            self.refresh().await;
-        };
-        tokio::select! {
-            _ = first => {}
-            _ = stopped(&mut stop) => return,
-        }
-        let start = Instant::now();
-        let mut monitoring = interval_at(
-            start + self.settings.monitoring_interval,
-            self.settings.monitoring_interval,
-        );
-        let mut refresh = interval_at(
-            start + self.settings.labs_refresh_interval,
-            self.settings.labs_refresh_interval,
-        );
-        monitoring.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let monitor_permits = Arc::new(Semaphore::new(MONITORING_CONCURRENCY));
+        let refresh_permits = Arc::new(Semaphore::new(self.settings.refresh_concurrency.max(1)));
+        let mut timers: HashMap<Uuid, Timers> = HashMap::new();
+        let mut jobs: JoinSet<(Uuid, Job)> = JoinSet::new();
+        let mut roster: Vec<RosterEntry> = Vec::new();
+        let mut roster_read_at: Option<DateTime<Utc>> = None;
+        // A finished monitoring job may have changed what the roster says (a worker now available
+        // can be refreshed), so the roster is read again soon after, at most once a second.
+        let mut roster_stale = true;
+        let mut next_sweep = self.clock.now();
         loop {
-            // A pass stops where it is at shutdown: each command it sent was appended whole or
-            // not at all, and the next start begins a fresh pass.
-            let pass = tokio::select! {
-                _ = monitoring.tick() => boxed_pass(self.monitor()),
-                _ = refresh.tick() => boxed_pass(self.refresh()),
-                _ = stopped(&mut stop) => return,
+            let now = self.clock.now();
+            let roster_due = roster_read_at.is_none_or(|at| {
+                now >= after(at, self.settings.monitoring_interval)
+                    || (roster_stale && now >= after(at, ROSTER_AT_MOST_EVERY))
+            });
+            if roster_due {
+                match self.monitoring.roster(&RequestContext::system()).await {
+                    Ok(fresh) => roster = fresh,
+                    Err(err) => tracing::warn!(error = %err, "the fleet roster could not be read"),
+                }
+                roster_read_at = Some(now);
+                roster_stale = false;
+            }
+            self.start_due(
+                &roster,
+                &mut timers,
+                &mut jobs,
+                now,
+                [&monitor_permits, &refresh_permits],
+            );
+            if now >= next_sweep {
+                let refresh = self.refresh.clone();
+                jobs.spawn(async move {
+                    refresh.sweep(&RequestContext::system()).await;
+                    (Uuid::nil(), Job::Refresh)
+                });
+                next_sweep = after(now, self.settings.labs_refresh_interval);
+            }
+            let read_at = roster_read_at.unwrap_or(now);
+            let next_roster = if roster_stale {
+                after(read_at, ROSTER_AT_MOST_EVERY)
+            } else {
+                after(read_at, self.settings.monitoring_interval)
             };
+            let wake = timers
+                .values()
+                .filter(|t| !t.running)
+                .map(|t| t.next_monitor.min(t.next_refresh))
+                .chain([next_sweep, next_roster])
+                .min()
+                .unwrap_or(next_roster);
             tokio::select! {
-                _ = pass => {}
-                _ = stopped(&mut stop) => return,
+                () = self.clock.sleep_until(wake) => {}
+                Some(done) = jobs.join_next(), if !jobs.is_empty() => {
+                    if let Ok((worker, job)) = done {
+                        if let Some(timer) = timers.get_mut(&worker) {
+                            timer.running = false;
+                        }
+                        roster_stale |= job == Job::Monitor;
+                    }
+                }
+                () = stopped(&mut stop) => {
+                    jobs.abort_all();
+                    return;
+                }
             }
         }
     }
 
-    async fn monitor(&self) {
-        if let Err(err) = self.monitoring.run_all().await {
-            tracing::warn!(error = %err, "monitoring pass could not run");
-        }
-    }
-
-    async fn refresh(&self) {
-        if let Err(err) = self.refresh.run_all().await {
-            tracing::warn!(error = %err, "labs refresh could not run");
+    /// Starts the job each idle worker of `roster` is due for, and forgets workers no longer in
+    /// it.
+    fn start_due(
+        &self,
+        roster: &[RosterEntry],
+        timers: &mut HashMap<Uuid, Timers>,
+        jobs: &mut JoinSet<(Uuid, Job)>,
+        now: DateTime<Utc>,
+        [monitor_permits, refresh_permits]: [&Arc<Semaphore>; 2],
+    ) {
+        timers.retain(|id, t| t.running || roster.iter().any(|w| w.id == *id));
+        for worker in roster {
+            let timer = timers.entry(worker.id).or_insert(Timers {
+                next_monitor: now,
+                next_refresh: now,
+                running: false,
+            });
+            if timer.running {
+                continue;
+            }
+            let job = if now >= timer.next_monitor {
+                Job::Monitor
+            } else if now >= timer.next_refresh && worker.can_take_work() {
+                Job::Refresh
+            } else {
+                continue;
+            };
+            timer.running = true;
+            let context = RequestContext::system();
+            let worker = worker.clone();
+            match job {
+                Job::Monitor => {
+                    timer.next_monitor = after(now, self.settings.monitoring_interval);
+                    let (monitoring, permits) = (self.monitoring.clone(), monitor_permits.clone());
+                    jobs.spawn(async move {
+                        let _permit = permits.acquire_owned().await;
+                        monitoring.run_one(&worker, &context).await;
+                        (worker.id, job)
+                    });
+                }
+                Job::Refresh => {
+                    timer.next_refresh = after(now, self.settings.labs_refresh_interval);
+                    let (refresh, permits) = (self.refresh.clone(), refresh_permits.clone());
+                    jobs.spawn(async move {
+                        let _permit = permits.acquire_owned().await;
+                        refresh.run_one(&worker, &context).await;
+                        (worker.id, job)
+                    });
+                }
+            }
         }
     }
 }

@@ -1,3 +1,6 @@
+//! The mediator: handlers found by request type, behaviours run in order, conflicts retried, a
+//! missing handler an internal error.
+
 use super::*;
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -13,12 +13,12 @@
 //! until it is parked, never longer.
 
 use crate::envelope::EventEnvelope;
-use crate::ports::{EventStore, EventStoreError, OutboxStore, OutboxStoreError, ParkedEvent};
-use crate::repository::random_unit;
+use crate::ports::ids::random_unit;
+use crate::ports::{Clock, EventStore, EventStoreError, OutboxStore, OutboxStoreError, ParkedEvent, SystemClock};
 use crate::shutdown::{pause_unless_stopped, stopped};
 use crate::subscription::Subscription;
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use lablet_domain::AggregateKind;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -155,6 +155,7 @@ pub struct OutboxRelay {
     sink: Arc<dyn CloudEventSink>,
     settings: RelaySettings,
     redrive_requested: Arc<Notify>,
+    clock: Arc<dyn Clock>,
 }
 
 impl OutboxRelay {
@@ -170,7 +171,14 @@ impl OutboxRelay {
             sink,
             settings,
             redrive_requested: Arc::new(Notify::new()),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Waits, timestamps and ticks on `clock` instead of the wall clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The signal that wakes this relay to look for redrive requests at once (requests made in
@@ -211,8 +219,8 @@ impl OutboxRelay {
         let reader = tokio::spawn(read_log(self.events.clone(), checkpoint, pages));
         let _stop_reader = AbortOnDrop(reader);
         let mut tasks: JoinSet<RunOutcome> = JoinSet::new();
-        let mut tick = tokio::time::interval(self.settings.tick);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let tick = chrono::Duration::from_std(self.settings.tick).unwrap_or(chrono::TimeDelta::MAX);
+        let mut next_tick = self.clock.now() + tick;
         self.take_redrives(&mut state, &sink).await?;
         loop {
             while tasks.len() < self.settings.concurrency {
@@ -238,7 +246,8 @@ impl OutboxRelay {
                         self.save_checkpoint(&mut state, &sink).await?;
                     }
                 }
-                _ = tick.tick() => {
+                () = self.clock.sleep_until(next_tick) => {
+                    next_tick = self.clock.now() + tick;
                     self.save_checkpoint(&mut state, &sink).await?;
                     self.take_redrives(&mut state, &sink).await?;
                 }
@@ -252,6 +261,7 @@ impl OutboxRelay {
     /// Queues the public events of a page; those of held subjects are parked behind them.
     async fn accept(&self, state: &mut RelayState, sink: &str, page: Vec<EventEnvelope>) -> Result<(), RelayError> {
         let mut parked = Vec::new();
+        let now = self.clock.now();
         for event in page {
             state.read_position = state.read_position.max(event.position);
             if !is_public(&event) {
@@ -265,6 +275,7 @@ impl OutboxRelay {
                     0,
                     "held behind an earlier parked event of its subject",
                     Some(*head),
+                    now,
                 ));
                 continue;
             }
@@ -294,7 +305,8 @@ impl OutboxRelay {
         let mut finished: Vec<Outgoing> = delivered;
         if let Some((head, attempts, error)) = failed {
             tracing::warn!(sink, subject, event_id = %head.event.event_id, attempts, error, "parking an event that keeps failing");
-            let mut records = vec![parked_record(sink, &head.event, attempts, &error, None)];
+            let now = self.clock.now();
+            let mut records = vec![parked_record(sink, &head.event, attempts, &error, None, now)];
             let behind = not_tried.into_iter().chain(state.take_queue(&subject));
             let mut held: Vec<Outgoing> = Vec::new();
             for item in behind {
@@ -304,6 +316,7 @@ impl OutboxRelay {
                     0,
                     "held behind an earlier parked event of its subject",
                     Some(head.event.event_id),
+                    now,
                 ));
                 held.push(item);
             }
@@ -375,6 +388,7 @@ fn parked_record(
     attempts: u32,
     error: &str,
     held_behind: Option<Uuid>,
+    parked_at: DateTime<Utc>,
 ) -> ParkedEvent {
     ParkedEvent {
         sink: sink.to_owned(),
@@ -385,7 +399,7 @@ fn parked_record(
         attempts,
         last_error: error.to_owned(),
         held_behind,
-        parked_at: Utc::now(),
+        parked_at,
         redrive_requested_at: None,
     }
 }
@@ -415,7 +429,7 @@ async fn deliver_run(relay: Arc<OutboxRelay>, subject: String, run: Vec<Outgoing
                 Err(err) => {
                     let wait = relay.settings.backoff(attempt, random_unit());
                     tracing::debug!(sink = relay.sink.name(), event_id = %item.event.event_id, attempt, error = %err, ?wait, "delivery failed; retrying");
-                    tokio::time::sleep(wait).await;
+                    relay.clock.sleep(wait).await;
                 }
             }
         }

@@ -6,14 +6,16 @@ pub mod clock;
 pub mod cml;
 pub mod credentials;
 pub mod event_store;
+pub mod ids;
 pub mod outbox;
 pub mod read_models;
 
 pub use api_keys::{ApiKeyRecord, ApiKeyStore, ApiKeyStoreError};
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use cml::{CmlClient, CmlConnector, CmlError, CmlTarget};
 pub use credentials::{CmlCredentials, CredentialVault, VaultError};
 pub use event_store::{AppendOutcome, EventStore, EventStoreError, ExpectedVersion, LAG_COUNT_LIMIT};
+pub use ids::{IdSource, SequentialIds, UuidV7Ids};
 pub use outbox::{OutboxStore, OutboxStoreError, ParkedEvent, SinkProgress};
 pub use read_models::{
     CollectionSpec, DocumentWrite, HistoryEntry, HistoryRecord, ListPage, ListQuery, ReadModelError, ReadModelStore,

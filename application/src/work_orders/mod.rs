@@ -3,7 +3,8 @@
 use crate::context::RequestContext;
 use crate::error::{check_name, AppError, FieldError};
 use crate::mediator::{Handler, Request, RequestKind};
-use crate::repository::{random_unit, AggregateRepository, CommandOutcome};
+use crate::ports::ids::random_unit;
+use crate::repository::{AggregateRepository, CommandOutcome};
 use async_trait::async_trait;
 use chrono::Duration;
 use lablet_domain::work_order::{ResourceNeeds, Submission, WorkOrder, WorkOrderCommand};
@@ -111,7 +112,7 @@ impl Handler<SubmitWorkOrder> for WorkOrderHandlers {
             submitted_at: self.repository.clock().now(),
         });
         self.repository
-            .execute::<WorkOrder>(Uuid::now_v7(), &command, context)
+            .execute::<WorkOrder>(self.repository.ids().new_id(), &command, context)
             .await
     }
 }

@@ -228,7 +228,7 @@ impl WorkerHandlers {
 #[async_trait]
 impl Handler<RegisterWorker> for WorkerHandlers {
     async fn handle(&self, request: &RegisterWorker, context: &RequestContext) -> Result<CommandOutcome, AppError> {
-        let id = Uuid::now_v7();
+        let id = self.repository.ids().new_id();
         if let Some(credentials) = &request.credentials {
             // Sealed first: a worker whose event exists must be able to find its credentials.
             self.vault

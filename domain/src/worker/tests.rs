@@ -1,3 +1,6 @@
+//! Worker aggregate tests: the status machine, registration, monitoring figures recorded only
+//! when they move, activity and idle detection.
+
 use super::*;
 use crate::kernel::{decode_event, encode_event, Aggregate, DomainError, DomainEvent};
 use chrono::{DateTime, Duration, Utc};

@@ -46,11 +46,12 @@ mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
     use cloudevents::AttributesReader;
+    use lablet_application::ports::{IdSource, UuidV7Ids};
     use serde_json::value::RawValue;
 
     fn envelope() -> EventEnvelope {
         EventEnvelope {
-            event_id: uuid::Uuid::now_v7(),
+            event_id: UuidV7Ids.new_id(),
             stream: "lab_record-6f1e1c1a-0000-4000-8000-000000000001".into(),
             version: 3,
             position: 42,

@@ -127,11 +127,11 @@ pub fn envelope(event: LogEvent, stream: String) -> Result<EventEnvelope, EventS
 mod tests {
     use super::*;
     use lablet_application::envelope::EventMetadata;
-    use uuid::Uuid;
+    use lablet_application::ports::{IdSource, UuidV7Ids};
 
     fn new_event() -> NewEvent {
         NewEvent {
-            event_id: Uuid::now_v7(),
+            event_id: UuidV7Ids.new_id(),
             event_type: "lab_record.discovered".into(),
             schema_version: 2,
             occurred_at: DateTime::from_timestamp(1_700_000_000, 123_456_000).unwrap(),

@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::TryStreamExt;
+use lablet_application::ports::{Clock, SystemClock};
 use lablet_application::ports::{OutboxStore, OutboxStoreError, ParkedEvent, SinkProgress};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::{Collection, Database};
@@ -111,7 +112,7 @@ impl OutboxStore for MongoOutboxStore {
         self.checkpoints()
             .update_one(
                 doc! { "_id": sink },
-                doc! { "$max": { "position": position as i64 }, "$set": { "updated_at": text_of(Utc::now()) } },
+                doc! { "$max": { "position": position as i64 }, "$set": { "updated_at": text_of(SystemClock.now()) } },
             )
             .upsert(true)
             .await
@@ -185,7 +186,10 @@ impl OutboxStore for MongoOutboxStore {
     async fn request_redrive(&self, event_id: Option<Uuid>) -> Result<u64, OutboxStoreError> {
         let filter = event_id.map_or_else(Document::new, |id| doc! { "event_id": id.to_string() });
         self.parked_events()
-            .update_many(filter, doc! { "$set": { "redrive_requested_at": text_of(Utc::now()) } })
+            .update_many(
+                filter,
+                doc! { "$set": { "redrive_requested_at": text_of(SystemClock.now()) } },
+            )
             .await
             .map(|result| result.matched_count)
             .map_err(unavailable)

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::TryStreamExt;
 use lablet_application::ports::read_models::{ProjectionFault, ProjectionStatus};
+use lablet_application::ports::{Clock, SystemClock};
 use lablet_application::ports::{DocumentWrite, ListPage, ListQuery, ReadModelError, ReadModelStore, StoredDocument};
 use lablet_application::read_model_queries::COLLECTIONS;
 use mongodb::bson::{doc, Bson, Document};
@@ -29,7 +30,7 @@ fn unavailable(err: impl std::fmt::Display) -> ReadModelError {
 }
 
 fn now_text() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
+    SystemClock.now().to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 impl MongoReadModelStore {

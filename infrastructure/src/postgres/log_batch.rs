@@ -25,6 +25,7 @@ use crate::append_rules::{invalid_append, judge_stored, StoredAt};
 use chrono::{DateTime, Utc};
 use lablet_application::envelope::{chain_hash, truncate_to_micros, HashedFields, NewEvent};
 use lablet_application::ports::{AppendOutcome, EventStoreError, ExpectedVersion};
+use lablet_application::ports::{Clock, SystemClock};
 use std::collections::HashMap;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -294,7 +295,7 @@ fn decide(
     mut stored: Option<HashMap<Uuid, StoredAt>>,
     start: u64,
 ) -> Option<Decided> {
-    let recorded_at = truncate_to_micros(Utc::now());
+    let recorded_at = truncate_to_micros(SystemClock.now());
     let mut rows = Rows::default();
     let mut head = start;
     let mut answers = Vec::with_capacity(appends.len());

@@ -7,6 +7,7 @@
 use super::connection::{parse_utc, SharedConnection, SqliteError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use lablet_application::ports::{Clock, SystemClock};
 use lablet_application::ports::{OutboxStore, OutboxStoreError, ParkedEvent, SinkProgress};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::Path;
@@ -136,7 +137,7 @@ impl OutboxStore for SqliteOutboxStore {
                 "INSERT INTO outbox_checkpoints (sink, position, updated_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (sink) DO UPDATE SET position = max(position, excluded.position),
                                                   updated_at = excluded.updated_at",
-                params![sink, position as i64, Utc::now().to_rfc3339()],
+                params![sink, position as i64, SystemClock.now().to_rfc3339()],
             )
             .map(|_| ())
             .map_err(unavailable)
@@ -231,7 +232,7 @@ impl OutboxStore for SqliteOutboxStore {
         self.with(move |conn| {
             conn.execute(
                 "UPDATE outbox_parked SET redrive_requested_at = ?1 WHERE ?2 IS NULL OR event_id = ?2",
-                params![Utc::now().to_rfc3339(), event_id.map(|id| id.to_string())],
+                params![SystemClock.now().to_rfc3339(), event_id.map(|id| id.to_string())],
             )
             .map(|marked| marked as u64)
             .map_err(unavailable)

@@ -14,10 +14,10 @@
 use super::connection::{open_connection, require_table, with_writer_cache, SqliteError};
 use crate::documents::{column_value, parse_body, with_history};
 use async_trait::async_trait;
-use chrono::Utc;
 use lablet_application::ports::read_models::{Filter, OPERATION_HISTORY_LIMIT};
 use lablet_application::ports::read_models::{ProjectionFault, ProjectionStatus};
 use lablet_application::ports::CollectionSpec;
+use lablet_application::ports::{Clock, SystemClock};
 use lablet_application::ports::{DocumentWrite, ListPage, ListQuery, ReadModelError, ReadModelStore, StoredDocument};
 use lablet_application::read_model_queries::COLLECTIONS;
 use rusqlite::types::Value as SqlValue;
@@ -206,7 +206,7 @@ fn swap_tables(conn: &mut Connection, table: &'static str) -> rusqlite::Result<S
          ON CONFLICT (name) DO UPDATE SET
              position = excluded.position, updated_at = excluded.updated_at, generation = generation + 1,
              last_error = NULL, error_position = NULL, error_at = NULL",
-        params![table, rebuilt, Utc::now().to_rfc3339()],
+        params![table, rebuilt, SystemClock.now().to_rfc3339()],
     )?;
     let generation = current_generation(&tx, table)?;
     tx.commit()?;
@@ -319,8 +319,11 @@ fn write_batch(
                     .execute(params![write.id, remaining])?;
             }
         }
-        tx.prepare_cached(SAVE_CHECKPOINT)?
-            .execute(params![projection, checkpoint as i64, Utc::now().to_rfc3339()])?;
+        tx.prepare_cached(SAVE_CHECKPOINT)?.execute(params![
+            projection,
+            checkpoint as i64,
+            SystemClock.now().to_rfc3339()
+        ])?;
     }
     tx.commit().map(Ok)
 }
@@ -425,7 +428,12 @@ impl ReadModelStore for SqliteReadModelStore {
                 .map_err(|_| unavailable("read-model writer lock poisoned"))?;
             conn.execute(
                 RECORD_PROJECTION_ERROR,
-                params![projection, message, position.map(|p| p as i64), Utc::now().to_rfc3339()],
+                params![
+                    projection,
+                    message,
+                    position.map(|p| p as i64),
+                    SystemClock.now().to_rfc3339()
+                ],
             )
             .map(|_| ())
             .map_err(unavailable)

@@ -22,9 +22,9 @@
 
 use crate::append_rules::{invalid_append, judge_stored, StoredAt};
 use crate::sqlite::rows::store_error;
-use chrono::Utc;
 use lablet_application::envelope::{chain_hash, format_timestamp, HashedFields, NewEvent};
 use lablet_application::ports::{AppendOutcome, EventStoreError, ExpectedVersion};
+use lablet_application::ports::{Clock, SystemClock};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -289,7 +289,7 @@ impl Writer {
         if self.last_seen > seen {
             publish_tail(&self.shared, self.last_seen, self.tail.keys().cloned());
         }
-        let recorded_at = format_timestamp(Utc::now());
+        let recorded_at = format_timestamp(SystemClock.now());
         // Heads changed earlier in this batch, not yet committed.
         let mut batch_heads: HashMap<&str, StreamHead> = HashMap::new();
         for request in batch {
@@ -547,6 +547,7 @@ pub fn head_position(conn: &Connection) -> rusqlite::Result<u64> {
 mod tests {
     use super::*;
     use lablet_application::envelope::{truncate_to_micros, EventMetadata};
+    use lablet_application::ports::{Clock, IdSource, SystemClock, UuidV7Ids};
     use serde_json::value::RawValue;
 
     fn migrated(path: &std::path::Path) -> Connection {
@@ -568,10 +569,10 @@ mod tests {
     ) -> (AppendRequest, oneshot::Receiver<Result<AppendOutcome, EventStoreError>>) {
         let (reply, answer) = oneshot::channel();
         let event = NewEvent {
-            event_id: uuid::Uuid::now_v7(),
+            event_id: UuidV7Ids.new_id(),
             event_type: "test.happened".into(),
             schema_version: 1,
-            occurred_at: truncate_to_micros(Utc::now()),
+            occurred_at: truncate_to_micros(SystemClock.now()),
             payload: RawValue::from_string("{}".into()).unwrap(),
             metadata: EventMetadata::default(),
         };

@@ -6,6 +6,7 @@ use lablet_cml_simulator::{LabSeed, RunningSimulator, SimulatorConfig};
 use lablet_infrastructure::Settings;
 use lablet_tests::server::{error_fields, TestServer};
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "sim-password-7d1f0c";
@@ -878,4 +879,66 @@ async fn new_credentials_take_effect_at_the_next_call_and_are_never_shown() {
     assert_eq!(status, 404);
     server.stop().await;
     cml.stop().await;
+}
+
+/// Waits (real time, at most 10 s) until `simulator` has answered more than `than` calls.
+async fn calls_exceed(simulator: &RunningSimulator, than: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let calls = calls_to(simulator).await;
+        if calls > than {
+            return calls;
+        }
+        assert!(Instant::now() < deadline, "no call beyond {than} within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_worker_delays_no_other_workers_monitoring_on_virtual_time() {
+    use lablet_application::ports::{Clock, ManualClock};
+    let clock = Arc::new(ManualClock::starting_at(chrono::Utc::now()));
+    let sick = simulator(&["Sick lab"]).await;
+    let healthy = simulator(&["Healthy lab"]).await;
+    let server = TestServer::start_with_clock(
+        |s| {
+            // Default intervals (5 min monitoring, 30 min refresh) on the manual clock; a
+            // hanging call holds its job for 30 s of real time.
+            s.cml.call_timeout = Duration::from_secs(30);
+            s.cml.read_retries = 0;
+        },
+        clock.clone() as Arc<dyn Clock>,
+    )
+    .await;
+    let hang = json!([{"hang": true}]);
+    assert_eq!(
+        control(&sick, reqwest::Method::PUT, "/_control/faults", hang).await,
+        204
+    );
+    register(&server, &sick, "worker-sick").await;
+    register(&server, &healthy, "worker-healthy").await;
+
+    // Nothing is due until the monitoring interval passes on the clock: no call at all.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(calls_to(&healthy).await, 0, "monitored before its time");
+
+    // Each time five minutes pass, the healthy worker is monitored again at once, while the
+    // sick worker's first job still hangs (its 30 s timeout has not run out).
+    let started = Instant::now();
+    let mut calls = 0;
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(5 * 60));
+        calls_exceed(&healthy, calls).await;
+        // Let the healthy worker's job finish before the next interval.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        calls = calls_to(&healthy).await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the healthy worker waited for the hanging one: {:?}",
+        started.elapsed()
+    );
+    server.stop().await;
+    sick.stop().await;
+    healthy.stop().await;
 }

@@ -24,4 +24,5 @@ mod read_your_writes;
 mod security;
 mod sqlite_contracts;
 mod telemetry;
+mod tidy;
 mod work_orders_api;
