@@ -99,6 +99,8 @@ mod tests {
             let clock = clock.clone();
             async move { clock.sleep(Duration::from_secs(35 * 60)).await }
         });
+        // Let the sleeper read the clock before it moves.
+        tokio::task::yield_now().await;
         clock.advance(Duration::from_secs(34 * 60));
         tokio::task::yield_now().await;
         assert!(!sleeper.is_finished(), "woke a minute early");
