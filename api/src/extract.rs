@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts, HeaderMap, StatusCode};
 use lablet_application::{FieldError, RequestContext};
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -42,12 +43,14 @@ fn field_of(path: &str, message: &str) -> String {
 }
 
 /// Parses a JSON object into `T`, mapping errors to problems: unreadable JSON is a 400,
-/// well-formed JSON of the wrong shape a 422 naming the field.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+/// well-formed JSON of the wrong shape a 422 naming the field (also an array where `T` wants
+/// an object, and a NUL character anywhere: see [`crate::strict_json`]).
+pub fn parse_json<T: DeserializeOwned + JsonSchema + 'static>(bytes: &[u8]) -> Result<T, Problem> {
     let starts_as_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     if !starts_as_object && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
         return Err(Problem::invalid(vec![FieldError::new("body", "must be a JSON object")]));
     }
+    crate::strict_json::check::<T>(bytes).map_err(|refused| Problem::invalid(vec![refused]))?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
@@ -55,7 +58,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         let message = without_location(&inner.to_string());
         // Only well-formed JSON can be wrong in shape; check the whole text on this error path.
         let well_formed = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
-        if inner.is_data() && well_formed {
+        if well_formed {
+            // serde_json reports a non-string where an enum's name belongs as a syntax error
+            // ("expected value"), though the text is well-formed: it is the field's type.
+            let message = if inner.is_data() {
+                message
+            } else {
+                "has the wrong type: expected one of the names this field takes".to_owned()
+            };
             Problem::invalid(vec![FieldError::new(field_of(&path, &message), message)])
         } else {
             let syntax = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).err();
@@ -84,7 +94,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// A JSON request body, required.
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned + JsonSchema + 'static> FromRequest<S> for JsonBody<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
@@ -104,7 +114,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// A JSON request body that may be left out entirely (then `T::default()`).
 pub struct OptionalJsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned + JsonSchema + Default + 'static> FromRequest<S> for OptionalJsonBody<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
@@ -122,6 +132,17 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
             ));
         }
         parse_json(&bytes).map(OptionalJsonBody)
+    }
+}
+
+/// A raw request body whose refusals (too large, unreadable) are problems like every other.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        Bytes::from_request(req, state).await.map(RawBody).map_err(body_problem)
     }
 }
 
@@ -169,7 +190,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Context {
         Ok(Context(RequestContext {
             correlation_id: trace.correlation_id,
             causation_id: None,
-            actor: principal.map_or_else(|| "anonymous".into(), |p| p.subject.clone()),
+            actor: principal.map_or_else(|| "anonymous".into(), |p| p.actor.clone()),
             traceparent: trace.traceparent,
             owner_scope: principal.and_then(Principal::owner_scope),
         }))
@@ -205,14 +226,14 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, JsonSchema)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Inner {
         count: u32,
     }
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, JsonSchema)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Body {

@@ -9,4 +9,5 @@ pub mod limits;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
+pub mod strict_json;
 pub mod telemetry;

@@ -29,7 +29,7 @@ const MAX_SCAN: usize = 100_000;
 /// Page sizes of audit queries.
 pub const MAX_AUDIT_PAGE: usize = 1000;
 
-/// The first link of a hash chain that does not hold.
+/// A link of a hash chain that does not hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChainBreak {
     pub stream: String,
@@ -38,64 +38,167 @@ pub struct ChainBreak {
     pub reason: String,
 }
 
+/// The most breaks a verification lists (it counts them all).
+pub const MAX_LISTED_BREAKS: usize = 100;
+
 /// What a verification walked and what it found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
     pub events: u64,
     pub streams: u64,
-    pub first_break: Option<ChainBreak>,
+    /// Every link that does not hold, in log order (the first [`MAX_LISTED_BREAKS`]).
+    pub breaks: Vec<ChainBreak>,
+    /// How many links do not hold in all.
+    pub broken: u64,
+}
+
+impl VerifyReport {
+    /// The first link that does not hold, if any.
+    pub fn first_break(&self) -> Option<&ChainBreak> {
+        self.breaks.first()
+    }
+}
+
+/// What a log read gives an auditor: an event, or the place of one that cannot be read.
+enum Read {
+    Event(EventEnvelope),
+    Unreadable {
+        stream: String,
+        version: u64,
+        position: u64,
+        hash: String,
+        reason: String,
+    },
+}
+
+impl Read {
+    fn position(&self) -> u64 {
+        match self {
+            Read::Event(envelope) => envelope.position,
+            Read::Unreadable { position, .. } => *position,
+        }
+    }
+}
+
+/// Up to `limit` events after `after`. When one of them cannot be read, the page ends with it:
+/// the events before it are read one by one, so none is lost and the next page starts after
+/// it.
+async fn read_page(store: &dyn EventStore, after: u64, limit: usize) -> Result<Vec<Read>, EventStoreError> {
+    match store.read_all(after, limit).await {
+        Ok(page) => Ok(page.into_iter().map(Read::Event).collect()),
+        Err(EventStoreError::UnreadableEvent { .. }) => {
+            let mut items = Vec::new();
+            let mut at = after;
+            while items.len() < limit {
+                match store.read_all(at, 1).await {
+                    Ok(mut one) => match one.pop() {
+                        Some(envelope) => {
+                            at = envelope.position;
+                            items.push(Read::Event(envelope));
+                        }
+                        None => break,
+                    },
+                    Err(EventStoreError::UnreadableEvent {
+                        stream,
+                        version,
+                        position,
+                        hash,
+                        reason,
+                    }) => {
+                        items.push(Read::Unreadable {
+                            stream,
+                            version,
+                            position,
+                            hash,
+                            reason,
+                        });
+                        break;
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            Ok(items)
+        }
+        Err(other) => Err(other),
+    }
 }
 
 /// Walks the whole log and checks every stream's chain: versions 1, 2, 3… without gap or
 /// repeat, and each hash equal to the hash recomputed from the previous one and the event.
-/// `progress` is told the position reached after each page.
+/// It goes on past a break (checking later links against what is stored), and an event whose
+/// content cannot be read is a break at its place. `progress` is told the position reached
+/// after each page.
 pub async fn verify_log(
     store: &dyn EventStore,
     mut progress: impl FnMut(u64),
 ) -> Result<VerifyReport, EventStoreError> {
     let mut heads: HashMap<String, (u64, String)> = HashMap::new();
-    let mut events = 0;
+    let mut report = VerifyReport {
+        events: 0,
+        streams: 0,
+        breaks: Vec::new(),
+        broken: 0,
+    };
     let mut after = 0;
     loop {
-        let page = store.read_all(after, PAGE).await?;
+        let page = read_page(store, after, PAGE).await?;
         let Some(last) = page.last() else { break };
-        after = last.position;
-        for envelope in &page {
-            events += 1;
-            let previous = heads.get(&envelope.stream);
-            let expected_version = previous.map_or(1, |(version, _)| version + 1);
-            let reason = if envelope.version != expected_version {
-                Some(format!(
-                    "version {} follows version {}",
-                    envelope.version,
-                    expected_version - 1
-                ))
-            } else if envelope.hash != envelope.expected_hash(previous.map(|(_, hash)| hash.as_str())) {
-                Some("hash does not match the event and the previous link: altered, inserted or reordered".to_string())
+        after = last.position();
+        for item in page {
+            report.events += 1;
+            let (stream, version, position, hash, unreadable) = match item {
+                Read::Event(envelope) => {
+                    let previous = heads.get(&envelope.stream).map(|(_, hash)| hash.as_str());
+                    let altered = envelope.hash != envelope.expected_hash(previous);
+                    let reason = altered.then(|| {
+                        "hash does not match the event and the previous link: altered, inserted or reordered"
+                            .to_string()
+                    });
+                    (
+                        envelope.stream,
+                        envelope.version,
+                        envelope.position,
+                        envelope.hash,
+                        reason,
+                    )
+                }
+                Read::Unreadable {
+                    stream,
+                    version,
+                    position,
+                    hash,
+                    reason,
+                } => (
+                    stream,
+                    version,
+                    position,
+                    hash,
+                    Some(format!("its content cannot be read: {reason}")),
+                ),
+            };
+            let expected_version = heads.get(&stream).map_or(1, |(version, _)| version + 1);
+            let reason = if version != expected_version {
+                Some(format!("version {version} follows version {}", expected_version - 1))
             } else {
-                None
+                unreadable
             };
             if let Some(reason) = reason {
-                return Ok(VerifyReport {
-                    events,
-                    streams: heads.len() as u64,
-                    first_break: Some(ChainBreak {
-                        stream: envelope.stream.clone(),
-                        version: envelope.version,
-                        position: envelope.position,
+                report.broken += 1;
+                if report.breaks.len() < MAX_LISTED_BREAKS {
+                    report.breaks.push(ChainBreak {
+                        stream: stream.clone(),
+                        version,
+                        position,
                         reason,
-                    }),
-                });
+                    });
+                }
             }
-            heads.insert(envelope.stream.clone(), (envelope.version, envelope.hash.clone()));
+            heads.insert(stream, (version, hash));
         }
         progress(after);
     }
-    Ok(VerifyReport {
-        events,
-        streams: heads.len() as u64,
-        first_break: None,
-    })
+    report.streams = heads.len() as u64;
+    Ok(report)
 }
 
 /// One SHA-256 over every stream head (`stream`, version, hash, sorted by stream) as of a
@@ -107,7 +210,8 @@ pub struct LogDigest {
     pub sha256: String,
 }
 
-/// The digest of the log as of `at` (default: the head).
+/// The digest of the log as of `at` (default: the head). An event whose content cannot be
+/// read still counts by its stored version and hash.
 pub async fn digest_at(store: &dyn EventStore, at: Option<u64>) -> Result<LogDigest, EventStoreError> {
     let limit = match at {
         Some(position) => position,
@@ -116,14 +220,19 @@ pub async fn digest_at(store: &dyn EventStore, at: Option<u64>) -> Result<LogDig
     let mut heads: BTreeMap<String, (u64, String)> = BTreeMap::new();
     let mut after = 0;
     'pages: loop {
-        let page = store.read_all(after, PAGE).await?;
+        let page = read_page(store, after, PAGE).await?;
         let Some(last) = page.last() else { break };
-        after = last.position;
-        for envelope in page {
-            if envelope.position > limit {
+        after = last.position();
+        for item in page {
+            if item.position() > limit {
                 break 'pages;
             }
-            heads.insert(envelope.stream, (envelope.version, envelope.hash));
+            match item {
+                Read::Event(envelope) => heads.insert(envelope.stream, (envelope.version, envelope.hash)),
+                Read::Unreadable {
+                    stream, version, hash, ..
+                } => heads.insert(stream, (version, hash)),
+            };
         }
     }
     let mut hasher = Sha256::new();

@@ -76,7 +76,9 @@ impl From<EventStoreError> for AppError {
                 AppError::Conflict(err.to_string())
             }
             EventStoreError::Unavailable(_) => AppError::Unavailable(err.to_string()),
-            EventStoreError::InvalidAppend(_) | EventStoreError::Corrupt(_) => AppError::Internal(err.to_string()),
+            EventStoreError::InvalidAppend(_)
+            | EventStoreError::Corrupt(_)
+            | EventStoreError::UnreadableEvent { .. } => AppError::Internal(err.to_string()),
         }
     }
 }

@@ -23,7 +23,13 @@ pub struct AuthSettings {
     pub audience: String,
     /// `LABLET_METRICS_PUBLIC`, default `true`: whether `/metrics` needs no credentials.
     pub metrics_public: bool,
+    /// `LABLET_AUTH_CLOCK_LEEWAY_SECONDS`, default 30 (at most 300): the clock skew tolerated on
+    /// a token's `exp` and `nbf`.
+    pub clock_leeway: Duration,
 }
+
+/// The most clock skew a deployment may tolerate on tokens.
+const MAX_CLOCK_LEEWAY_SECONDS: u64 = 300;
 
 /// The `iss` of tokens signed with the local key.
 pub const LOCAL_ISSUER: &str = "lablet";
@@ -37,6 +43,7 @@ impl AuthSettings {
             },
             audience: "lablet".into(),
             metrics_public: true,
+            clock_leeway: Duration::from_secs(30),
         }
     }
 
@@ -81,6 +88,18 @@ impl AuthSettings {
                     })
                 }
             };
+        }
+        if let Some(seconds) = lookup("LABLET_AUTH_CLOCK_LEEWAY_SECONDS") {
+            auth.clock_leeway = seconds
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s <= MAX_CLOCK_LEEWAY_SECONDS)
+                .map(Duration::from_secs)
+                .ok_or_else(|| ConfigError {
+                    setting: "LABLET_AUTH_CLOCK_LEEWAY_SECONDS",
+                    message: format!("`{seconds}` is not a number of seconds from 0 to {MAX_CLOCK_LEEWAY_SECONDS}"),
+                })?;
         }
         Ok(auth)
     }
@@ -137,6 +156,18 @@ mod tests {
         assert_eq!(
             auth(&[("LABLET_METRICS_PUBLIC", "maybe")]).unwrap_err().setting,
             "LABLET_METRICS_PUBLIC"
+        );
+        for leeway in ["-1", "301", "soon"] {
+            assert_eq!(
+                auth(&[("LABLET_AUTH_CLOCK_LEEWAY_SECONDS", leeway)])
+                    .unwrap_err()
+                    .setting,
+                "LABLET_AUTH_CLOCK_LEEWAY_SECONDS"
+            );
+        }
+        assert_eq!(
+            auth(&[("LABLET_AUTH_CLOCK_LEEWAY_SECONDS", "5")]).unwrap().clock_leeway,
+            Duration::from_secs(5)
         );
     }
 }

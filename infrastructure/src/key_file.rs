@@ -35,7 +35,7 @@ pub fn write_new_key_file(file: &Path) -> std::io::Result<Vec<u8>> {
         .fill(&mut key)
         .map_err(|_| std::io::Error::other("the system random source failed"))?;
     if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::private_files::create_private_dir(dir)?;
     }
     let temporary = file.with_extension("key.new");
     let mut options = std::fs::OpenOptions::new();

@@ -15,6 +15,7 @@ pub mod key_file;
 pub mod kurrentdb;
 pub mod mongo;
 pub mod postgres;
+pub mod private_files;
 pub mod secrets;
 pub mod sqlite;
 pub mod stores;

@@ -81,12 +81,12 @@ pub enum SqliteMigrationError {
 
 /// Creates `path` (and its directory) if needed and applies the missing `migrations`.
 pub fn migrate_file(path: &Path, migrations: &[Migration]) -> Result<Vec<u32>, SqliteMigrationError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| SqliteMigrationError::Directory {
+    lablet_infrastructure::private_files::prepare_private_file(path).map_err(|source| {
+        SqliteMigrationError::Directory {
             path: path.display().to_string(),
             source,
-        })?;
-    }
+        }
+    })?;
     let mut conn = Connection::open(path).map_err(|source| SqliteMigrationError::Open {
         path: path.display().to_string(),
         source,

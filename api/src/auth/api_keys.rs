@@ -82,10 +82,10 @@ pub async fn verify(store: &dyn ApiKeyStore, key: &str) -> Result<Principal, Aut
     if record.revoked_at.is_some() {
         return Err(AuthFailure::InvalidToken("the API key was revoked"));
     }
-    Ok(Principal {
-        subject: format!("apikey:{}", record.id),
-        roles: record.roles.iter().filter_map(|name| Role::parse(name)).collect(),
-    })
+    Ok(Principal::api_key(
+        &record.id,
+        record.roles.iter().filter_map(|name| Role::parse(name)).collect(),
+    ))
 }
 
 #[cfg(test)]

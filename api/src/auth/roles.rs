@@ -91,12 +91,46 @@ impl Access {
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// The token's `sub`, or `apikey:<id>` for an API key: the actor of its commands.
+    /// The token's `sub`, or `apikey:<id>` for an API key: who the caller is to its own
+    /// identity provider, and the owner of the instances it requests.
     pub subject: String,
+    /// The actor recorded on its commands, namespaced by origin so that no caller can pose as
+    /// another kind: `user:<sub>` for a token, `apikey:<id>` for an API key (Lablet's own work
+    /// is `system`, imports `import`; see `RequestContext`).
+    pub actor: String,
     pub roles: BTreeSet<Role>,
 }
 
 impl Principal {
+    /// A person, by the `sub` of their token.
+    pub fn user(subject: String, roles: BTreeSet<Role>) -> Self {
+        Principal {
+            actor: format!("user:{subject}"),
+            subject,
+            roles,
+        }
+    }
+
+    /// A machine caller, by its API key's id.
+    pub fn api_key(id: &str, roles: BTreeSet<Role>) -> Self {
+        let name = format!("apikey:{id}");
+        Principal {
+            subject: name.clone(),
+            actor: name,
+            roles,
+        }
+    }
+
+    /// The subject a caller is limited to when reading lablet instances: users see only their
+    /// own (an instance's ports and CML lab are what one needs to reach its lab); managers,
+    /// admins and auditors see all.
+    pub fn reader_scope(&self) -> Option<&str> {
+        let broad = [Role::Admin, Role::Manager, Role::Auditor]
+            .iter()
+            .any(|role| self.roles.contains(role));
+        (!broad).then_some(self.subject.as_str())
+    }
+
     /// The subject a caller is limited to when managing lablet instances: users act only on
     /// their own; managers and admins on any.
     pub fn owner_scope(&self) -> Option<String> {
@@ -110,10 +144,7 @@ mod tests {
     use super::*;
 
     fn caller(roles: &[Role]) -> Principal {
-        Principal {
-            subject: "alice".into(),
-            roles: roles.iter().copied().collect(),
-        }
+        Principal::user("alice".into(), roles.iter().copied().collect())
     }
 
     #[test]
@@ -143,6 +174,9 @@ mod tests {
         assert_eq!(caller(&[Role::User]).owner_scope(), Some("alice".into()));
         assert_eq!(caller(&[Role::User, Role::Manager]).owner_scope(), None);
         assert_eq!(caller(&[Role::Admin]).owner_scope(), None);
+        assert_eq!(caller(&[Role::User]).reader_scope(), Some("alice"));
+        assert_eq!(caller(&[Role::User, Role::Auditor]).reader_scope(), None);
+        assert_eq!(caller(&[Role::Manager]).reader_scope(), None);
     }
 
     #[test]

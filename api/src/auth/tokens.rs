@@ -17,9 +17,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Clock skew tolerated on `exp` and `nbf`.
-const LEEWAY_SECONDS: u64 = 30;
-
 /// Where signing keys come from.
 enum TokenKeys {
     Local(LocalKeys),
@@ -31,6 +28,8 @@ pub struct Authenticator {
     keys: TokenKeys,
     issuer: String,
     audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    leeway_seconds: u64,
     api_keys: Arc<dyn ApiKeyStore>,
 }
 
@@ -61,7 +60,7 @@ fn roles_of(claims: &Claims) -> BTreeSet<Role> {
 fn refusal(kind: &ErrorKind) -> &'static str {
     match kind {
         ErrorKind::ExpiredSignature => "the token has expired",
-        ErrorKind::ImmatureSignature => "the token is not valid yet",
+        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
         ErrorKind::InvalidAudience => "the token is not meant for this service",
         ErrorKind::InvalidIssuer => "the token was issued by another issuer",
         ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => "the token signature is not valid",
@@ -101,6 +100,7 @@ impl Authenticator {
             keys,
             issuer: issuer.to_owned(),
             audience: settings.audience.clone(),
+            leeway_seconds: settings.clock_leeway.as_secs(),
             api_keys,
         })
     }
@@ -153,7 +153,8 @@ impl Authenticator {
             }
         };
         let mut validation = Validation::new(header.alg);
-        validation.leeway = LEEWAY_SECONDS;
+        validation.leeway = self.leeway_seconds;
+        validation.validate_nbf = true;
         validation.set_audience(&[&self.audience]);
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
@@ -163,10 +164,8 @@ impl Authenticator {
         if claims.sub.trim().is_empty() {
             return Err(AuthFailure::InvalidToken("the token's subject is empty"));
         }
-        Ok(Principal {
-            roles: roles_of(&claims),
-            subject: claims.sub,
-        })
+        let roles = roles_of(&claims);
+        Ok(Principal::user(claims.sub, roles))
     }
 }
 

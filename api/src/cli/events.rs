@@ -49,7 +49,7 @@ pub async fn replay(
     }
 }
 
-/// Walks every stream's hash chain; prints the first broken link and fails if there is one.
+/// Walks every stream's hash chain; prints every broken link and fails if there is one.
 pub async fn verify(store: &dyn EventStore) -> Result<ExitCode, String> {
     let head = store.head_position().await.map_err(|e| e.to_string())?;
     let started = std::time::Instant::now();
@@ -63,22 +63,31 @@ pub async fn verify(store: &dyn EventStore) -> Result<ExitCode, String> {
     .await
     .map_err(|e| e.to_string())?;
     let seconds = started.elapsed().as_secs_f64();
-    match report.first_break {
-        None => {
-            println!(
-                "verified {} events in {} streams in {seconds:.1} s: every hash chain holds",
-                report.events, report.streams
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(broken) => {
-            println!(
-                "BROKEN: stream {} version {} (position {}): {}",
-                broken.stream, broken.version, broken.position, broken.reason
-            );
-            Ok(ExitCode::FAILURE)
-        }
+    if report.breaks.is_empty() {
+        println!(
+            "verified {} events in {} streams in {seconds:.1} s: every hash chain holds",
+            report.events, report.streams
+        );
+        return Ok(ExitCode::SUCCESS);
     }
+    for broken in &report.breaks {
+        println!(
+            "BROKEN: stream {} version {} (position {}): {}",
+            broken.stream, broken.version, broken.position, broken.reason
+        );
+    }
+    println!(
+        "verified {} events in {} streams in {seconds:.1} s: {} links do not hold{}",
+        report.events,
+        report.streams,
+        report.broken,
+        if report.broken > report.breaks.len() as u64 {
+            " (the first ones listed)"
+        } else {
+            ""
+        }
+    );
+    Ok(ExitCode::FAILURE)
 }
 
 /// Prints the digest of all stream heads at a position.

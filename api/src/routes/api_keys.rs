@@ -49,9 +49,9 @@ pub async fn create(
     JsonBody(body): JsonBody<CreateBody>,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
     validate(&body.name, &body.roles).map_err(Problem::invalid)?;
-    let minted = mint(body.name.trim(), &body.roles, &caller.subject, SystemClock.now())?;
+    let minted = mint(body.name.trim(), &body.roles, &caller.actor, SystemClock.now())?;
     state.api_keys.insert(minted.record.clone()).await?;
-    tracing::info!(key = %minted.record.id, by = %caller.subject, "API key created");
+    tracing::info!(key = %minted.record.id, by = %caller.actor, "API key created");
     Ok((
         StatusCode::CREATED,
         Json(CreatedKey {
@@ -80,7 +80,7 @@ pub async fn revoke(
     if !state.api_keys.revoke(&id, SystemClock.now()).await? {
         return Err(Problem::not_found(format!("API key {id} does not exist")));
     }
-    tracing::info!(key = %id, by = %caller.subject, "API key revoked");
+    tracing::info!(key = %id, by = %caller.actor, "API key revoked");
     let record = state.api_keys.find(&id).await?;
     record
         .map(Json)

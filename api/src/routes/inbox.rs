@@ -5,9 +5,8 @@
 //! are durably recorded. Handling happens afterwards, in the inbox processor.
 
 use super::AppState;
-use crate::extract::Context;
+use crate::extract::{Context, RawBody};
 use crate::problem::{ApiResult, Problem};
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -29,15 +28,39 @@ fn media_type(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
+/// The longest `id`, `type` or `subject` accepted (CloudEvents sets no bound; a store must).
+const MAX_ATTRIBUTE_CHARS: usize = 256;
+/// The longest `source` (a URI reference) accepted.
+const MAX_SOURCE_CHARS: usize = 1024;
+
+/// An attribute's text, refused when blank, longer than its bound, or holding a control
+/// character (which CloudEvents forbids in every string attribute).
+fn attribute(text: &str, attribute: &str, prefix: &str) -> ApiResult<String> {
+    let max = if attribute == "source" {
+        MAX_SOURCE_CHARS
+    } else {
+        MAX_ATTRIBUTE_CHARS
+    };
+    match lablet_domain::text::name_problem(text, max) {
+        None => Ok(text.trim().to_owned()),
+        Some(problem) => Err(Problem::bad_request(format!("{prefix}{attribute}"), problem)),
+    }
+}
+
 /// A required string attribute; `prefix` names where it came from in errors.
-fn required(value: Option<&str>, attribute: &str, prefix: &str) -> ApiResult<String> {
-    match value.map(str::trim) {
-        Some(text) if !text.is_empty() => Ok(text.to_owned()),
+fn required(value: Option<&str>, name: &str, prefix: &str) -> ApiResult<String> {
+    match value {
+        Some(text) if !text.trim().is_empty() => attribute(text, name, prefix),
         _ => Err(Problem::bad_request(
-            format!("{prefix}{attribute}"),
+            format!("{prefix}{name}"),
             "is a required CloudEvents attribute",
         )),
     }
+}
+
+/// An optional string attribute, checked like a required one when present.
+fn optional(value: Option<&str>, name: &str, prefix: &str) -> ApiResult<Option<String>> {
+    value.map(|text| attribute(text, name, prefix)).transpose()
 }
 
 fn time(value: Option<&str>, prefix: &str) -> ApiResult<Option<DateTime<Utc>>> {
@@ -84,7 +107,7 @@ fn structured(event: &Map<String, Value>, prefix: &str) -> ApiResult<ReceiveClou
         id: required(text("id")?, "id", prefix)?,
         source: required(text("source")?, "source", prefix)?,
         event_type: required(text("type")?, "type", prefix)?,
-        subject: text("subject")?.map(str::to_owned),
+        subject: optional(text("subject")?, "subject", prefix)?,
         time: time(text("time")?, prefix)?,
         data: event.get("data").cloned().unwrap_or(Value::Null),
     })
@@ -128,7 +151,7 @@ fn binary(headers: &HeaderMap, body: &[u8]) -> ApiResult<ReceiveCloudEvent> {
         id: required(header("ce-id")?, "id", "ce-")?,
         source: required(header("ce-source")?, "source", "ce-")?,
         event_type: required(header("ce-type")?, "type", "ce-")?,
-        subject: header("ce-subject")?.map(str::to_owned),
+        subject: optional(header("ce-subject")?, "subject", "ce-")?,
         time: time(header("ce-time")?, "ce-")?,
         data,
     })
@@ -161,7 +184,7 @@ pub async fn receive(
     State(state): State<AppState>,
     Context(ctx): Context,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let media = media_type(&headers);
     if media == BATCH {

@@ -1,17 +1,20 @@
 //! `/api/v1/instances`.
 
 use super::{command_answer, document, page, parsed_equals, present, AppState, Paging};
+use crate::auth::Principal;
 use crate::extract::{parse_id, Context, JsonBody, MinPosition, QueryParams};
 use crate::problem::{ApiResult, Problem};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use lablet_application::instances::{ExtendTimeslot, RecordScore, RequestInstance, TransitionInstance};
 use lablet_application::ports::read_models::Filter;
 use lablet_application::ports::ListPage;
 use lablet_application::read_model_queries::LABLET_INSTANCES;
+use lablet_application::AppError;
 use lablet_domain::lablet_instance::{GradingScore, InstanceState};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -140,13 +143,29 @@ pub async fn record_score(
     ))
 }
 
+/// The one field of an instance document that decides who may read it.
+#[derive(Deserialize)]
+struct Owner {
+    owner_id: String,
+}
+
 pub async fn get_one(
     State(state): State<AppState>,
     Context(ctx): Context,
+    Extension(caller): Extension<Principal>,
     MinPosition(min): MinPosition,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Box<RawValue>>> {
-    document(&state, &ctx, LABLET_INSTANCES, &id, min).await
+    let found = document(&state, &ctx, LABLET_INSTANCES, &id, min).await?;
+    if let Some(reader) = caller.reader_scope() {
+        // Another owner's instance is answered as absent: its existence is not the caller's.
+        let owner: Owner = serde_json::from_str(found.get())
+            .map_err(|e| Problem::from(AppError::Internal(format!("an instance document cannot be read: {e}"))))?;
+        if owner.owner_id != reader {
+            return Err(Problem::not_found("lablet_instance does not exist"));
+        }
+    }
+    Ok(found)
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -163,6 +182,7 @@ pub struct ListParams {
 pub async fn list(
     State(state): State<AppState>,
     Context(ctx): Context,
+    Extension(caller): Extension<Principal>,
     MinPosition(min): MinPosition,
     QueryParams(params): QueryParams<ListParams>,
 ) -> ApiResult<Json<ListPage>> {
@@ -170,7 +190,14 @@ pub async fn list(
     if let Some(text) = present(params.state) {
         filters.push(parsed_equals("state", &text, InstanceState::as_str)?);
     }
-    if let Some(owner) = present(params.owner_id) {
+    let mut owner_id = present(params.owner_id);
+    if let Some(reader) = caller.reader_scope() {
+        if owner_id.as_deref().is_some_and(|owner| owner != reader) {
+            return Err(Problem::forbidden("a user lists only their own instances"));
+        }
+        owner_id = Some(reader.to_owned());
+    }
+    if let Some(owner) = owner_id {
         filters.push(Filter::Equals {
             field: "owner_id",
             value: owner,

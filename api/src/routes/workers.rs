@@ -82,7 +82,7 @@ pub async fn register(
     let command = RegisterWorker {
         name: body.name,
         region: body.region,
-        endpoint: body.endpoint.filter(|e| !e.trim().is_empty()),
+        endpoint: body.endpoint,
         template_name: body.template_name,
         instance_id: body.instance_id,
         capacity: body.capacity,

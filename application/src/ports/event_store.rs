@@ -91,6 +91,17 @@ pub enum EventStoreError {
     Unavailable(String),
     #[error("stored event cannot be read: {0}")]
     Corrupt(String),
+    /// A stored event whose place in the log can be read but whose content cannot (a payload
+    /// that is no longer JSON, a malformed time): readers name it, auditors step past it.
+    #[error("stored event at position {position} ({stream} version {version}) cannot be read: {reason}")]
+    UnreadableEvent {
+        stream: String,
+        version: u64,
+        position: u64,
+        /// The hash stored with it, so a digest of stream heads can still be made.
+        hash: String,
+        reason: String,
+    },
 }
 
 #[async_trait]

@@ -6,6 +6,9 @@ const MAX_ENDPOINT_LEN: usize = 2048;
 
 /// `Ok` when `endpoint` can be a CML base URL, else why not.
 pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    if endpoint.trim().is_empty() {
+        return Err("must not be blank: leave it out for a worker that is still to be provisioned".into());
+    }
     if endpoint.len() > MAX_ENDPOINT_LEN {
         return Err(format!("must be at most {MAX_ENDPOINT_LEN} characters"));
     }

@@ -79,7 +79,7 @@ pub struct SyncCounts {
 crate::domain_events! {
     #[derive(Debug, Clone, PartialEq)]
     pub enum WorkerEvent {
-        "cml_worker.registered" => Registered {
+        "cml_worker.registered" @ 2 => Registered {
             name: String,
             region: String,
             endpoint: Option<String>,
@@ -93,7 +93,7 @@ crate::domain_events! {
             registered_by: String,
             registered_at: DateTime<Utc>,
         },
-        "cml_worker.status_changed" => StatusChanged {
+        "cml_worker.status_changed" @ 2 => StatusChanged {
             previous: WorkerStatus,
             new: WorkerStatus,
             reason: String,
@@ -117,11 +117,11 @@ crate::domain_events! {
             synced_at: DateTime<Utc>,
         },
         /// New CML credentials were sealed for the worker (they are never in the event).
-        "cml_worker.credentials_changed" => CredentialsChanged {
+        "cml_worker.credentials_changed" @ 2 => CredentialsChanged {
             changed_by: String,
             changed_at: DateTime<Utc>,
         },
-        "cml_worker.idle_detection_changed" => IdleDetectionChanged {
+        "cml_worker.idle_detection_changed" @ 2 => IdleDetectionChanged {
             enabled: bool,
             changed_by: String,
             changed_at: DateTime<Utc>,
@@ -137,4 +137,5 @@ crate::domain_events! {
             detected_at: DateTime<Utc>,
         },
     }
+    upcasters: super::upcasters::UPCASTERS;
 }

@@ -13,9 +13,11 @@ mod idle;
 mod state;
 #[cfg(test)]
 mod tests;
+mod upcasters;
 
 pub use aggregate::{figures_moved, Worker, COUNT_FRACTION_THRESHOLD, PERCENT_POINTS_THRESHOLD};
 pub use commands::{Registration, ServiceObservation, WorkerCommand};
 pub use events::{Activity, Capacity, License, LicenseType, SyncCounts, WorkerEvent, WorkerMetrics};
 pub use idle::{counts_as_activity, IdlePolicy, IdleStatus, AUTOMATED_USER_PREFIX, RECENT_ACTIVITY_LIMIT};
 pub use state::{takes_work, ServiceStatus, WorkerStatus};
+pub use upcasters::namespaced_actor;

@@ -17,6 +17,13 @@ use lablet_application::envelope::EventEnvelope;
 use lablet_application::outbox::DeliveryError;
 
 /// The CloudEvent `type` of a stored event type and schema version.
+/// The `sequence` extension of the event at `position`: a string that sorts as text in the
+/// order of positions (zero-padded to the 20 digits of the largest position), as the
+/// extension asks, so that `"10"` never sorts before `"9"`.
+pub fn sequence(position: u64) -> String {
+    format!("{position:020}")
+}
+
 pub fn cloud_event_type(event_type: &str, schema_version: u32) -> String {
     format!("io.lablet.{event_type}.v{schema_version}")
 }
@@ -31,7 +38,7 @@ pub fn to_cloud_event(event: &EventEnvelope, source: &str) -> Result<Event, Deli
         .source(source)
         .subject(event.aggregate_id())
         .time(event.occurred_at)
-        .extension("sequence", event.position as i64)
+        .extension("sequence", sequence(event.position))
         .data("application/json", data);
     if let Some(traceparent) = &event.traceparent {
         builder = builder.extension("traceparent", traceparent.as_str());
@@ -78,7 +85,14 @@ mod tests {
         assert_eq!(event.subject(), Some("6f1e1c1a-0000-4000-8000-000000000001"));
         assert_eq!(event.time(), Some(&stored.occurred_at));
         assert_eq!(event.datacontenttype(), Some("application/json"));
-        assert_eq!(event.extension("sequence").map(|v| v.to_string()), Some("42".into()));
+        assert_eq!(
+            event.extension("sequence").map(|v| v.to_string()),
+            Some("00000000000000000042".into())
+        );
+        let mut sequences: Vec<String> = [9, 10, 100, u64::MAX].into_iter().map(sequence).collect();
+        let by_position = sequences.clone();
+        sequences.sort();
+        assert_eq!(sequences, by_position, "text order is position order");
         assert_eq!(
             event.extension("traceparent").map(|v| v.to_string()),
             stored.traceparent.clone()

@@ -9,25 +9,40 @@ use tokio_postgres::Row;
 pub const COLUMNS: &str = "position, event_id, stream, version, event_type, schema_version, occurred_at, \
                            recorded_at, correlation_id, causation_id, actor, traceparent, payload, hash";
 
-/// One row of [`COLUMNS`] as an envelope.
+/// One row of [`COLUMNS`] as an envelope. A row whose place in the log can be read but whose
+/// content cannot is [`EventStoreError::UnreadableEvent`], naming that place.
 pub fn envelope(row: &Row) -> Result<EventEnvelope, EventStoreError> {
     let corrupt = |err: &dyn std::fmt::Display| EventStoreError::Corrupt(err.to_string());
-    let payload: String = row.try_get(12).map_err(|e| corrupt(&e))?;
-    Ok(EventEnvelope {
-        position: row.try_get::<_, i64>(0).map_err(|e| corrupt(&e))? as u64,
-        event_id: row.try_get(1).map_err(|e| corrupt(&e))?,
-        stream: row.try_get(2).map_err(|e| corrupt(&e))?,
-        version: row.try_get::<_, i64>(3).map_err(|e| corrupt(&e))? as u64,
-        event_type: row.try_get(4).map_err(|e| corrupt(&e))?,
-        schema_version: row.try_get::<_, i32>(5).map_err(|e| corrupt(&e))? as u32,
-        occurred_at: row.try_get(6).map_err(|e| corrupt(&e))?,
-        recorded_at: row.try_get(7).map_err(|e| corrupt(&e))?,
-        correlation_id: row.try_get(8).map_err(|e| corrupt(&e))?,
-        causation_id: row.try_get(9).map_err(|e| corrupt(&e))?,
-        actor: row.try_get(10).map_err(|e| corrupt(&e))?,
-        traceparent: row.try_get(11).map_err(|e| corrupt(&e))?,
-        payload: RawValue::from_string(payload).map_err(|e| corrupt(&e))?,
-        hash: row.try_get(13).map_err(|e| corrupt(&e))?,
+    let position = row.try_get::<_, i64>(0).map_err(|e| corrupt(&e))? as u64;
+    let stream: String = row.try_get(2).map_err(|e| corrupt(&e))?;
+    let version = row.try_get::<_, i64>(3).map_err(|e| corrupt(&e))? as u64;
+    let hash: String = row.try_get(13).map_err(|e| corrupt(&e))?;
+    let content = || -> Result<EventEnvelope, String> {
+        let text = |e: tokio_postgres::Error| e.to_string();
+        let payload: String = row.try_get(12).map_err(text)?;
+        Ok(EventEnvelope {
+            position,
+            event_id: row.try_get(1).map_err(text)?,
+            stream: stream.clone(),
+            version,
+            event_type: row.try_get(4).map_err(text)?,
+            schema_version: row.try_get::<_, i32>(5).map_err(text)? as u32,
+            occurred_at: row.try_get(6).map_err(text)?,
+            recorded_at: row.try_get(7).map_err(text)?,
+            correlation_id: row.try_get(8).map_err(text)?,
+            causation_id: row.try_get(9).map_err(text)?,
+            actor: row.try_get(10).map_err(text)?,
+            traceparent: row.try_get(11).map_err(text)?,
+            payload: RawValue::from_string(payload).map_err(|e| format!("payload is not JSON: {e}"))?,
+            hash: hash.clone(),
+        })
+    };
+    content().map_err(|reason| EventStoreError::UnreadableEvent {
+        stream: stream.clone(),
+        version,
+        position,
+        hash: hash.clone(),
+        reason,
     })
 }
 

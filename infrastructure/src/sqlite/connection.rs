@@ -8,15 +8,21 @@ use std::time::Duration;
 pub enum SqliteError {
     #[error("cannot open {path}: {source}")]
     Open { path: String, source: rusqlite::Error },
+    #[error("cannot make {path} owner-only: {source}")]
+    Prepare { path: String, source: std::io::Error },
     #[error("{path} has no Lablet schema; run `lablet migrate` (or `lablet serve`, which migrates) first")]
     NoSchema { path: String },
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
 }
 
-/// Opens `path` in WAL mode with full durability: a commit is on disk, across power loss,
-/// before it is acknowledged.
+/// Opens `path` (made owner-only first, see [`crate::private_files`]) in WAL mode with full
+/// durability: a commit is on disk, across power loss, before it is acknowledged.
 pub fn open_connection(path: &Path) -> Result<Connection, SqliteError> {
+    crate::private_files::prepare_private_file(path).map_err(|source| SqliteError::Prepare {
+        path: path.display().to_string(),
+        source,
+    })?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|source| SqliteError::Open {
         path: path.display().to_string(),

@@ -270,3 +270,62 @@ async fn an_event_that_no_longer_decodes_is_a_500_bug_not_a_503_outage() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_that_is_no_longer_json_is_named_and_the_rest_still_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(Settings::defaults_in(dir.path())).await;
+    let observe = "/api/v1/lab-records/observations";
+    let (_, a, _) = server.post(observe, &observation("a", "STOPPED")).await;
+    server.post(observe, &observation("a", "STARTED")).await;
+    let (_, b, _) = server.post(observe, &observation("b", "STOPPED")).await;
+    server.post(observe, &observation("b", "STARTED")).await;
+    server.stop().await;
+    let (stream_a, stream_b) = (
+        format!("lab_record-{}", a["id"].as_str().unwrap()),
+        format!("lab_record-{}", b["id"].as_str().unwrap()),
+    );
+    let (_, digest_before) = lablet_events(dir.path(), &["digest"]);
+    let conn = Connection::open(dir.path().join("lablet.db")).unwrap();
+    // Stream a, version 1 (position 1): no longer JSON. Stream b, version 2 (position 4):
+    // altered in place. Both must be named; neither may stop the walk.
+    conn.execute(
+        "UPDATE events SET payload = '{\"worker_id\": ' WHERE stream = ?1 AND version = 1",
+        [&stream_a],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE events SET payload = replace(payload, 'STARTED', 'BOOTED') WHERE stream = ?1 AND version = 2",
+        [&stream_b],
+    )
+    .unwrap();
+
+    let (code, out) = lablet_events(dir.path(), &["verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "BROKEN: stream {stream_a} version 1 (position 1): its content cannot be read"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("BROKEN: stream {stream_b} version 2 (position 4)")),
+        "{out}"
+    );
+    assert!(out.contains("verified 4 events in 2 streams"), "{out}");
+    assert!(out.contains("2 links do not hold"), "{out}");
+    // The digest reads stored versions and hashes: the unreadable payload does not stop it,
+    // and hashes were not touched, so it is unchanged.
+    let (code, digest_after) = lablet_events(dir.path(), &["digest"]);
+    assert_eq!(code, 0, "{digest_after}");
+    assert_eq!(digest_after, digest_before);
+    // Replaying the log names where it cannot go on.
+    let output = lablet_tests::process::run_cli(
+        env!("CARGO_BIN_EXE_lablet-under-test"),
+        dir.path(),
+        &["projections", "rebuild", "--all", "--verify"],
+    );
+    assert_ne!(output.code, Some(0));
+    let said = format!("{}{}", output.stdout, output.stderr);
+    assert!(said.contains(&format!("position 1 ({stream_a} version 1)")), "{said}");
+}

@@ -115,6 +115,40 @@ async fn every_bad_body_is_a_problem_naming_its_field_and_changes_nothing() {
             "resources.gpus",
         ),
         ("/api/v1/work-orders", json!([1, 2]), 422, "body"),
+        // serde reads a sequence as a struct's fields in order; Lablet does not.
+        (
+            "/api/v1/work-orders",
+            json!({"kind": "lab.start", "resources": [1, 2]}),
+            422,
+            "resources",
+        ),
+        (
+            "/api/v1/workers",
+            json!({"name": "w", "region": "r", "capacity": [1, 2, 3, 4]}),
+            422,
+            "capacity",
+        ),
+        // NUL characters, in ids and in free text.
+        ("/api/v1/work-orders", json!({"kind": "lab\u{0}start"}), 422, "kind"),
+        (observe, with(lab(), "title", json!("a\u{0}b")), 422, "title"),
+        (observe, with(lab(), "lab_id", json!("lab\u{0}")), 422, "lab_id"),
+        (
+            "/api/v1/instances",
+            with(instance(), "owner_id", json!("al\u{0}ice")),
+            422,
+            "owner_id",
+        ),
+        // A non-string where an enum's name belongs.
+        (observe, with(lab(), "state", json!(5)), 422, "state"),
+        (observe, with(lab(), "state", json!({"name": "STARTED"})), 422, "state"),
+        // A blank endpoint is not "no endpoint".
+        (
+            "/api/v1/workers",
+            json!({"name": "w", "region": "r", "endpoint": "",
+                "capacity": {"cpu_cores": 1, "memory_gb": 1, "storage_gb": 1, "max_nodes": 1}}),
+            422,
+            "endpoint",
+        ),
     ];
     for (path, body, status, field) in cases {
         let (got, problem, position) = server.post(path, &body).await;

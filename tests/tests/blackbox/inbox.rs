@@ -195,6 +195,26 @@ async fn invalid_cloudevents_are_400_naming_the_attribute_and_record_nothing() {
             json!({"not": "a list"}).to_string(),
             "body",
         ),
+        (
+            "application/cloudevents+json",
+            json!({"specversion": "1.0", "id": "x".repeat(100 * 1024), "source": "/s", "type": "t"}).to_string(),
+            "id",
+        ),
+        (
+            "application/cloudevents+json",
+            json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t\u{0}x"}).to_string(),
+            "type",
+        ),
+        (
+            "application/cloudevents+json",
+            json!({"specversion": "1.0", "id": "1", "source": "/s".repeat(600), "type": "t"}).to_string(),
+            "source",
+        ),
+        (
+            "application/cloudevents+json",
+            json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "subject": "a\nb"}).to_string(),
+            "subject",
+        ),
     ];
     for (content_type, body, field) in cases {
         let (status, problem) = server.post_raw("/api/v1/events", content_type, &body).await;
@@ -218,6 +238,21 @@ async fn invalid_cloudevents_are_400_naming_the_attribute_and_record_nothing() {
     assert_eq!(problem["errors"][0]["field"], "ce-source");
     let (status, _) = server.post_raw("/api/v1/events", "text/plain", "hello").await;
     assert_eq!(status, 415);
+    let huge = structured("big", "t", json!({"blob": "x".repeat(2 * 1024 * 1024)}));
+    let response = server
+        .client
+        .post(server.url("/api/v1/events"))
+        .header("content-type", "application/cloudevents+json")
+        .body(huge.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json",
+        "every answer is a problem"
+    );
     assert_eq!(
         server.head_position().await,
         0,

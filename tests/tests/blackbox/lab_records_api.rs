@@ -85,8 +85,8 @@ async fn observations_record_only_what_changed() {
         "only the title changed"
     );
     assert_eq!(
-        history[0]["actor"], "test-admin",
-        "the actor is the subject of the caller's token"
+        history[0]["actor"], "user:test-admin",
+        "the actor is the subject of the caller's token, as a user"
     );
     assert!(
         history

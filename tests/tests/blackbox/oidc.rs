@@ -135,6 +135,12 @@ async fn tokens_of_the_issuer_are_verified_with_its_keys_and_a_rotation_is_follo
         json!({"sub": "mona", "aud": "lablet-api", "roles": ["manager"]}),
     );
     assert_eq!(get(&impostor).await.unwrap().status(), 401, "another issuer");
+    let early = sign(
+        &first,
+        &issuer,
+        json!({"sub": "mona", "aud": "lablet-api", "roles": ["manager"], "nbf": chrono::Utc::now().timestamp() + 600}),
+    );
+    assert_eq!(get(&early).await.unwrap().status(), 401, "not valid yet");
 
     // The issuer rotates: a token of the new key is accepted once the keys are fetched again.
     let second = new_key("key-2");

@@ -384,7 +384,9 @@ async fn events_are_published_to_nats_jetstream_one_subject_per_event_type() {
         assert_eq!(message.subject.as_str(), format!("{prefix}.{short}"));
         assert_eq!(event["specversion"], "1.0");
         assert_eq!(event["source"], "/lablet");
-        let position = event["sequence"].as_u64().unwrap();
+        let sequence = event["sequence"].as_str().unwrap();
+        assert_eq!(sequence.len(), 20, "zero-padded: {sequence}");
+        let position: u64 = sequence.parse().unwrap();
         let subject = event["subject"].as_str().unwrap().to_owned();
         let previous = last_per_subject.insert(subject, position).unwrap_or(0);
         assert!(position > previous, "in order per subject");

@@ -152,7 +152,8 @@ async fn bad_tokens_are_401_with_a_reason_and_no_detail_of_the_key() {
 
 /// A token like the server's own, signed with its key, but with `exp` two minutes ago (past
 /// the 30 seconds of clock skew the verifier allows).
-fn expired_token(server: &TestServer) -> String {
+/// A local admin token for alice with the time claims `times` (`iat`, `exp`, `nbf` …).
+fn token_with_times(server: &TestServer, times: Value) -> String {
     let TokenIssuer::Local { key_file } = &server.settings.auth.issuer else {
         unreachable!("tests run on the local key")
     };
@@ -162,11 +163,42 @@ fn expired_token(server: &TestServer) -> String {
     let kid = jsonwebtoken::decode_header(&token(&server.settings, "alice", &[Role::Admin]))
         .unwrap()
         .kid;
-    let now = chrono::Utc::now().timestamp();
-    let claims = json!({"iss": "lablet", "aud": "lablet", "sub": "alice", "roles": ["admin"], "iat": now - 3600, "exp": now - 120});
+    let mut claims = json!({"iss": "lablet", "aud": "lablet", "sub": "alice", "roles": ["admin"]});
+    for (claim, value) in times.as_object().unwrap() {
+        claims[claim] = value.clone();
+    }
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = kid;
     jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(&secret)).unwrap()
+}
+
+fn expired_token(server: &TestServer) -> String {
+    let now = chrono::Utc::now().timestamp();
+    token_with_times(server, json!({"iat": now - 3600, "exp": now - 120}))
+}
+
+#[tokio::test]
+async fn a_token_not_valid_yet_is_refused_beyond_the_leeway() {
+    let server = TestServer::start().await;
+    let now = chrono::Utc::now().timestamp();
+    let early = token_with_times(&server, json!({"iat": now, "nbf": now + 600, "exp": now + 3600}));
+    let answer = client_with_token(&early)
+        .get(server.url("/api/v1/instances"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    let challenge = answer.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("not valid yet"), "{challenge}");
+    // Within the 30 s leeway, a clock a little ahead of ours is accepted.
+    let skewed = token_with_times(&server, json!({"iat": now, "nbf": now + 10, "exp": now + 3600}));
+    let answer = client_with_token(&skewed)
+        .get(server.url("/api/v1/instances"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -341,6 +373,118 @@ async fn users_manage_only_their_own_instances_and_managers_any() {
         .iter()
         .map(|e| e["actor"].as_str().unwrap())
         .collect();
-    assert_eq!(actors, ["alice", "alice", "mona"], "each event records who caused it");
+    assert_eq!(
+        actors,
+        ["user:alice", "user:alice", "user:mona"],
+        "each event records who caused it, namespaced by origin"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_read_only_their_own_instances_managers_and_auditors_all() {
+    let server = TestServer::start().await;
+    let as_caller = |name: &str, role: Role| client_with_token(&token(&server.settings, name, &[role]));
+    let (alice, bob) = (as_caller("alice", Role::User), as_caller("bob", Role::User));
+    let mut ids = Vec::new();
+    for (client, owner) in [(&alice, "alice"), (&bob, "bob")] {
+        let answer = client
+            .post(server.url("/api/v1/instances"))
+            .json(&instance(&format!("r-{owner}"), owner))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 201);
+        let position: u64 = answer.headers()["lablet-position"].to_str().unwrap().parse().unwrap();
+        ids.push((
+            answer.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned(),
+            position,
+        ));
+    }
+    let (alice_id, _) = &ids[0];
+    let (bob_id, last) = &ids[1];
+    let get = |client: &reqwest::Client, path: String| {
+        client
+            .get(server.url(&path))
+            .header("lablet-min-position", last.to_string())
+            .send()
+    };
+    let owners = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["owner_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let mine = get(&alice, "/api/v1/instances".into())
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(owners(&mine), ["alice"], "a user lists only their own");
+    let answer = get(&alice, "/api/v1/instances?owner_id=bob".into()).await.unwrap();
+    assert_eq!(answer.status(), 403);
+    let answer = get(&alice, format!("/api/v1/instances/{bob_id}")).await.unwrap();
+    assert_eq!(answer.status(), 404, "another user's instance is not there for alice");
+    let answer = get(&alice, format!("/api/v1/instances/{alice_id}")).await.unwrap();
+    assert_eq!(answer.status(), 200);
+
+    for (name, role) in [
+        ("mona", Role::Manager),
+        ("audrey", Role::Auditor),
+        ("root", Role::Admin),
+    ] {
+        let client = as_caller(name, role);
+        let all = get(&client, "/api/v1/instances".into())
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        assert_eq!(owners(&all).len(), 2, "{name} sees every instance");
+        let answer = get(&client, format!("/api/v1/instances/{bob_id}")).await.unwrap();
+        assert_eq!(answer.status(), 200, "{name} reads bob's instance");
+    }
+    server.stop().await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_and_every_file_in_it_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("fresh/data");
+    let server = TestServer::start_in(lablet_infrastructure::Settings::defaults_in(&data)).await;
+    let (status, _, _) = server.post("/api/v1/work-orders", &json!({"kind": "lab.wipe"})).await;
+    assert_eq!(status, 201);
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    assert_eq!(mode(&root.path().join("fresh")), 0o700, "a parent Lablet made");
+    let mut files = Vec::new();
+    let mut dirs = vec![data.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                assert_eq!(mode(&path), 0o700, "{}", path.display());
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for expected in ["lablet.db", "lablet.db-wal", "read_models.db", "hs256.key"] {
+        assert!(names.iter().any(|n| n == expected), "{expected} in {names:?}");
+    }
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
     server.stop().await;
 }
