@@ -33,6 +33,7 @@ use lablet_infrastructure::secrets::SecretBox;
 use lablet_infrastructure::stores::{open_stores, Stores};
 use lablet_infrastructure::Settings;
 use lablet_projections::{standard_projectors, ProjectionRunner};
+use std::future::IntoFuture;
 use std::sync::Arc;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
@@ -71,9 +72,13 @@ impl App {
     pub fn router(&self) -> Router {
         let limited = crate::limits::apply(router(self.state.clone(), self.metrics_public), &self.limits);
         let traced = limited.layer(axum::middleware::from_fn(crate::telemetry::http::request_span));
-        traced.layer(axum::middleware::from_fn_with_state(
+        let counted = traced.layer(axum::middleware::from_fn_with_state(
             self.state.clone(),
             crate::routes::metrics::record_http,
+        ));
+        counted.layer(axum::middleware::from_fn_with_state(
+            self.state.draining.clone(),
+            close_when_draining,
         ))
     }
 
@@ -308,6 +313,7 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
         openapi: Arc::new(
             crate::openapi::document(&endpoints(settings.auth.metrics_public)).map_err(StartupError::OpenApi)?,
         ),
+        draining: Arc::default(),
     };
     Ok(App {
         state,
@@ -325,8 +331,74 @@ pub async fn serve_until(
     listener: tokio::net::TcpListener,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_gracefully(app, listener, stop, None).await
+}
+
+/// `Connection: close` on every answer once shutdown has begun, so that no client sends a
+/// request on a connection the server is about to close.
+async fn close_when_draining(
+    axum::extract::State(draining): axum::extract::State<Arc<std::sync::atomic::AtomicBool>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    if draining.load(std::sync::atomic::Ordering::Relaxed) {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
+/// Serves until `stop` resolves; then, when a `grace` is given, drains for the configured time
+/// (readiness 503, `Connection: close` on every answer) before it stops accepting connections
+/// and lets requests in flight finish, for at most `grace` (then they are dropped); then the
+/// background tasks commit what they hold and end, again within `grace`.
+pub async fn serve_gracefully(
+    app: App,
+    listener: tokio::net::TcpListener,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Option<std::time::Duration>,
+) -> std::io::Result<()> {
     let router = app.router();
-    let served = axum::serve(listener, router).with_graceful_shutdown(stop).await;
-    app.shutdown().await;
+    let (stopping, mut stopped) = watch::channel(false);
+    let draining = app.state.draining.clone();
+    let drain = app.limits.shutdown_drain;
+    let stop = async move {
+        stop.await;
+        // Say we are going (readiness fails, connections close after their answer) while still
+        // serving, so clients and load balancers move on before the listener closes.
+        draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        if grace.is_some() {
+            tokio::time::sleep(drain).await;
+        }
+        let _ = stopping.send(true);
+    };
+    let serving = axum::serve(listener, router).with_graceful_shutdown(stop).into_future();
+    let served = match grace {
+        None => serving.await,
+        Some(grace) => {
+            let deadline = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+                tokio::time::sleep(grace).await;
+            };
+            tokio::select! {
+                served = serving => served,
+                () = deadline => {
+                    tracing::warn!(grace_ms = grace.as_millis() as u64, "requests still in flight after the grace period were dropped");
+                    Ok(())
+                }
+            }
+        }
+    };
+    match grace {
+        None => app.shutdown().await,
+        Some(grace) => {
+            if tokio::time::timeout(grace, app.shutdown()).await.is_err() {
+                tracing::warn!("background tasks did not end within the grace period");
+            }
+        }
+    }
     served
 }

@@ -110,6 +110,13 @@ pub struct HttpLimits {
     pub max_in_flight: usize,
     /// `LABLET_HTTP_CORS_ORIGINS`: comma-separated origins allowed by CORS; none by default.
     pub cors_origins: Vec<String>,
+    /// `LABLET_SHUTDOWN_DRAIN_MS`: after SIGTERM or SIGINT, how long Lablet keeps serving
+    /// while it says it is going (readiness 503, `Connection: close` on every answer) before it
+    /// stops accepting connections, default 1000.
+    pub shutdown_drain: Duration,
+    /// `LABLET_SHUTDOWN_GRACE_MS`: then how long requests in flight may finish, and then how
+    /// long the background tasks may commit, default 20000 each.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for HttpLimits {
@@ -119,6 +126,8 @@ impl Default for HttpLimits {
             request_timeout: Duration::from_secs(30),
             max_in_flight: 1024,
             cors_origins: Vec::new(),
+            shutdown_drain: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }
@@ -131,6 +140,12 @@ impl HttpLimits {
         }
         if let Some(ms) = lookup("LABLET_HTTP_REQUEST_TIMEOUT_MS") {
             limits.request_timeout = Duration::from_millis(positive("LABLET_HTTP_REQUEST_TIMEOUT_MS", &ms)?);
+        }
+        if let Some(ms) = lookup("LABLET_SHUTDOWN_DRAIN_MS") {
+            limits.shutdown_drain = Duration::from_millis(parse("LABLET_SHUTDOWN_DRAIN_MS", &ms, "milliseconds")?);
+        }
+        if let Some(ms) = lookup("LABLET_SHUTDOWN_GRACE_MS") {
+            limits.shutdown_grace = Duration::from_millis(positive("LABLET_SHUTDOWN_GRACE_MS", &ms)?);
         }
         if let Some(n) = lookup("LABLET_HTTP_MAX_IN_FLIGHT") {
             limits.max_in_flight = positive("LABLET_HTTP_MAX_IN_FLIGHT", &n)?;

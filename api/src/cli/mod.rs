@@ -26,7 +26,7 @@ mod events;
 mod outbox;
 mod rebuild;
 
-use crate::app::{build, serve_until, StartupError};
+use crate::app::{build, serve_gracefully, StartupError};
 use crate::auth::Role;
 use clap::{Parser, Subcommand};
 use lablet_application::ports::LAG_COUNT_LIMIT;
@@ -323,16 +323,36 @@ async fn serve(settings: Settings, with_demo: bool) -> Result<(), String> {
         println!("  curl -H \"authorization: Bearer $T\" http://{addr}/api/v1/workers");
         println!("  curl -H \"authorization: Bearer $T\" http://{addr}/api/v1/lab-records");
     }
-    let served = serve_until(app, listener, async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-    })
-    .await
-    .map_err(|source| StartupError::Listen { addr, source }.to_string());
+    let grace = settings.http_limits.shutdown_grace;
+    let served = serve_gracefully(app, listener, shutdown_signal(), Some(grace))
+        .await
+        .map_err(|source| StartupError::Listen { addr, source }.to_string());
     if let Some(demo) = demo {
         demo.stop().await;
     }
     served
+}
+
+/// Resolves at SIGTERM (what container runtimes and systemd send) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "SIGTERM cannot be handled; only Ctrl-C stops gracefully");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
 }
 
 async fn projection_status(settings: &Settings) -> Result<(), String> {

@@ -12,13 +12,17 @@ pub async fn live() -> Json<Value> {
     Json(json!({"status": "live"}))
 }
 
-/// Ready when both stores answer and every projection has caught up with the log once.
+/// Ready when both stores answer and every projection has caught up with the log once, and
+/// not once shutdown has begun.
 pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let unavailable = |detail: String| {
         let mut problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", detail);
         problem.retry_after = Some(1);
         problem
     };
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(unavailable("shutting down: send requests elsewhere".into()));
+    }
     let head = state
         .events
         .head_position()

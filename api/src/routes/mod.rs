@@ -48,6 +48,8 @@ pub struct AppState {
     pub labs_refresh: Arc<lablet_application::fleet::refresh::LabsRefresh>,
     /// The OpenAPI document of [`endpoints`], made once at start.
     pub openapi: Arc<Value>,
+    /// Set once shutdown has begun: readiness fails and every answer closes its connection.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A read-model document: its fields differ by collection; every one has these.

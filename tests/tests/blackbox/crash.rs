@@ -26,7 +26,7 @@ fn start_server(data_dir: &Path, port: u16) -> Child {
 
 /// The `i`-th command of `writer`: mostly lab observations, some instances and work orders.
 /// Answers (path, body, stream kind).
-fn command(writer: usize, i: usize) -> (&'static str, Value, &'static str) {
+pub(crate) fn command(writer: usize, i: usize) -> (&'static str, Value, &'static str) {
     match i % 10 {
         3 => (
             "/api/v1/instances",

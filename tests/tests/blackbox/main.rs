@@ -22,6 +22,7 @@ mod postgres_contracts;
 mod projections;
 mod read_your_writes;
 mod security;
+mod shutdown;
 mod sqlite_contracts;
 mod telemetry;
 mod tidy;
