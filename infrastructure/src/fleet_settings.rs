@@ -11,6 +11,7 @@
 //! | `LABLET_CML_TIMEOUT` | `15s` | longest wait for one CML call |
 //! | `LABLET_CML_RETRIES` | `2` | extra attempts of a failed read |
 //! | `LABLET_CML_CA_BUNDLE` | none | PEM file of extra trusted CAs |
+//! | `LABLET_CML_LOGIN_BACKOFF` | `15m` | after a refused login, how long the same credentials wait |
 //!
 //! Durations are a number with a unit: `500ms`, `30s`, `5m`, `1h` (a bare number is seconds).
 
@@ -103,6 +104,9 @@ pub fn from_lookup(
     }
     if let Some(text) = lookup("LABLET_CML_TIMEOUT") {
         cml.call_timeout = parse_duration("LABLET_CML_TIMEOUT", &text)?;
+    }
+    if let Some(text) = lookup("LABLET_CML_LOGIN_BACKOFF") {
+        cml.login_backoff = parse_duration("LABLET_CML_LOGIN_BACKOFF", &text)?;
     }
     if let Some(text) = lookup("LABLET_CML_RETRIES") {
         cml.read_retries = count("LABLET_CML_RETRIES", &text, 0)?;

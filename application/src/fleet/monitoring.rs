@@ -87,6 +87,21 @@ async fn observe(client: &dyn CmlClient, clock: &dyn Clock) -> ServiceObservatio
         client.lab_ids(),
     );
     let answered = information.is_ok() || health.is_ok() || stats.is_ok() || licensing.is_ok() || labs.is_ok();
+    // The calls after the first one that needs a login: one accepted login clears a refusal,
+    // a refused one (now or within the client's login backoff) sets it.
+    let logins = [
+        health.as_ref().err(),
+        stats.as_ref().err(),
+        licensing.as_ref().err(),
+        labs.as_ref().err(),
+    ];
+    let credentials_refused = if health.is_ok() || stats.is_ok() || licensing.is_ok() || labs.is_ok() {
+        Some(false)
+    } else if logins.iter().flatten().any(|e| e.is_refused_login()) {
+        Some(true)
+    } else {
+        None
+    };
     let metrics = match (stats, labs) {
         (Ok(stats), Ok(labs)) => Some(WorkerMetrics {
             cpu_percent: stats.cpu_percent,
@@ -106,6 +121,7 @@ async fn observe(client: &dyn CmlClient, clock: &dyn Clock) -> ServiceObservatio
         cml_version: information.ok().map(|i| i.version),
         license: licensing.ok().map(license),
         metrics,
+        credentials_refused,
         observed_at: clock.now(),
     }
 }
@@ -173,6 +189,7 @@ impl Monitoring {
                     cml_version: None,
                     license: None,
                     metrics: None,
+                    credentials_refused: None,
                     observed_at: self.clock.now(),
                 };
                 (unavailable, None)

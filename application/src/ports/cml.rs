@@ -120,6 +120,10 @@ pub enum CmlError {
     Unreachable(String),
     #[error("CML refused the credentials (status {0})")]
     AuthenticationFailed(u16),
+    /// CML refused these credentials recently: Lablet does not try them again (servers lock
+    /// accounts after failed logins) until they change or the backoff passes.
+    #[error("CML refused these credentials; not tried again for {retry_in_ms} ms or until they are replaced")]
+    CredentialsRefused { retry_in_ms: u64 },
     #[error("no CML credentials are stored for this worker")]
     NoCredentials,
     #[error("CML answered {status}: {description}")]
@@ -131,6 +135,14 @@ pub enum CmlError {
 }
 
 impl CmlError {
+    /// Whether the error says the worker's credentials are wrong.
+    pub fn is_refused_login(&self) -> bool {
+        matches!(
+            self,
+            CmlError::AuthenticationFailed(_) | CmlError::CredentialsRefused { .. }
+        )
+    }
+
     /// Whether the call reached a server that answered as CML does (a 4xx about the request
     /// itself); such answers do not count against the worker's health.
     pub fn is_answer(&self) -> bool {

@@ -40,6 +40,8 @@ pub struct Worker {
     pub idle_reported_for: Option<DateTime<Utc>>,
     pub last_synced_at: Option<DateTime<Utc>>,
     pub credentials_changed_at: Option<DateTime<Utc>>,
+    /// CML refused the current credentials at its last word on them.
+    pub credentials_refused: bool,
     pub terminated_at: Option<DateTime<Utc>>,
 }
 
@@ -175,7 +177,19 @@ impl Worker {
             (None, Some(_)) => true,
             (Some(old), Some(new)) => figures_moved(old, new),
         };
-        if version_changed || license_changed || metrics_moved || !events.is_empty() {
+        match seen.credentials_refused {
+            Some(true) if !self.credentials_refused => events.push(WorkerEvent::CredentialsRefused {
+                refused_at: seen.observed_at,
+            }),
+            Some(false) if self.credentials_refused => events.push(WorkerEvent::CredentialsAccepted {
+                accepted_at: seen.observed_at,
+            }),
+            _ => {}
+        }
+        let status_changed = events
+            .iter()
+            .any(|e| matches!(e, WorkerEvent::ServiceStatusChanged { .. }));
+        if version_changed || license_changed || metrics_moved || status_changed {
             events.push(WorkerEvent::MetricsRecorded {
                 cml_version: seen.cml_version.clone(),
                 license: seen.license.clone(),
@@ -359,7 +373,13 @@ impl Aggregate for Worker {
                 }
             }
             WorkerEvent::LabsSynced { synced_at, .. } => self.last_synced_at = Some(*synced_at),
-            WorkerEvent::CredentialsChanged { changed_at, .. } => self.credentials_changed_at = Some(*changed_at),
+            WorkerEvent::CredentialsChanged { changed_at, .. } => {
+                self.credentials_changed_at = Some(*changed_at);
+                // New credentials are untried until CML says otherwise.
+                self.credentials_refused = false;
+            }
+            WorkerEvent::CredentialsRefused { .. } => self.credentials_refused = true,
+            WorkerEvent::CredentialsAccepted { .. } => self.credentials_refused = false,
             WorkerEvent::IdleDetectionChanged { enabled, .. } => self.idle_detection_enabled = *enabled,
             WorkerEvent::ActivityRecorded {
                 last_activity_at,

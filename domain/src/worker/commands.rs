@@ -26,6 +26,9 @@ pub struct ServiceObservation {
     pub cml_version: Option<String>,
     pub license: Option<License>,
     pub metrics: Option<WorkerMetrics>,
+    /// Whether CML refused the worker's credentials (`Some(false)`: a call that needed them
+    /// succeeded; `None`: no such call got an answer).
+    pub credentials_refused: Option<bool>,
     pub observed_at: DateTime<Utc>,
 }
 

@@ -131,6 +131,12 @@ crate::domain_events! {
             /// The most recent activities, newest first (at most ten).
             recent: Vec<Activity>,
         },
+        "cml_worker.credentials_refused" => CredentialsRefused {
+            refused_at: DateTime<Utc>,
+        },
+        "cml_worker.credentials_accepted" => CredentialsAccepted {
+            accepted_at: DateTime<Utc>,
+        },
         "cml_worker.idle_detected" => IdleDetected {
             idle_since: DateTime<Utc>,
             idle_minutes: i64,

@@ -72,8 +72,37 @@ fn observation(status: ServiceStatus, metrics: Option<WorkerMetrics>, minute: i6
         cml_version: Some("2.9.0".into()),
         license: None,
         metrics,
+        credentials_refused: None,
         observed_at: at(minute),
     })
+}
+
+fn login_seen(refused: bool, minute: i64) -> WorkerCommand {
+    WorkerCommand::RecordObservation(ServiceObservation {
+        service_status: ServiceStatus::Available,
+        cml_version: Some("2.9.0".into()),
+        license: None,
+        metrics: None,
+        credentials_refused: Some(refused),
+        observed_at: at(minute),
+    })
+}
+
+#[test]
+fn refused_credentials_are_recorded_once_and_cleared_by_an_accepted_login_or_new_credentials() {
+    let mut worker = registered();
+    run(&mut worker, observation(ServiceStatus::Available, None, 1)).unwrap();
+    let refused = run(&mut worker, login_seen(true, 2)).unwrap();
+    assert_eq!(refused, vec![WorkerEvent::CredentialsRefused { refused_at: at(2) }]);
+    assert!(worker.credentials_refused);
+    assert!(run(&mut worker, login_seen(true, 3)).unwrap().is_empty(), "said once");
+    let accepted = run(&mut worker, login_seen(false, 4)).unwrap();
+    assert_eq!(accepted, vec![WorkerEvent::CredentialsAccepted { accepted_at: at(4) }]);
+    assert!(!worker.credentials_refused);
+    run(&mut worker, login_seen(true, 5)).unwrap();
+    let by = "user:alice".to_owned();
+    run(&mut worker, WorkerCommand::RecordCredentialsChanged { by, at: at(6) }).unwrap();
+    assert!(!worker.credentials_refused, "new credentials are untried");
 }
 
 #[test]

@@ -56,6 +56,8 @@ pub struct HttpCmlClient {
     api: String,
     credentials: CmlCredentials,
     token: tokio::sync::Mutex<Option<String>>,
+    /// Until when a login is not tried again after CML refused these credentials.
+    refused_until: std::sync::Mutex<Option<Instant>>,
     breaker: CircuitBreaker,
     settings: CmlClientSettings,
 }
@@ -72,6 +74,7 @@ impl HttpCmlClient {
             api: format!("{}/api/v0", endpoint.trim_end_matches('/')),
             credentials,
             token: tokio::sync::Mutex::new(None),
+            refused_until: std::sync::Mutex::new(None),
             breaker: CircuitBreaker::new(settings.breaker),
             settings,
         }
@@ -103,7 +106,8 @@ impl HttpCmlClient {
                 self.timeout_error()
             } else {
                 // Without the URL: it is known to the caller, and errors end up in logs.
-                CmlError::Unreachable(e.without_url().to_string())
+                let cause = tls_cause(&e).map(|cause| format!(": {cause}")).unwrap_or_default();
+                CmlError::Unreachable(format!("{}{cause}", e.without_url()))
             }
         };
         let response = request.send().await.map_err(transport)?;
@@ -112,7 +116,35 @@ impl HttpCmlClient {
         Ok(Answer { status, body })
     }
 
+    /// The wait left before these credentials may be tried again, if CML refused them.
+    fn refusal_left(&self) -> Option<std::time::Duration> {
+        let mut refused = match self.refused_until.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let until = (*refused)?;
+        let left = until.checked_duration_since(Instant::now());
+        if left.is_none() {
+            *refused = None;
+        }
+        left
+    }
+
+    fn refuse_for_a_while(&self) {
+        let mut refused = match self.refused_until.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *refused = Some(Instant::now() + self.settings.login_backoff);
+    }
+
+    /// Logs in, unless CML refused these credentials within the login backoff.
     async fn authenticate(&self) -> Result<String, CmlError> {
+        if let Some(left) = self.refusal_left() {
+            return Err(CmlError::CredentialsRefused {
+                retry_in_ms: left.as_millis() as u64,
+            });
+        }
         let body = serde_json::json!({
             "username": self.credentials.username,
             "password": self.credentials.password,
@@ -124,7 +156,15 @@ impl HttpCmlClient {
         let answer = self.send_once(call, None).await?;
         match answer.status {
             200 => wire::token(&answer.body),
-            401 | 403 => Err(CmlError::AuthenticationFailed(answer.status)),
+            401 | 403 => {
+                tracing::warn!(
+                    status = answer.status,
+                    backoff_s = self.settings.login_backoff.as_secs(),
+                    "CML refused the worker's credentials; not trying them again for the backoff"
+                );
+                self.refuse_for_a_while();
+                Err(CmlError::AuthenticationFailed(answer.status))
+            }
             status => Err(status_error(status, &answer.body)),
         }
     }
@@ -192,7 +232,7 @@ impl HttpCmlClient {
             }
             tokio::time::sleep(self.settings.retry_backoff * 2u32.pow(attempt - 1)).await;
         };
-        if error.is_answer() || matches!(error, CmlError::AuthenticationFailed(_)) {
+        if error.is_answer() || error.is_refused_login() {
             self.breaker.succeeded();
         } else {
             self.breaker.failed(Instant::now());
@@ -210,6 +250,45 @@ fn status_error(status: u16, body: &[u8]) -> CmlError {
         status,
         description: wire::error_description(body),
     }
+}
+
+/// What a TLS failure under a transport error was, in words an operator can act on, found by
+/// walking the error's causes to the TLS library's own error.
+fn tls_cause(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = next {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Some(describe_tls(tls));
+        }
+        // An I/O error's `source` skips the error it wraps; step into it instead.
+        next = match current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+    }
+    None
+}
+
+fn describe_tls(error: &rustls::Error) -> String {
+    use rustls::CertificateError as Cert;
+    let what = match error {
+        rustls::Error::InvalidCertificate(Cert::UnknownIssuer) => {
+            "the server's certificate is signed by an unknown issuer (trust its CA with LABLET_CML_CA_BUNDLE, or mark the worker insecure_tls)".to_owned()
+        }
+        rustls::Error::InvalidCertificate(Cert::NotValidForName)
+        | rustls::Error::InvalidCertificate(Cert::NotValidForNameContext { .. }) => {
+            "the server's certificate does not name this endpoint's host".to_owned()
+        }
+        rustls::Error::InvalidCertificate(Cert::Expired) | rustls::Error::InvalidCertificate(Cert::ExpiredContext { .. }) => {
+            "the server's certificate has expired".to_owned()
+        }
+        rustls::Error::InvalidCertificate(Cert::NotValidYet)
+        | rustls::Error::InvalidCertificate(Cert::NotValidYetContext { .. }) => {
+            "the server's certificate is not valid yet".to_owned()
+        }
+        other => format!("TLS failed: {other}"),
+    };
+    format!("certificate verification failed: {what}")
 }
 
 fn retryable(error: &CmlError) -> bool {

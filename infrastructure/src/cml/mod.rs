@@ -33,6 +33,9 @@ pub struct CmlClientSettings {
     pub breaker: BreakerSettings,
     /// PEM file of CA certificates trusted besides the web PKI roots (`LABLET_CML_CA_BUNDLE`).
     pub ca_bundle: Option<PathBuf>,
+    /// After CML refuses a login, how long the same credentials are not tried again
+    /// (`LABLET_CML_LOGIN_BACKOFF`); new credentials are tried at once.
+    pub login_backoff: Duration,
 }
 
 impl Default for CmlClientSettings {
@@ -44,6 +47,7 @@ impl Default for CmlClientSettings {
             retry_backoff: Duration::from_millis(200),
             breaker: BreakerSettings::default(),
             ca_bundle: None,
+            login_backoff: Duration::from_secs(15 * 60),
         }
     }
 }

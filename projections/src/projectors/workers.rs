@@ -40,6 +40,9 @@ pub struct WorkerView {
     pub last_sync: Option<Value>,
     /// When credentials were last replaced (clients made before use the old ones no more).
     pub credentials_changed_at: Option<DateTime<Utc>>,
+    /// CML refused the current credentials at its last word on them (Lablet stops trying them
+    /// for the login backoff; replacing them clears this).
+    pub credentials_refused: bool,
     pub status_changed_at: Option<DateTime<Utc>>,
     pub registered_by: String,
     pub registered_at: DateTime<Utc>,
@@ -130,6 +133,7 @@ impl Projector for WorkersProjector {
                 last_synced_at: None,
                 last_sync: None,
                 credentials_changed_at: None,
+                credentials_refused: false,
                 status_changed_at: None,
                 registered_by,
                 registered_at,
@@ -180,6 +184,13 @@ impl Projector for WorkersProjector {
             }
             WorkerEvent::CredentialsChanged { changed_at, .. } => {
                 patch.set("credentials_changed_at", changed_at)?;
+                patch.set("credentials_refused", false)?;
+            }
+            WorkerEvent::CredentialsRefused { .. } => {
+                patch.set("credentials_refused", true)?;
+            }
+            WorkerEvent::CredentialsAccepted { .. } => {
+                patch.set("credentials_refused", false)?;
             }
             WorkerEvent::IdleDetectionChanged { enabled, .. } => {
                 patch.set("idle_detection_enabled", enabled)?;

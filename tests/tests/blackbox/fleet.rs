@@ -688,6 +688,13 @@ async fn tls_is_verified_unless_a_worker_is_marked_insecure_or_its_ca_is_trusted
     let verified = register_insecure(&server, &cml, false).await;
     let (status, problem) = refresh(&server, &verified).await;
     assert_eq!(status, 502, "an unknown CA is refused: {problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("certificate is signed by an unknown issuer"),
+        "the cause is named: {problem}"
+    );
     let insecure = register_insecure(&server, &cml, true).await;
     let (status, counts) = refresh(&server, &insecure).await;
     assert_eq!(status, 200, "{counts}");
@@ -941,4 +948,56 @@ async fn a_hanging_worker_delays_no_other_workers_monitoring_on_virtual_time() {
     server.stop().await;
     sick.stop().await;
     healthy.stop().await;
+}
+
+/// How many logins `simulator` has been asked for.
+async fn logins_to(simulator: &RunningSimulator) -> u64 {
+    let calls: Value = reqwest::get(format!("{}/_control/calls", simulator.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    calls["POST /api/v0/authenticate"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_refused_login_is_not_tried_again_until_the_credentials_change() {
+    let cml = simulator(&["CCNA"]).await;
+    let server = TestServer::start_with(jobs_every_few_hundred_ms).await;
+    let body = json!({
+        "name": "wrong-password", "region": "eu-west-1", "endpoint": cml.url(),
+        "username": "admin", "password": "not-the-password",
+        "capacity": {"cpu_cores": 32, "memory_gb": 128, "storage_gb": 500, "max_nodes": 50},
+    });
+    let (status, created, _) = server.post("/api/v1/workers", &body).await;
+    assert_eq!(status, 201, "{created}");
+    let worker = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/workers/{worker}");
+    eventually(&server, &path, |doc| doc["credentials_refused"] == true).await;
+    // Monitoring goes on every 200 ms; the refused credentials are not tried again.
+    let logins = logins_to(&cml).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(logins_to(&cml).await, logins, "no login while the backoff runs");
+    assert_eq!(logins, 1, "one refused login, not one per call");
+
+    let fixed = json!({"username": "admin", "password": PASSWORD});
+    let (status, answer, _) = server.post(&format!("{path}/credentials"), &fixed).await;
+    assert_eq!(status, 200, "{answer}");
+    // Figures need a login: once they appear, the new credentials were tried and accepted.
+    eventually(&server, &path, |doc| {
+        doc["credentials_refused"] == false && doc["metrics"].is_object()
+    })
+    .await;
+    assert!(logins_to(&cml).await > logins, "new credentials are tried at once");
+    let (_, doc) = server.get(&path).await;
+    let kinds: Vec<&str> = doc["operation_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|op| op["event_type"].as_str())
+        .collect();
+    assert!(kinds.contains(&"cml_worker.credentials_refused"), "{kinds:?}");
+    server.stop().await;
+    cml.stop().await;
 }
