@@ -54,6 +54,11 @@ pub fn indexes() -> Vec<IndexSpec> {
         unique: false,
     });
     all.push(IndexSpec {
+        collection: "outbox_delivered",
+        keys: doc! { "sink": 1, "position": 1 },
+        unique: false,
+    });
+    all.push(IndexSpec {
         collection: "api_keys",
         keys: doc! { "created_at": -1, "_id": -1 },
         unique: false,
@@ -62,7 +67,7 @@ pub fn indexes() -> Vec<IndexSpec> {
 }
 
 /// The version of [`indexes`]; raised whenever they change.
-pub const INDEXES_VERSION: u32 = 1;
+pub const INDEXES_VERSION: u32 = 2;
 
 /// Creates every index of [`indexes`] in the database of `url`; answers the versions applied.
 pub async fn migrate(url: &str) -> Result<Vec<u32>, MongoMigrationError> {

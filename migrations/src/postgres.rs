@@ -32,6 +32,11 @@ pub const READ_MODELS: &[Migration] = &[
         name: "workers",
         sql: include_str!("../sql/postgres/read_models_0003_workers.sql"),
     },
+    Migration {
+        version: 4,
+        name: "outbox_delivered",
+        sql: include_str!("../sql/postgres/read_models_0004_outbox_delivered.sql"),
+    },
 ];
 
 /// The table of applied migrations of the read models.

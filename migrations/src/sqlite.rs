@@ -61,6 +61,11 @@ pub const READ_MODELS: &[Migration] = &[
         name: "workers",
         sql: include_str!("../sql/sqlite/read_models_0007_workers.sql"),
     },
+    Migration {
+        version: 8,
+        name: "outbox_delivered",
+        sql: include_str!("../sql/sqlite/read_models_0008_outbox_delivered.sql"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]

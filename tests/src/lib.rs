@@ -20,6 +20,13 @@ pub fn report_skipped(test: &str, reason: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
 }
 
+/// Prints a figure a test measured where the person running the tests sees it (like
+/// [`report_skipped`], past the harness's capture).
+pub fn report_measure(what: &str, figure: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "MEASURED {what}: {figure}");
+}
+
 /// The value of the first sample line of a Prometheus scrape starting with `prefix`.
 pub fn sample(text: &str, prefix: &str) -> f64 {
     text.lines()

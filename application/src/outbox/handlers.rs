@@ -25,7 +25,8 @@ pub struct SinkOverview {
     /// Whether this process runs a relay for the sink.
     pub active: bool,
     pub checkpoint: u64,
-    /// Events after the checkpoint, counted up to 10,000.
+    /// Events not yet delivered nor parked, counted up to 10,000: those the relay held when it
+    /// last saved its mark, and every event after what it had read.
     pub lag: u64,
     pub parked: u64,
 }
@@ -81,7 +82,10 @@ impl Handler<GetOutbox> for OutboxHandlers {
         for progress in self.outbox.progress().await? {
             sinks.push(SinkOverview {
                 active: self.active.iter().any(|(name, _)| *name == progress.sink),
-                lag: self.events.count_after(progress.checkpoint, LAG_COUNT_LIMIT).await?,
+                // What is really outstanding: what the relay held undelivered when it last saved
+                // its mark, and everything after what it had read.
+                lag: (progress.outstanding + self.events.count_after(progress.read_position, LAG_COUNT_LIMIT).await?)
+                    .min(LAG_COUNT_LIMIT),
                 sink: progress.sink,
                 checkpoint: progress.checkpoint,
                 parked: progress.parked,

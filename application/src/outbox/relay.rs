@@ -7,14 +7,18 @@
 //! others keep flowing. A redrive puts a held subject's parked events back at the front of its
 //! queue, in order.
 //!
-//! The checkpoint is the position before the oldest event still outstanding, so a restart
-//! delivers again at most what was in flight: at least once, never skipped. Memory is bounded
-//! by `window` outstanding events; a subject stuck in its retries holds the checkpoint back
-//! until it is parked, never longer.
+//! The checkpoint is the position before the oldest event still outstanding: at least once,
+//! never skipped. A subject stuck in its retries holds the checkpoint back (until it is
+//! parked) while the others go on, so every finished run also records how far its subject got
+//! beyond the checkpoint; a restart skips what those records cover and delivers again only the
+//! runs that were in flight (at most `concurrency` runs of at most 64 events). Memory is
+//! bounded by `window` outstanding events.
 
 use crate::envelope::EventEnvelope;
 use crate::ports::ids::random_unit;
-use crate::ports::{Clock, EventStore, EventStoreError, OutboxStore, OutboxStoreError, ParkedEvent, SystemClock};
+use crate::ports::{
+    Clock, EventStore, EventStoreError, OutboxStore, OutboxStoreError, ParkedEvent, RelayMark, SystemClock,
+};
 use crate::shutdown::{pause_unless_stopped, stopped};
 use crate::subscription::Subscription;
 use async_trait::async_trait;
@@ -212,6 +216,12 @@ impl OutboxRelay {
         let sink = self.sink.name().to_owned();
         let checkpoint = self.outbox.checkpoint(&sink).await?;
         let mut state = RelayState::new(checkpoint);
+        state.delivered_ahead = self
+            .outbox
+            .delivered_beyond_checkpoint(&sink)
+            .await?
+            .into_iter()
+            .collect();
         for (subject, head) in self.outbox.parked_subjects(&sink).await? {
             state.held.insert(subject, head);
         }
@@ -268,6 +278,13 @@ impl OutboxRelay {
                 continue;
             }
             let subject = event.aggregate_id().to_owned();
+            if let Some(&reached) = state.delivered_ahead.get(&subject) {
+                if event.position <= reached {
+                    // Delivered before a restart, beyond the checkpoint it restarted from.
+                    continue;
+                }
+                state.delivered_ahead.remove(&subject);
+            }
             if let Some(head) = state.held.get(&subject) {
                 parked.push(parked_record(
                     sink,
@@ -301,6 +318,9 @@ impl OutboxRelay {
             if item.redrive {
                 self.outbox.unpark(sink, item.event.event_id).await?;
             }
+        }
+        if let Some(reached) = delivered.iter().map(|item| item.event.position).max() {
+            self.outbox.record_delivered(sink, &subject, reached).await?;
         }
         let mut finished: Vec<Outgoing> = delivered;
         if let Some((head, attempts, error)) = failed {
@@ -372,10 +392,14 @@ impl OutboxRelay {
     }
 
     async fn save_checkpoint(&self, state: &mut RelayState, sink: &str) -> Result<(), RelayError> {
-        let position = state.checkpoint();
-        if position > state.saved {
-            self.outbox.save_checkpoint(sink, position).await?;
-            state.saved = position;
+        let mark = RelayMark {
+            checkpoint: state.checkpoint(),
+            read_position: state.read_position,
+            outstanding: state.outstanding.len() as u64,
+        };
+        if mark != state.saved {
+            self.outbox.save_checkpoint(sink, mark).await?;
+            state.saved = mark;
         }
         Ok(())
     }
@@ -478,8 +502,10 @@ struct RelayState {
     held: HashMap<String, Uuid>,
     /// Positions read but neither delivered nor parked.
     outstanding: BTreeSet<u64>,
+    /// Subjects delivered beyond the checkpoint before a restart, with the position reached.
+    delivered_ahead: HashMap<String, u64>,
     read_position: u64,
-    saved: u64,
+    saved: RelayMark,
 }
 
 impl RelayState {
@@ -490,8 +516,13 @@ impl RelayState {
             busy: HashSet::new(),
             held: HashMap::new(),
             outstanding: BTreeSet::new(),
+            delivered_ahead: HashMap::new(),
             read_position: checkpoint,
-            saved: checkpoint,
+            saved: RelayMark {
+                checkpoint,
+                read_position: checkpoint,
+                outstanding: 0,
+            },
         }
     }
 

@@ -16,7 +16,7 @@ pub use cml::{CmlClient, CmlConnector, CmlError, CmlTarget};
 pub use credentials::{CmlCredentials, CredentialVault, VaultError};
 pub use event_store::{AppendOutcome, EventStore, EventStoreError, ExpectedVersion, LAG_COUNT_LIMIT};
 pub use ids::{IdSource, SequentialIds, UuidV7Ids};
-pub use outbox::{OutboxStore, OutboxStoreError, ParkedEvent, SinkProgress};
+pub use outbox::{OutboxStore, OutboxStoreError, ParkedEvent, RelayMark, SinkProgress};
 pub use read_models::{
     CollectionSpec, DocumentWrite, HistoryEntry, HistoryRecord, ListPage, ListQuery, ReadModelError, ReadModelStore,
     StoredDocument,

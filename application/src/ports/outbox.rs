@@ -1,6 +1,7 @@
 //! The outbox store port: where each relay keeps its checkpoint and the events it parked.
 //!
-//! The event log itself is the outbox; a relay only needs to remember how far it got and which
+//! The event log itself is the outbox; a relay only needs to remember how far it got, which
+//! subjects it delivered beyond that (so that a restart does not send them again), and which
 //! events it gave up on. Everything is kept per sink (`http`, `nats`), so every sink receives
 //! every event at least once whatever the others do.
 
@@ -35,7 +36,22 @@ pub struct SinkProgress {
     pub sink: String,
     /// Every event at or before this position was delivered or parked.
     pub checkpoint: u64,
+    /// The relay had read the log up to here when it last saved its mark.
+    pub read_position: u64,
+    /// Events read but neither delivered nor parked when it last saved its mark.
+    pub outstanding: u64,
     pub parked: u64,
+}
+
+/// What a relay saves of its progress, now and then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RelayMark {
+    /// Every event at or before this position was delivered or parked; only moves forward.
+    pub checkpoint: u64,
+    /// How far the relay has read the log; only moves forward.
+    pub read_position: u64,
+    /// Events read but neither delivered nor parked.
+    pub outstanding: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -51,8 +67,16 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// The sink's checkpoint (0 when it never delivered anything).
     async fn checkpoint(&self, sink: &str) -> Result<u64, OutboxStoreError>;
 
-    /// Moves the sink's checkpoint; it only ever moves forward.
-    async fn save_checkpoint(&self, sink: &str, position: u64) -> Result<(), OutboxStoreError>;
+    /// Saves the sink's mark (its checkpoint only ever moves forward) and forgets the
+    /// delivered subjects the checkpoint has passed.
+    async fn save_checkpoint(&self, sink: &str, mark: RelayMark) -> Result<(), OutboxStoreError>;
+
+    /// Records that every event of `subject` up to `position` reached the sink, so a relay
+    /// restarting from an older checkpoint does not send them again.
+    async fn record_delivered(&self, sink: &str, subject: &str, position: u64) -> Result<(), OutboxStoreError>;
+
+    /// The subjects delivered beyond the sink's checkpoint, each with the position it reached.
+    async fn delivered_beyond_checkpoint(&self, sink: &str) -> Result<Vec<(String, u64)>, OutboxStoreError>;
 
     /// Parks events, or updates them if they are parked already (a failed redrive).
     async fn park(&self, events: Vec<ParkedEvent>) -> Result<(), OutboxStoreError>;

@@ -1,4 +1,5 @@
-//! The outbox relays' state on MongoDB: `outbox_checkpoints` (`_id` = sink) and
+//! The outbox relays' state on MongoDB: `outbox_checkpoints` (`_id` = sink: the relay's mark),
+//! `outbox_delivered` (`_id` = `{sink, subject}`: subjects delivered beyond the checkpoint) and
 //! `outbox_parked` (`_id` = `{sink, event_id}`). Times are RFC 3339 text with microseconds, as
 //! the other engines keep them; ids are text.
 
@@ -6,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::TryStreamExt;
 use lablet_application::ports::{Clock, SystemClock};
-use lablet_application::ports::{OutboxStore, OutboxStoreError, ParkedEvent, SinkProgress};
+use lablet_application::ports::{OutboxStore, OutboxStoreError, ParkedEvent, RelayMark, SinkProgress};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::{Collection, Database};
 use std::collections::BTreeMap;
@@ -77,6 +78,10 @@ impl MongoOutboxStore {
         self.database.collection("outbox_checkpoints")
     }
 
+    fn delivered(&self) -> Collection<Document> {
+        self.database.collection("outbox_delivered")
+    }
+
     fn parked_events(&self) -> Collection<Document> {
         self.database.collection("outbox_parked")
     }
@@ -108,16 +113,58 @@ impl OutboxStore for MongoOutboxStore {
         Ok(found.and_then(|d| d.get_i64("position").ok()).map_or(0, |p| p as u64))
     }
 
-    async fn save_checkpoint(&self, sink: &str, position: u64) -> Result<(), OutboxStoreError> {
+    async fn save_checkpoint(&self, sink: &str, mark: RelayMark) -> Result<(), OutboxStoreError> {
         self.checkpoints()
             .update_one(
                 doc! { "_id": sink },
-                doc! { "$max": { "position": position as i64 }, "$set": { "updated_at": text_of(SystemClock.now()) } },
+                doc! {
+                    "$max": { "position": mark.checkpoint as i64, "read_position": mark.read_position as i64 },
+                    "$set": { "outstanding": mark.outstanding as i64, "updated_at": text_of(SystemClock.now()) },
+                },
+            )
+            .upsert(true)
+            .await
+            .map_err(unavailable)?;
+        // The stored checkpoint is at least this one: what it passed is covered by it.
+        self.delivered()
+            .delete_many(doc! { "sink": sink, "position": { "$lte": mark.checkpoint as i64 } })
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn record_delivered(&self, sink: &str, subject: &str, position: u64) -> Result<(), OutboxStoreError> {
+        self.delivered()
+            .update_one(
+                doc! { "_id": { "sink": sink, "subject": subject } },
+                doc! {
+                    "$max": { "position": position as i64 },
+                    "$setOnInsert": { "sink": sink, "subject": subject },
+                },
             )
             .upsert(true)
             .await
             .map(|_| ())
             .map_err(unavailable)
+    }
+
+    async fn delivered_beyond_checkpoint(&self, sink: &str) -> Result<Vec<(String, u64)>, OutboxStoreError> {
+        let checkpoint = self.checkpoint(sink).await? as i64;
+        let found: Vec<Document> = self
+            .delivered()
+            .find(doc! { "sink": sink, "position": { "$gt": checkpoint } })
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        found
+            .iter()
+            .map(|d| {
+                let subject = d.get_str("subject").map_err(corrupt)?.to_owned();
+                Ok((subject, d.get_i64("position").map_err(corrupt)? as u64))
+            })
+            .collect()
     }
 
     async fn park(&self, events: Vec<ParkedEvent>) -> Result<(), OutboxStoreError> {
@@ -227,12 +274,14 @@ impl OutboxStore for MongoOutboxStore {
             .map_err(unavailable)?;
         for checkpoint in checkpoints {
             let sink = checkpoint.get_str("_id").map_err(corrupt)?.to_owned();
-            let position = checkpoint.get_i64("position").map_err(corrupt)? as u64;
+            let number = |key: &str| checkpoint.get_i64(key).map_or(0, |n| n as u64);
             sinks.insert(
                 sink.clone(),
                 SinkProgress {
                     sink,
-                    checkpoint: position,
+                    checkpoint: checkpoint.get_i64("position").map_err(corrupt)? as u64,
+                    read_position: number("read_position"),
+                    outstanding: number("outstanding"),
                     parked: 0,
                 },
             );
@@ -253,6 +302,8 @@ impl OutboxStore for MongoOutboxStore {
                 .or_insert(SinkProgress {
                     sink,
                     checkpoint: 0,
+                    read_position: 0,
+                    outstanding: 0,
                     parked: 0,
                 })
                 .parked = parked;

@@ -4,11 +4,16 @@
 use super::{pool, PostgresError, PostgresTarget};
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
-use lablet_application::ports::{OutboxStore, OutboxStoreError, ParkedEvent, SinkProgress};
+use lablet_application::ports::{OutboxStore, OutboxStoreError, ParkedEvent, RelayMark, SinkProgress};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 const POOL_SIZE: usize = 4;
+const SAVE_MARK: &str = include_str!("sql/outbox_save_mark.sql");
+const PRUNE_DELIVERED: &str = include_str!("sql/outbox_prune_delivered.sql");
+const RECORD_DELIVERED: &str = include_str!("sql/outbox_record_delivered.sql");
+const DELIVERED_BEYOND: &str = include_str!("sql/outbox_delivered_beyond.sql");
+const PROGRESS: &str = include_str!("sql/outbox_progress.sql");
 const PARKED_COLUMNS: &str = "sink, event_id, position, subject, event_type, attempts, last_error, held_behind, \
                               parked_at, redrive_requested_at";
 
@@ -67,18 +72,44 @@ impl OutboxStore for PostgresOutboxStore {
         Ok(row.map_or(0, |row| row.get::<_, i64>(0) as u64))
     }
 
-    async fn save_checkpoint(&self, sink: &str, position: u64) -> Result<(), OutboxStoreError> {
+    async fn save_checkpoint(&self, sink: &str, mark: RelayMark) -> Result<(), OutboxStoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        tx.execute(
+            SAVE_MARK,
+            &[
+                &sink,
+                &(mark.checkpoint as i64),
+                &(mark.read_position as i64),
+                &(mark.outstanding as i64),
+            ],
+        )
+        .await
+        .map_err(unavailable)?;
+        tx.execute(PRUNE_DELIVERED, &[&sink]).await.map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn record_delivered(&self, sink: &str, subject: &str, position: u64) -> Result<(), OutboxStoreError> {
         self.client()
             .await?
-            .execute(
-                "INSERT INTO lablet_outbox_checkpoints (sink, position, updated_at) VALUES ($1, $2, now())
-                 ON CONFLICT (sink) DO UPDATE SET position = greatest(lablet_outbox_checkpoints.position,
-                     excluded.position), updated_at = now()",
-                &[&sink, &(position as i64)],
-            )
+            .execute(RECORD_DELIVERED, &[&sink, &subject, &(position as i64)])
             .await
             .map(|_| ())
             .map_err(unavailable)
+    }
+
+    async fn delivered_beyond_checkpoint(&self, sink: &str) -> Result<Vec<(String, u64)>, OutboxStoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(DELIVERED_BEYOND, &[&sink])
+            .await
+            .map_err(unavailable)?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1) as u64))
+            .collect())
     }
 
     async fn park(&self, events: Vec<ParkedEvent>) -> Result<(), OutboxStoreError> {
@@ -194,25 +225,15 @@ impl OutboxStore for PostgresOutboxStore {
     }
 
     async fn progress(&self) -> Result<Vec<SinkProgress>, OutboxStoreError> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                "SELECT sink, max(position), sum(parked)::bigint FROM (
-                     SELECT sink, position, 0::bigint AS parked FROM lablet_outbox_checkpoints
-                     UNION ALL
-                     SELECT sink, 0, count(*) FROM lablet_outbox_parked GROUP BY sink) AS both_tables
-                 GROUP BY sink ORDER BY sink",
-                &[],
-            )
-            .await
-            .map_err(unavailable)?;
+        let rows = self.client().await?.query(PROGRESS, &[]).await.map_err(unavailable)?;
         Ok(rows
             .iter()
             .map(|row| SinkProgress {
                 sink: row.get(0),
                 checkpoint: row.get::<_, i64>(1) as u64,
-                parked: row.get::<_, i64>(2) as u64,
+                read_position: row.get::<_, i64>(2) as u64,
+                outstanding: row.get::<_, i64>(3) as u64,
+                parked: row.get::<_, i64>(4) as u64,
             })
             .collect())
     }

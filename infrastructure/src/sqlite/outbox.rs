@@ -1,6 +1,7 @@
-//! The SQLite outbox store: relay checkpoints and parked events, in the read-model file.
+//! The SQLite outbox store: relay marks, the subjects delivered beyond a checkpoint, and
+//! parked events, in the read-model file.
 //!
-//! The volume is small (a checkpoint write per tick, a row per parked event), so one connection
+//! The volume is small (a mark per tick, a row per delivered run, a row per parked event), so one connection
 //! serves reads and writes. Like the read models it runs with `synchronous=NORMAL`: a power cut
 //! may move a checkpoint back, which only means some events are delivered again.
 
@@ -8,11 +9,16 @@ use super::connection::{parse_utc, SharedConnection, SqliteError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lablet_application::ports::{Clock, SystemClock};
-use lablet_application::ports::{OutboxStore, OutboxStoreError, ParkedEvent, SinkProgress};
+use lablet_application::ports::{OutboxStore, OutboxStoreError, ParkedEvent, RelayMark, SinkProgress};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::Path;
 use uuid::Uuid;
 
+const SAVE_MARK: &str = include_str!("sql/outbox_save_mark.sql");
+const PRUNE_DELIVERED: &str = include_str!("sql/outbox_prune_delivered.sql");
+const RECORD_DELIVERED: &str = include_str!("sql/outbox_record_delivered.sql");
+const DELIVERED_BEYOND: &str = include_str!("sql/outbox_delivered_beyond.sql");
+const PROGRESS: &str = include_str!("sql/outbox_progress.sql");
 const PARKED_COLUMNS: &str = "sink, event_id, position, subject, event_type, attempts, last_error, held_behind, \
                               parked_at, redrive_requested_at";
 
@@ -130,17 +136,50 @@ impl OutboxStore for SqliteOutboxStore {
         .await
     }
 
-    async fn save_checkpoint(&self, sink: &str, position: u64) -> Result<(), OutboxStoreError> {
+    async fn save_checkpoint(&self, sink: &str, mark: RelayMark) -> Result<(), OutboxStoreError> {
         let sink = sink.to_owned();
         self.with(move |conn| {
-            conn.execute(
-                "INSERT INTO outbox_checkpoints (sink, position, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (sink) DO UPDATE SET position = max(position, excluded.position),
-                                                  updated_at = excluded.updated_at",
-                params![sink, position as i64, SystemClock.now().to_rfc3339()],
+            let tx = conn.transaction().map_err(unavailable)?;
+            tx.execute(
+                SAVE_MARK,
+                params![
+                    sink,
+                    mark.checkpoint as i64,
+                    mark.read_position as i64,
+                    mark.outstanding as i64,
+                    SystemClock.now().to_rfc3339()
+                ],
             )
-            .map(|_| ())
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+            tx.execute(PRUNE_DELIVERED, [&sink]).map_err(unavailable)?;
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn record_delivered(&self, sink: &str, subject: &str, position: u64) -> Result<(), OutboxStoreError> {
+        let (sink, subject) = (sink.to_owned(), subject.to_owned());
+        self.with(move |conn| {
+            conn.prepare_cached(RECORD_DELIVERED)
+                .and_then(|mut statement| statement.execute(params![sink, subject, position as i64]))
+                .map(|_| ())
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn delivered_beyond_checkpoint(&self, sink: &str) -> Result<Vec<(String, u64)>, OutboxStoreError> {
+        let sink = sink.to_owned();
+        self.with(move |conn| {
+            let mut statement = conn.prepare_cached(DELIVERED_BEYOND).map_err(unavailable)?;
+            let rows = statement
+                .query_map([sink], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
+                })
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            Ok(rows)
         })
         .await
     }
@@ -267,21 +306,15 @@ impl OutboxStore for SqliteOutboxStore {
 
     async fn progress(&self) -> Result<Vec<SinkProgress>, OutboxStoreError> {
         self.with(move |conn| {
-            let mut statement = conn
-                .prepare_cached(
-                    "SELECT sink, max(position), sum(parked) FROM (
-                         SELECT sink, position, 0 AS parked FROM outbox_checkpoints
-                         UNION ALL
-                         SELECT sink, 0, count(*) FROM outbox_parked GROUP BY sink)
-                     GROUP BY sink ORDER BY sink",
-                )
-                .map_err(unavailable)?;
+            let mut statement = conn.prepare_cached(PROGRESS).map_err(unavailable)?;
             let rows = statement
                 .query_map([], |row| {
                     Ok(SinkProgress {
                         sink: row.get(0)?,
                         checkpoint: row.get::<_, i64>(1)? as u64,
-                        parked: row.get::<_, i64>(2)? as u64,
+                        read_position: row.get::<_, i64>(2)? as u64,
+                        outstanding: row.get::<_, i64>(3)? as u64,
+                        parked: row.get::<_, i64>(4)? as u64,
                     })
                 })
                 .map_err(unavailable)?

@@ -1,8 +1,9 @@
-//! The outbox store contract: checkpoints that only move forward, parking (again), unparking,
-//! the subjects held behind their oldest parked event, redrive requests and progress. Takes a
-//! fresh, empty store.
+//! The outbox store contract: marks whose checkpoint and read position only move forward, the
+//! subjects delivered beyond the checkpoint (forgotten once it passes them), parking (again),
+//! unparking, the subjects held behind their oldest parked event, redrive requests and
+//! progress. Takes a fresh, empty store.
 
-use lablet_application::ports::{OutboxStore, ParkedEvent, SinkProgress};
+use lablet_application::ports::{OutboxStore, ParkedEvent, RelayMark, SinkProgress};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -22,11 +23,44 @@ fn parked(sink: &str, subject: &str, position: u64) -> ParkedEvent {
 }
 
 pub async fn run_all(store: Arc<dyn OutboxStore>) {
-    // Checkpoints only move forward.
+    // Checkpoints and read positions only move forward; the outstanding count is replaced.
+    let mark = |checkpoint, read_position, outstanding| RelayMark {
+        checkpoint,
+        read_position,
+        outstanding,
+    };
     assert_eq!(store.checkpoint("http").await.unwrap(), 0);
-    store.save_checkpoint("http", 7).await.unwrap();
-    store.save_checkpoint("http", 5).await.unwrap();
+    store.save_checkpoint("http", mark(5, 30, 9)).await.unwrap();
+    assert!(store.delivered_beyond_checkpoint("http").await.unwrap().is_empty());
+
+    // Subjects delivered beyond the checkpoint are remembered (moving forward only) until the
+    // checkpoint passes them.
+    store.record_delivered("http", "s1", 12).await.unwrap();
+    store.record_delivered("http", "s1", 9).await.unwrap();
+    store.record_delivered("http", "s2", 6).await.unwrap();
+    store.record_delivered("http", "s3", 20).await.unwrap();
+    store.record_delivered("nats", "s1", 30).await.unwrap();
+    let mut beyond = store.delivered_beyond_checkpoint("http").await.unwrap();
+    beyond.sort();
+    assert_eq!(
+        beyond,
+        [("s1".to_owned(), 12), ("s2".to_owned(), 6), ("s3".to_owned(), 20)]
+    );
+    store.save_checkpoint("http", mark(7, 25, 2)).await.unwrap();
     assert_eq!(store.checkpoint("http").await.unwrap(), 7);
+    let mut beyond = store.delivered_beyond_checkpoint("http").await.unwrap();
+    beyond.sort();
+    assert_eq!(
+        beyond,
+        [("s1".to_owned(), 12), ("s3".to_owned(), 20)],
+        "s2 is behind the checkpoint"
+    );
+    store.save_checkpoint("http", mark(5, 20, 2)).await.unwrap();
+    assert_eq!(store.checkpoint("http").await.unwrap(), 7, "never back");
+    assert_eq!(
+        store.delivered_beyond_checkpoint("nats").await.unwrap(),
+        [("s1".to_owned(), 30)]
+    );
 
     // Parking, and parking again after a failed redrive, adds the attempts.
     let events = vec![
@@ -69,11 +103,15 @@ pub async fn run_all(store: Arc<dyn OutboxStore>) {
             SinkProgress {
                 sink: "http".into(),
                 checkpoint: 7,
+                read_position: 30,
+                outstanding: 2,
                 parked: 1
             },
             SinkProgress {
                 sink: "nats".into(),
                 checkpoint: 0,
+                read_position: 0,
+                outstanding: 0,
                 parked: 1
             },
         ]

@@ -1,0 +1,4 @@
+-- A subject delivered up to a position; it only moves forward.
+INSERT INTO lablet_outbox_delivered (sink, subject, position) VALUES ($1, $2, $3)
+ON CONFLICT (sink, subject) DO UPDATE SET
+    position = greatest(lablet_outbox_delivered.position, excluded.position)

@@ -1,0 +1,12 @@
+-- How far each relay had read and what it held undelivered when it last saved (for a lag that
+-- is what is really outstanding), and the subjects it delivered beyond its checkpoint (so a
+-- restart does not send them again).
+ALTER TABLE outbox_checkpoints ADD COLUMN read_position INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox_checkpoints ADD COLUMN outstanding INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE outbox_delivered (
+    sink     TEXT NOT NULL,
+    subject  TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (sink, subject)
+) WITHOUT ROWID;
