@@ -11,6 +11,10 @@ pub mod kernel;
 pub mod kind;
 pub mod lab_record;
 pub mod lablet_instance;
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod text;
 pub mod upcast;
 pub mod work_order;

@@ -111,3 +111,16 @@ impl Doc {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::routes::endpoints;
+
+    /// The whole OpenAPI document as a snapshot (`snapshots/`): any change to a route, a body, an
+    /// answer or a problem shows up in review as a change of this file.
+    #[test]
+    fn the_openapi_document_is_as_reviewed() {
+        let document = super::document(&endpoints(false)).expect("the document is made");
+        insta::assert_json_snapshot!("openapi", document);
+    }
+}

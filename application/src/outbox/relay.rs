@@ -614,4 +614,53 @@ mod tests {
         state.outstanding.clear();
         assert_eq!(state.checkpoint(), 20);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever is read and in whatever order events are delivered or parked, the
+            /// checkpoint never passes an event still outstanding, and never moves back.
+            #[test]
+            fn the_checkpoint_never_passes_an_undelivered_event(
+                steps in proptest::collection::vec((any::<bool>(), 0usize..64), 1..300),
+            ) {
+                let mut state = RelayState::new(0);
+                let mut previous = state.checkpoint();
+                for (read, pick) in steps {
+                    if read || state.outstanding.is_empty() {
+                        state.read_position += 1;
+                        state.outstanding.insert(state.read_position);
+                    } else {
+                        let done = *state.outstanding.iter().nth(pick % state.outstanding.len()).unwrap();
+                        state.outstanding.remove(&done);
+                    }
+                    let checkpoint = state.checkpoint();
+                    prop_assert!(state.outstanding.iter().all(|p| *p > checkpoint));
+                    prop_assert!(checkpoint <= state.read_position);
+                    prop_assert!(checkpoint >= previous, "moved back from {previous} to {checkpoint}");
+                    previous = checkpoint;
+                }
+            }
+
+            /// A delivery retry waits between half and all of `base × 2^(attempt−1)`, capped.
+            #[test]
+            fn delivery_retries_stay_within_their_bounds(
+                base_ms in 1u64..10_000,
+                cap_ms in 1u64..600_000,
+                attempt in 1u32..100,
+                jitter in 0.0f64..=1.0,
+            ) {
+                let settings = RelaySettings {
+                    retry_base: Duration::from_millis(base_ms),
+                    retry_cap: Duration::from_millis(cap_ms),
+                    ..RelaySettings::default()
+                };
+                let wait = settings.backoff(attempt, jitter);
+                let full = Duration::from_millis(base_ms).saturating_mul(1 << attempt.saturating_sub(1).min(30)).min(Duration::from_millis(cap_ms));
+                prop_assert!(wait >= full / 2 && wait <= full, "{wait:?} for {full:?}");
+            }
+        }
+    }
 }

@@ -135,3 +135,37 @@ pub trait EventStore: Send + Sync + 'static {
     /// A channel that carries the head position and changes on every commit.
     fn watch_head(&self) -> watch::Receiver<u64>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn expectation() -> impl Strategy<Value = ExpectedVersion> {
+        prop_oneof![
+            Just(ExpectedVersion::Any),
+            Just(ExpectedVersion::NoStream),
+            Just(ExpectedVersion::StreamExists),
+            (1u64..20).prop_map(ExpectedVersion::Exact),
+        ]
+    }
+
+    proptest! {
+        /// The expected-version rules, stated once and checked against every case: `Any`
+        /// always, `NoStream` only for no stream, `StreamExists` for any stream, `Exact(n)`
+        /// only at version n; and an aggregate loaded at a version expects exactly that.
+        #[test]
+        fn expected_versions_accept_exactly_their_streams(expected in expectation(), actual in proptest::option::of(1u64..20)) {
+            let accepted = expected.accepts(actual);
+            let rule = match expected {
+                ExpectedVersion::Any => true,
+                ExpectedVersion::NoStream => actual.is_none(),
+                ExpectedVersion::StreamExists => actual.is_some(),
+                ExpectedVersion::Exact(n) => actual == Some(n),
+            };
+            prop_assert_eq!(accepted, rule);
+            let loaded = actual.unwrap_or(0);
+            prop_assert!(ExpectedVersion::for_loaded(loaded).accepts(actual));
+        }
+    }
+}

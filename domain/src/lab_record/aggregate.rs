@@ -156,6 +156,7 @@ impl Aggregate for LabRecord {
 mod tests {
     use super::*;
     use crate::lab_record::RemovalReason;
+    use crate::testing::{given, Scenario};
 
     fn at(minute: u32) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(&format!("2026-01-01T10:{minute:02}:00Z"))
@@ -180,18 +181,13 @@ mod tests {
         }
     }
 
-    fn fold(events: &[LabRecordEvent]) -> LabRecord {
-        let mut record = LabRecord::default();
-        events.iter().for_each(|e| record.apply(e));
-        record
+    fn observe(state: LabState) -> LabRecordCommand {
+        LabRecordCommand::Observe(observation(state))
     }
 
-    fn discovered() -> LabRecord {
-        let record = LabRecord::default();
-        let events = record
-            .decide(&LabRecordCommand::Observe(observation(LabState::Stopped)))
-            .unwrap();
-        fold(&events)
+    /// A record discovered stopped.
+    fn discovered() -> Scenario<LabRecord> {
+        given([]).after([observe(LabState::Stopped)])
     }
 
     #[test]
@@ -204,50 +200,37 @@ mod tests {
 
     #[test]
     fn first_observation_discovers_the_lab() {
-        let events = LabRecord::default()
-            .decide(&LabRecordCommand::Observe(observation(LabState::Stopped)))
-            .unwrap();
+        let (record, events) = given::<LabRecord>([]).when(observe(LabState::Stopped)).events();
         assert_eq!(events.len(), 1);
         assert!(
             matches!(&events[0], LabRecordEvent::Discovered { state: LabState::Stopped, lab_id, .. } if lab_id == "a1b2")
         );
-        let record = fold(&events);
-        assert_eq!(record.state, Some(LabState::Stopped));
-        assert_eq!(record.first_seen_at, Some(at(2)));
+        assert_eq!(record.state().state, Some(LabState::Stopped));
+        assert_eq!(record.state().first_seen_at, Some(at(2)));
     }
 
     #[test]
     fn unchanged_observation_emits_nothing() {
-        let record = discovered();
-        let events = record
-            .decide(&LabRecordCommand::Observe(observation(LabState::Stopped)))
-            .unwrap();
-        assert!(events.is_empty());
+        discovered().when(observe(LabState::Stopped)).then([]);
     }
 
     #[test]
     fn state_change_is_recorded_with_previous_and_new() {
-        let record = discovered();
-        let events = record
-            .decide(&LabRecordCommand::Observe(observation(LabState::Started)))
-            .unwrap();
-        assert_eq!(
-            events,
-            vec![LabRecordEvent::StateChanged {
+        discovered()
+            .when(observe(LabState::Started))
+            .then([LabRecordEvent::StateChanged {
                 previous: LabState::Stopped,
                 new: LabState::Started,
-                changed_at: at(2)
-            }]
-        );
+                changed_at: at(2),
+            }]);
     }
 
     #[test]
     fn details_change_lists_only_changed_fields() {
-        let record = discovered();
         let mut seen = observation(LabState::Stopped);
         seen.details.title = "CCNP lab".into();
         seen.details.node_count = 5;
-        let events = record.decide(&LabRecordCommand::Observe(seen)).unwrap();
+        let (record, events) = discovered().when(LabRecordCommand::Observe(seen)).events();
         let LabRecordEvent::DetailsChanged { changed_fields, .. } = &events[0] else {
             panic!("expected details_changed, got {events:?}");
         };
@@ -255,17 +238,14 @@ mod tests {
         assert_eq!(changed_fields["title"].old, "CCNA lab");
         assert_eq!(changed_fields["title"].new, "CCNP lab");
         assert_eq!(changed_fields["node_count"].new, 5);
-        let mut record = record;
-        record.apply(&events[0]);
-        assert_eq!(record.details.node_count, 5);
+        assert_eq!(record.state().details.node_count, 5);
     }
 
     #[test]
     fn details_and_state_change_together_give_two_events() {
-        let record = discovered();
         let mut seen = observation(LabState::Booted);
         seen.details.notes = "ready".into();
-        let events = record.decide(&LabRecordCommand::Observe(seen)).unwrap();
+        let (_, events) = discovered().when(LabRecordCommand::Observe(seen)).events();
         assert_eq!(events.len(), 2);
     }
 
@@ -275,54 +255,50 @@ mod tests {
             reason: RemovalReason::VanishedFromCml,
             removed_at: at(5),
         };
-        assert_eq!(
-            LabRecord::default().decide(&remove),
-            Err(DomainError::NotFound {
-                aggregate: "lab_record"
-            })
-        );
-        let mut record = discovered();
-        let events = record.decide(&remove).unwrap();
-        record.apply(&events[0]);
-        assert_eq!(record.removed_at, Some(at(5)));
-        assert!(matches!(record.decide(&remove), Err(DomainError::RuleViolated(_))));
+        given::<LabRecord>([])
+            .when(remove.clone())
+            .then_error(DomainError::NotFound {
+                aggregate: "lab_record",
+            });
+        let removed = discovered().when(remove.clone()).then([LabRecordEvent::Removed {
+            reason: RemovalReason::VanishedFromCml,
+            removed_at: at(5),
+        }]);
+        assert_eq!(removed.state().removed_at, Some(at(5)));
+        assert!(matches!(
+            removed.when(remove).decided(),
+            Err(DomainError::RuleViolated(_))
+        ));
     }
 
     #[test]
     fn observing_a_removed_lab_discovers_it_again() {
-        let mut record = discovered();
-        let events = record
-            .decide(&LabRecordCommand::Remove {
-                reason: RemovalReason::VanishedFromCml,
-                removed_at: at(5),
-            })
-            .unwrap();
-        record.apply(&events[0]);
-        let events = record
-            .decide(&LabRecordCommand::Observe(observation(LabState::Stopped)))
-            .unwrap();
+        let removed = discovered().after([LabRecordCommand::Remove {
+            reason: RemovalReason::VanishedFromCml,
+            removed_at: at(5),
+        }]);
+        let (record, events) = removed.when(observe(LabState::Stopped)).events();
         assert!(matches!(events[0], LabRecordEvent::Discovered { .. }));
-        record.apply(&events[0]);
-        assert_eq!(record.removed_at, None);
-        assert_eq!(record.first_seen_at, Some(at(2)));
+        assert_eq!(record.state().removed_at, None);
+        assert_eq!(record.state().first_seen_at, Some(at(2)));
     }
 
     #[test]
     fn observation_with_empty_lab_id_is_invalid() {
         let mut seen = observation(LabState::Stopped);
         seen.lab_id = " ".into();
-        assert!(matches!(
-            LabRecord::default().decide(&LabRecordCommand::Observe(seen)),
-            Err(DomainError::InvalidValue { field: "lab_id", .. })
-        ));
+        given::<LabRecord>([])
+            .when(LabRecordCommand::Observe(seen))
+            .then_error(DomainError::InvalidValue {
+                field: "lab_id",
+                message: "must not be empty".into(),
+            });
     }
 
     #[test]
     fn events_round_trip_through_their_wire_form() {
         use crate::kernel::{decode_event, encode_event, DomainEvent};
-        let events = LabRecord::default()
-            .decide(&LabRecordCommand::Observe(observation(LabState::Queued)))
-            .unwrap();
+        let (_, events) = given::<LabRecord>([]).when(observe(LabState::Queued)).events();
         let payload = encode_event(&events[0]).unwrap();
         assert!(payload.contains("\"title\":\"CCNA lab\""));
         assert!(!payload.contains("lab_record.discovered"));

@@ -192,6 +192,7 @@ impl Aggregate for LabletInstance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::given;
     use InstanceState::*;
 
     fn at(hour: u32) -> DateTime<Utc> {
@@ -226,23 +227,17 @@ mod tests {
             Archived => &[Scheduled, Instantiating, Running, Stopping, Stopped, Archived],
             Terminated => &[Terminated],
         };
-        let mut instance = LabletInstance::default();
-        for event in instance.decide(&LabletInstanceCommand::Request(request())).unwrap() {
-            instance.apply(&event);
-        }
-        for to in path {
-            let events = instance
-                .decide(&LabletInstanceCommand::Transition {
-                    to: *to,
-                    reason: None,
-                    worker_id: Some(Uuid::from_u128(9)),
-                    at: at(10),
-                })
-                .unwrap();
-            events.iter().for_each(|e| instance.apply(e));
-        }
-        assert_eq!(instance.state, Some(state));
-        instance
+        let moves = path.iter().map(|to| LabletInstanceCommand::Transition {
+            to: *to,
+            reason: None,
+            worker_id: Some(Uuid::from_u128(9)),
+            at: at(10),
+        });
+        let scenario = given::<LabletInstance>([])
+            .after([LabletInstanceCommand::Request(request())])
+            .after(moves);
+        assert_eq!(scenario.state().state, Some(state));
+        scenario.state().clone()
     }
 
     #[test]

@@ -252,6 +252,7 @@ impl Aggregate for WorkOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{execute, given};
     use crate::work_order::ResourceNeeds;
     use chrono::Duration;
     use WorkOrderState::*;
@@ -272,12 +273,6 @@ mod tests {
             resources: ResourceNeeds::default(),
             submitted_at: at(0),
         }
-    }
-
-    fn run(order: &mut WorkOrder, command: WorkOrderCommand) -> Result<(), DomainError> {
-        let events = order.decide(&command)?;
-        events.iter().for_each(|e| order.apply(e));
-        Ok(())
     }
 
     fn prepare() -> WorkOrderCommand {
@@ -304,7 +299,7 @@ mod tests {
 
     fn order_in(state: WorkOrderState) -> WorkOrder {
         let mut order = WorkOrder::default();
-        run(&mut order, WorkOrderCommand::Submit(submission(3))).unwrap();
+        execute(&mut order, &WorkOrderCommand::Submit(submission(3))).unwrap();
         let steps: Vec<WorkOrderCommand> = match state {
             Pending => vec![],
             Preparing => vec![prepare()],
@@ -325,7 +320,7 @@ mod tests {
             }],
         };
         for step in steps {
-            run(&mut order, step).unwrap();
+            execute(&mut order, &step).unwrap();
         }
         assert_eq!(order.state, Some(state));
         order
@@ -356,7 +351,7 @@ mod tests {
             for to in WorkOrderState::ALL {
                 let mut order = order_in(from);
                 let expected = from.can_move_to(to);
-                let result = run(&mut order, command_towards(to));
+                let result = execute(&mut order, &command_towards(to));
                 assert_eq!(result.is_ok(), expected, "{from} -> {to}: {result:?}");
                 if expected {
                     assert_eq!(order.state, Some(to));
@@ -368,11 +363,11 @@ mod tests {
     #[test]
     fn retryable_failures_back_off_until_attempts_run_out() {
         let mut order = WorkOrder::default();
-        run(&mut order, WorkOrderCommand::Submit(submission(3))).unwrap();
+        execute(&mut order, &WorkOrderCommand::Submit(submission(3))).unwrap();
         for attempt in 1..=2 {
-            run(&mut order, prepare()).unwrap();
+            execute(&mut order, &prepare()).unwrap();
             assert_eq!(order.attempt, attempt);
-            run(&mut order, fail(true)).unwrap();
+            execute(&mut order, &fail(true)).unwrap();
             assert_eq!(order.state, Some(WaitingRetry));
             let expected_wait = RetryPolicy::default().delay(attempt, 1.0);
             assert_eq!(order.next_attempt_at, Some(at(3) + expected_wait));
@@ -380,17 +375,17 @@ mod tests {
                 order.decide(&WorkOrderCommand::Requeue { at: at(3) }),
                 Err(DomainError::RuleViolated(_))
             ));
-            run(
+            execute(
                 &mut order,
-                WorkOrderCommand::Requeue {
+                &WorkOrderCommand::Requeue {
                     at: at(3) + expected_wait,
                 },
             )
             .unwrap();
             assert_eq!(order.state, Some(Pending));
         }
-        run(&mut order, prepare()).unwrap();
-        run(&mut order, fail(true)).unwrap();
+        execute(&mut order, &prepare()).unwrap();
+        execute(&mut order, &fail(true)).unwrap();
         assert_eq!(order.state, Some(Failed));
         assert_eq!(order.errors.len(), 3);
     }
@@ -398,20 +393,25 @@ mod tests {
     #[test]
     fn non_retryable_failure_fails_at_once() {
         let mut order = order_in(Preparing);
-        run(&mut order, fail(false)).unwrap();
+        execute(&mut order, &fail(false)).unwrap();
         assert_eq!(order.state, Some(Failed));
     }
 
     #[test]
     fn only_the_lease_holder_starts_the_order() {
-        let order = order_in(Preparing);
+        let leased = given::<WorkOrder>([]).after([WorkOrderCommand::Submit(submission(3)), prepare()]);
+        let stranger = WorkOrderCommand::Start {
+            executor: "other".into(),
+            at: at(2),
+        };
         assert!(matches!(
-            order.decide(&WorkOrderCommand::Start {
-                executor: "other".into(),
-                at: at(2)
-            }),
+            leased.clone().when(stranger).decided(),
             Err(DomainError::RuleViolated(_))
         ));
+        leased.when(start()).then([WorkOrderEvent::Started {
+            executor: "exec-1".into(),
+            at: at(2),
+        }]);
     }
 
     #[test]
@@ -420,9 +420,9 @@ mod tests {
         assert!(order
             .decide(&WorkOrderCommand::ExpireLease { jitter: 0.0, at: at(9) })
             .is_err());
-        run(
+        execute(
             &mut order,
-            WorkOrderCommand::ExpireLease {
+            &WorkOrderCommand::ExpireLease {
                 jitter: 0.0,
                 at: at(10),
             },

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::kernel::{decode_event, encode_event, Aggregate, DomainError, DomainEvent};
+use crate::testing::execute;
 use chrono::{DateTime, Duration, Utc};
 
 fn at(minute: i64) -> DateTime<Utc> {
@@ -31,17 +32,11 @@ fn registration(endpoint: Option<&str>) -> Registration {
     }
 }
 
-fn run(worker: &mut Worker, command: WorkerCommand) -> Result<Vec<WorkerEvent>, DomainError> {
-    let events = worker.decide(&command)?;
-    events.iter().for_each(|e| worker.apply(e));
-    Ok(events)
-}
-
 fn registered() -> Worker {
     let mut worker = Worker::default();
-    run(
+    execute(
         &mut worker,
-        WorkerCommand::Register(registration(Some("https://cml-1.example.net"))),
+        &WorkerCommand::Register(registration(Some("https://cml-1.example.net"))),
     )
     .unwrap();
     worker
@@ -91,17 +86,20 @@ fn login_seen(refused: bool, minute: i64) -> WorkerCommand {
 #[test]
 fn refused_credentials_are_recorded_once_and_cleared_by_an_accepted_login_or_new_credentials() {
     let mut worker = registered();
-    run(&mut worker, observation(ServiceStatus::Available, None, 1)).unwrap();
-    let refused = run(&mut worker, login_seen(true, 2)).unwrap();
+    execute(&mut worker, &observation(ServiceStatus::Available, None, 1)).unwrap();
+    let refused = execute(&mut worker, &login_seen(true, 2)).unwrap();
     assert_eq!(refused, vec![WorkerEvent::CredentialsRefused { refused_at: at(2) }]);
     assert!(worker.credentials_refused);
-    assert!(run(&mut worker, login_seen(true, 3)).unwrap().is_empty(), "said once");
-    let accepted = run(&mut worker, login_seen(false, 4)).unwrap();
+    assert!(
+        execute(&mut worker, &login_seen(true, 3)).unwrap().is_empty(),
+        "said once"
+    );
+    let accepted = execute(&mut worker, &login_seen(false, 4)).unwrap();
     assert_eq!(accepted, vec![WorkerEvent::CredentialsAccepted { accepted_at: at(4) }]);
     assert!(!worker.credentials_refused);
-    run(&mut worker, login_seen(true, 5)).unwrap();
+    execute(&mut worker, &login_seen(true, 5)).unwrap();
     let by = "user:alice".to_owned();
-    run(&mut worker, WorkerCommand::RecordCredentialsChanged { by, at: at(6) }).unwrap();
+    execute(&mut worker, &WorkerCommand::RecordCredentialsChanged { by, at: at(6) }).unwrap();
     assert!(!worker.credentials_refused, "new credentials are untried");
 }
 
@@ -112,10 +110,10 @@ fn a_server_with_an_endpoint_registers_running_and_one_without_pending() {
     assert!(worker.idle_detection_enabled);
     assert!(!worker.can_take_work(), "CML not yet seen available");
     let mut pending = Worker::default();
-    run(&mut pending, WorkerCommand::Register(registration(None))).unwrap();
+    execute(&mut pending, &WorkerCommand::Register(registration(None))).unwrap();
     assert_eq!(pending.status, Some(WorkerStatus::Pending));
     assert_eq!(
-        run(&mut pending, WorkerCommand::Register(registration(None))),
+        execute(&mut pending, &WorkerCommand::Register(registration(None))),
         Err(DomainError::AlreadyExists {
             aggregate: "cml_worker"
         })
@@ -135,23 +133,23 @@ fn registration_needs_a_name_and_a_region() {
 #[test]
 fn drain_cancel_stop_follow_the_status_machine() {
     let mut worker = registered();
-    run(&mut worker, change(WorkerStatus::Draining, 1)).unwrap();
+    execute(&mut worker, &change(WorkerStatus::Draining, 1)).unwrap();
     assert_eq!(
-        run(&mut worker, change(WorkerStatus::Draining, 2)),
+        execute(&mut worker, &change(WorkerStatus::Draining, 2)),
         Ok(vec![]),
         "repeat is a no-op"
     );
-    run(&mut worker, change(WorkerStatus::Running, 3)).unwrap();
-    run(&mut worker, change(WorkerStatus::Stopping, 4)).unwrap();
+    execute(&mut worker, &change(WorkerStatus::Running, 3)).unwrap();
+    execute(&mut worker, &change(WorkerStatus::Stopping, 4)).unwrap();
     assert_eq!(
-        run(&mut worker, change(WorkerStatus::Draining, 5)),
+        execute(&mut worker, &change(WorkerStatus::Draining, 5)),
         Err(DomainError::InvalidTransition {
             aggregate: "cml_worker",
             from: "stopping".into(),
             to: "draining".into()
         })
     );
-    run(&mut worker, change(WorkerStatus::Terminated, 6)).unwrap();
+    execute(&mut worker, &change(WorkerStatus::Terminated, 6)).unwrap();
     assert_eq!(worker.terminated_at, Some(at(6)));
     assert!(matches!(
         worker.decide(&observation(ServiceStatus::Available, None, 7)),
@@ -163,9 +161,9 @@ fn drain_cancel_stop_follow_the_status_machine() {
 #[test]
 fn a_worker_takes_work_once_its_service_is_available() {
     let mut worker = registered();
-    let events = run(
+    let events = execute(
         &mut worker,
-        observation(ServiceStatus::Available, Some(metrics(10.0, 4)), 1),
+        &observation(ServiceStatus::Available, Some(metrics(10.0, 4)), 1),
     )
     .unwrap();
     assert_eq!(events.len(), 2, "service status and first figures: {events:?}");
@@ -176,34 +174,34 @@ fn a_worker_takes_work_once_its_service_is_available() {
 #[test]
 fn monitoring_records_only_figures_that_moved_more_than_five_percent() {
     let mut worker = registered();
-    run(
+    execute(
         &mut worker,
-        observation(ServiceStatus::Available, Some(metrics(10.0, 40)), 1),
+        &observation(ServiceStatus::Available, Some(metrics(10.0, 40)), 1),
     )
     .unwrap();
     // 4.9 points of CPU and 2 labs of 40 (5 %) are noise.
     assert_eq!(
-        run(
+        execute(
             &mut worker,
-            observation(ServiceStatus::Available, Some(metrics(14.9, 42)), 2)
+            &observation(ServiceStatus::Available, Some(metrics(14.9, 42)), 2)
         ),
         Ok(vec![])
     );
-    let events = run(
+    let events = execute(
         &mut worker,
-        observation(ServiceStatus::Available, Some(metrics(15.1, 40)), 3),
+        &observation(ServiceStatus::Available, Some(metrics(15.1, 40)), 3),
     )
     .unwrap();
     assert!(matches!(events[..], [WorkerEvent::MetricsRecorded { .. }]));
     assert_eq!(worker.metrics.unwrap().cpu_percent, 15.1);
-    let events = run(
+    let events = execute(
         &mut worker,
-        observation(ServiceStatus::Available, Some(metrics(15.1, 43)), 4),
+        &observation(ServiceStatus::Available, Some(metrics(15.1, 43)), 4),
     )
     .unwrap();
     assert_eq!(events.len(), 1, "3 labs of 40 is 7.5 %");
     // A status change is recorded even when the figures are still.
-    let events = run(&mut worker, observation(ServiceStatus::Error, None, 5)).unwrap();
+    let events = execute(&mut worker, &observation(ServiceStatus::Error, None, 5)).unwrap();
     assert!(matches!(
         events[0],
         WorkerEvent::ServiceStatusChanged {
@@ -235,20 +233,20 @@ fn activity(minute: i64, category: &str) -> Activity {
 fn activity_keeps_the_newest_ten_and_ignores_what_it_has_seen() {
     let mut worker = registered();
     let first: Vec<Activity> = (1..=8).map(|m| activity(m, "start_node")).collect();
-    run(
+    execute(
         &mut worker,
-        WorkerCommand::RecordActivity {
+        &WorkerCommand::RecordActivity {
             activities: first.clone(),
         },
     )
     .unwrap();
     assert_eq!(worker.last_activity_at, Some(at(8)));
     assert_eq!(
-        run(&mut worker, WorkerCommand::RecordActivity { activities: first }),
+        execute(&mut worker, &WorkerCommand::RecordActivity { activities: first }),
         Ok(vec![])
     );
     let more: Vec<Activity> = (9..=12).map(|m| activity(m, "stop_lab")).collect();
-    run(&mut worker, WorkerCommand::RecordActivity { activities: more }).unwrap();
+    execute(&mut worker, &WorkerCommand::RecordActivity { activities: more }).unwrap();
     assert_eq!(worker.recent_activity.len(), RECENT_ACTIVITY_LIMIT);
     assert_eq!(worker.recent_activity[0].at, at(12));
     assert_eq!(worker.recent_activity[9].at, at(3));
@@ -273,9 +271,9 @@ fn telemetry_of_automation_and_other_categories_is_not_activity() {
 fn idle_after_the_timeout_is_reported_once_per_quiet_period() {
     let policy = IdlePolicy::default();
     let mut worker = registered();
-    run(
+    execute(
         &mut worker,
-        WorkerCommand::RecordActivity {
+        &WorkerCommand::RecordActivity {
             activities: vec![activity(10, "start_lab")],
         },
     )
@@ -284,29 +282,29 @@ fn idle_after_the_timeout_is_reported_once_per_quiet_period() {
     assert!(!status.idle, "{}", status.reason);
     assert_eq!(status.idle_minutes, 59);
     assert!(worker.idle_status(at(70), policy).idle);
-    let events = run(&mut worker, WorkerCommand::DetectIdle { policy, now: at(75) }).unwrap();
+    let events = execute(&mut worker, &WorkerCommand::DetectIdle { policy, now: at(75) }).unwrap();
     assert!(matches!(
         events[..],
         [WorkerEvent::IdleDetected { idle_minutes: 65, .. }]
     ));
     assert_eq!(
-        run(&mut worker, WorkerCommand::DetectIdle { policy, now: at(90) }),
+        execute(&mut worker, &WorkerCommand::DetectIdle { policy, now: at(90) }),
         Ok(vec![])
     );
     // New activity starts a new quiet period, reported again after its own timeout.
-    run(
+    execute(
         &mut worker,
-        WorkerCommand::RecordActivity {
+        &WorkerCommand::RecordActivity {
             activities: vec![activity(100, "user_activity")],
         },
     )
     .unwrap();
     assert_eq!(
-        run(&mut worker, WorkerCommand::DetectIdle { policy, now: at(120) }),
+        execute(&mut worker, &WorkerCommand::DetectIdle { policy, now: at(120) }),
         Ok(vec![])
     );
     assert_eq!(
-        run(&mut worker, WorkerCommand::DetectIdle { policy, now: at(160) })
+        execute(&mut worker, &WorkerCommand::DetectIdle { policy, now: at(160) })
             .unwrap()
             .len(),
         1
@@ -317,9 +315,9 @@ fn idle_after_the_timeout_is_reported_once_per_quiet_period() {
 fn idle_detection_off_or_a_stopped_worker_or_a_snooze_is_never_idle() {
     let policy = IdlePolicy::default();
     let mut worker = registered();
-    run(
+    execute(
         &mut worker,
-        WorkerCommand::SetIdleDetection {
+        &WorkerCommand::SetIdleDetection {
             enabled: false,
             by: "alice".into(),
             at: at(1),
@@ -329,9 +327,9 @@ fn idle_detection_off_or_a_stopped_worker_or_a_snooze_is_never_idle() {
     let status = worker.idle_status(at(500), policy);
     assert!(!status.idle);
     assert_eq!(status.reason, "idle detection is off");
-    run(
+    execute(
         &mut worker,
-        WorkerCommand::SetIdleDetection {
+        &WorkerCommand::SetIdleDetection {
             enabled: true,
             by: "alice".into(),
             at: at(2),
@@ -339,11 +337,11 @@ fn idle_detection_off_or_a_stopped_worker_or_a_snooze_is_never_idle() {
     )
     .unwrap();
     assert!(worker.idle_status(at(500), policy).idle);
-    run(&mut worker, change(WorkerStatus::Stopping, 501)).unwrap();
-    run(&mut worker, change(WorkerStatus::Stopped, 502)).unwrap();
+    execute(&mut worker, &change(WorkerStatus::Stopping, 501)).unwrap();
+    execute(&mut worker, &change(WorkerStatus::Stopped, 502)).unwrap();
     assert!(!worker.idle_status(at(600), policy).idle);
-    run(&mut worker, change(WorkerStatus::Starting, 600)).unwrap();
-    run(&mut worker, change(WorkerStatus::Running, 605)).unwrap();
+    execute(&mut worker, &change(WorkerStatus::Starting, 600)).unwrap();
+    execute(&mut worker, &change(WorkerStatus::Running, 605)).unwrap();
     let status = worker.idle_status(at(660), policy);
     assert!(!status.idle && status.snoozed_until == Some(at(665)), "{status:?}");
     assert!(worker.idle_status(at(665), policy).idle);
@@ -352,18 +350,18 @@ fn idle_detection_off_or_a_stopped_worker_or_a_snooze_is_never_idle() {
 #[test]
 fn every_event_round_trips_through_its_wire_form() {
     let mut worker = Worker::default();
-    let mut events = run(&mut worker, WorkerCommand::Register(registration(Some("https://x")))).unwrap();
+    let mut events = execute(&mut worker, &WorkerCommand::Register(registration(Some("https://x")))).unwrap();
     events.extend(
-        run(
+        execute(
             &mut worker,
-            observation(ServiceStatus::Available, Some(metrics(1.0, 1)), 1),
+            &observation(ServiceStatus::Available, Some(metrics(1.0, 1)), 1),
         )
         .unwrap(),
     );
     events.extend(
-        run(
+        execute(
             &mut worker,
-            WorkerCommand::RecordLabsSynced {
+            &WorkerCommand::RecordLabsSynced {
                 counts: SyncCounts {
                     labs: 3,
                     created: 1,
@@ -375,9 +373,9 @@ fn every_event_round_trips_through_its_wire_form() {
         .unwrap(),
     );
     events.extend(
-        run(
+        execute(
             &mut worker,
-            WorkerCommand::RecordActivity {
+            &WorkerCommand::RecordActivity {
                 activities: vec![activity(3, "start_lab")],
             },
         )
@@ -403,10 +401,10 @@ fn credentials_changes_are_recorded_without_the_credentials_and_not_after_termin
         })
     );
     let mut worker = registered();
-    let events = run(&mut worker, record.clone()).unwrap();
+    let events = execute(&mut worker, &record.clone()).unwrap();
     assert_eq!(worker.credentials_changed_at, Some(at(3)));
     let payload = encode_event(&events[0]).unwrap();
     assert_eq!(payload, r#"{"changed_by":"alice","changed_at":"2026-01-01T10:03:00Z"}"#);
-    run(&mut worker, change(WorkerStatus::Terminated, 4)).unwrap();
+    execute(&mut worker, &change(WorkerStatus::Terminated, 4)).unwrap();
     assert!(matches!(worker.decide(&record), Err(DomainError::RuleViolated(_))));
 }

@@ -2,6 +2,8 @@
 
 mod lab_records;
 mod lablet_instances;
+#[cfg(test)]
+mod tests;
 mod work_orders;
 mod workers;
 

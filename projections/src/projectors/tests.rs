@@ -1,0 +1,203 @@
+//! Every projector through the harness: a realistic stream in, the document and its history
+//! out, checked field by field and kept as a snapshot (`snapshots/`), so any change to a read
+//! model's shape shows up in review.
+
+use crate::projectors::{
+    projector_of, LabRecordsProjector, LabletInstancesProjector, WorkOrdersProjector, WorkersProjector,
+};
+use crate::testing::{project, stream};
+use chrono::{DateTime, Utc};
+use lablet_domain::lab_record::{LabDetails, LabRecordEvent, LabState, RemovalReason};
+use lablet_domain::lablet_instance::InstanceState;
+use lablet_domain::lablet_instance::{LabletInstanceEvent, StateChange};
+use lablet_domain::work_order::{Lease, ResourceNeeds, WorkOrderEvent, WorkOrderState};
+use lablet_domain::worker::{Capacity, ServiceStatus, WorkerEvent, WorkerMetrics, WorkerStatus};
+use lablet_domain::AggregateKind;
+use serde_json::json;
+use uuid::Uuid;
+
+fn at(minute: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_772_442_000, 0).unwrap() + chrono::Duration::minutes(minute)
+}
+
+fn snapshot(name: &str, document: &serde_json::Map<String, serde_json::Value>, history: &impl serde::Serialize) {
+    insta::assert_json_snapshot!(name, json!({"document": document, "operation_history": history}));
+}
+
+#[test]
+fn every_kind_with_a_read_model_has_its_projector() {
+    for kind in AggregateKind::ALL {
+        if let Some(projector) = projector_of(kind) {
+            assert_eq!(projector.kind(), kind);
+        }
+    }
+}
+
+#[test]
+fn lab_records_follow_discovery_changes_and_removal() {
+    let worker = Uuid::from_u128(7);
+    let details = LabDetails {
+        title: "OSPF".into(),
+        node_count: 4,
+        groups: vec!["students".into()],
+        ..LabDetails::default()
+    };
+    let events = [
+        LabRecordEvent::Discovered {
+            worker_id: worker,
+            lab_id: "lab-1".into(),
+            details: details.clone(),
+            state: LabState::Stopped,
+            cml_created_at: Some(at(0)),
+            cml_modified_at: Some(at(0)),
+            discovered_at: at(1),
+        },
+        LabRecordEvent::StateChanged {
+            previous: LabState::Stopped,
+            new: LabState::Started,
+            changed_at: at(2),
+        },
+        LabRecordEvent::Removed {
+            reason: RemovalReason::VanishedFromCml,
+            removed_at: at(3),
+        },
+    ];
+    let (document, history) = project(&LabRecordsProjector, &stream("lab_record-1", &events)).unwrap();
+    assert_eq!(
+        (document["state"].as_str(), document["title"].as_str()),
+        (Some("STARTED"), Some("OSPF"))
+    );
+    assert!(document["removed_at"].is_string());
+    assert_eq!(history.len(), 3);
+    assert_eq!(
+        (history[1].previous_state.clone(), history[1].new_state.clone()),
+        (Some(json!("STOPPED")), Some(json!("STARTED")))
+    );
+    snapshot("lab_records", &document, &history);
+}
+
+#[test]
+fn lablet_instances_follow_their_state_machine_and_score() {
+    let change = |from, minute| StateChange {
+        from,
+        reason: None,
+        at: at(minute),
+    };
+    let events = [
+        LabletInstanceEvent::Requested {
+            definition_id: Uuid::from_u128(1),
+            definition_version: "1.2.0".into(),
+            owner_id: "alice".into(),
+            reservation_id: "res-1".into(),
+            timeslot_start: at(60),
+            timeslot_end: at(120),
+            requested_at: at(0),
+        },
+        LabletInstanceEvent::Scheduled {
+            change: change(InstanceState::Pending, 1),
+            worker_id: Some(Uuid::from_u128(7)),
+        },
+        LabletInstanceEvent::InstantiationStarted(change(InstanceState::Scheduled, 2)),
+        LabletInstanceEvent::Started(change(InstanceState::Instantiating, 3)),
+        LabletInstanceEvent::TimeslotExtended {
+            previous_end: at(120),
+            new_end: at(150),
+            at: at(4),
+        },
+    ];
+    let (document, history) = project(&LabletInstancesProjector, &stream("lablet_instance-1", &events)).unwrap();
+    assert_eq!(document["state"], "running");
+    assert_eq!(document["worker_id"], Uuid::from_u128(7).to_string());
+    assert_eq!(document["timeslot_end"], json!(at(150)));
+    assert_eq!(history.last().unwrap().changed_fields.len(), 1, "only the end moved");
+    snapshot("lablet_instances", &document, &history);
+}
+
+#[test]
+fn work_orders_keep_every_attempt() {
+    let events = [
+        WorkOrderEvent::Submitted {
+            kind: "lab.start".into(),
+            payload: json!({"lab_id": "lab-1"}),
+            priority: 5,
+            max_attempts: 3,
+            resources: ResourceNeeds::default(),
+            submitted_at: at(0),
+        },
+        WorkOrderEvent::Leased {
+            lease: Lease {
+                executor: "executor-1".into(),
+                expires_at: at(10),
+            },
+            attempt: 1,
+            at: at(1),
+        },
+        WorkOrderEvent::AttemptFailed {
+            attempt: 1,
+            error: "CML unreachable".into(),
+            next_attempt_at: at(3),
+            at: at(2),
+        },
+        WorkOrderEvent::Requeued { at: at(3) },
+        WorkOrderEvent::Cancelled {
+            from: WorkOrderState::Pending,
+            reason: Some("no longer needed".into()),
+            at: at(4),
+        },
+    ];
+    let (document, history) = project(&WorkOrdersProjector, &stream("work_order-1", &events)).unwrap();
+    assert_eq!(document["state"], "cancelled");
+    assert_eq!(history.len(), 5);
+    snapshot("work_orders", &document, &history);
+}
+
+#[test]
+fn workers_show_status_capacity_figures_and_refused_credentials() {
+    let capacity = Capacity {
+        cpu_cores: 32,
+        memory_gb: 128,
+        storage_gb: 500,
+        max_nodes: 100,
+    };
+    let events = [
+        WorkerEvent::Registered {
+            name: "cml-1".into(),
+            region: "eu-west-1".into(),
+            endpoint: Some("https://cml-1.example.test".into()),
+            template_name: None,
+            instance_id: None,
+            declared_capacity: capacity,
+            status: WorkerStatus::Running,
+            insecure_tls: false,
+            idle_detection_enabled: true,
+            registered_by: "user:alice".into(),
+            registered_at: at(0),
+        },
+        WorkerEvent::ServiceStatusChanged {
+            previous: ServiceStatus::Unavailable,
+            new: ServiceStatus::Available,
+            changed_at: at(1),
+        },
+        WorkerEvent::MetricsRecorded {
+            cml_version: Some("2.9.0".into()),
+            license: None,
+            metrics: Some(WorkerMetrics {
+                cpu_percent: 12.5,
+                memory_percent: 40.0,
+                disk_percent: 20.0,
+                labs_count: 3,
+                running_nodes: 25,
+            }),
+            recorded_at: at(1),
+        },
+        WorkerEvent::CredentialsRefused { refused_at: at(2) },
+    ];
+    let (document, history) = project(&WorkersProjector, &stream("cml_worker-1", &events)).unwrap();
+    assert_eq!(
+        (document["status"].as_str(), document["service_status"].as_str()),
+        (Some("running"), Some("available"))
+    );
+    assert_eq!(document["utilisation"]["nodes_percent"], 25.0);
+    assert_eq!(document["credentials_refused"], true);
+    snapshot("workers", &document, &history);
+}
