@@ -6,6 +6,11 @@
 use crate::sqlite::Migration;
 use lablet_infrastructure::postgres::{PostgresError, PostgresTarget};
 
+const ADVISORY_LOCK: &str = include_str!("sql/advisory_lock.sql");
+const CREATE_MIGRATIONS: &str = include_str!("sql/postgres_create_migrations.sql");
+const APPLIED: &str = include_str!("sql/postgres_applied.sql");
+const RECORD_APPLIED: &str = include_str!("sql/postgres_record_applied.sql");
+
 pub const EVENT_STORE: &[Migration] = &[Migration {
     version: 1,
     name: "events",
@@ -68,20 +73,10 @@ pub async fn migrate(
     let mut applied = Vec::new();
     for migration in migrations {
         let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock_key])
-            .await?;
-        tx.batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {table} (
-                 version    integer PRIMARY KEY,
-                 name       text NOT NULL,
-                 applied_at timestamptz NOT NULL DEFAULT now()
-             )"
-        ))
-        .await?;
+        tx.execute(ADVISORY_LOCK, &[&lock_key]).await?;
+        tx.batch_execute(&CREATE_MIGRATIONS.replace("{table}", table)).await?;
         let version = migration.version as i32;
-        let done = tx
-            .query_opt(&format!("SELECT version FROM {table} WHERE version = $1"), &[&version])
-            .await?;
+        let done = tx.query_opt(&APPLIED.replace("{table}", table), &[&version]).await?;
         if done.is_some() {
             continue;
         }
@@ -91,12 +86,9 @@ pub async fn migrate(
             source,
         };
         tx.batch_execute(migration.sql).await.map_err(failed)?;
-        tx.execute(
-            &format!("INSERT INTO {table} (version, name) VALUES ($1, $2)"),
-            &[&version, &migration.name],
-        )
-        .await
-        .map_err(failed)?;
+        tx.execute(&RECORD_APPLIED.replace("{table}", table), &[&version, &migration.name])
+            .await
+            .map_err(failed)?;
         tx.commit().await?;
         applied.push(migration.version);
     }

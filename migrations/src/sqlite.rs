@@ -4,6 +4,10 @@ use lablet_application::ports::{Clock, SystemClock};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
+const APPLIED: &str = include_str!("sql/sqlite_applied.sql");
+const CREATE_MIGRATIONS: &str = include_str!("sql/sqlite_create_migrations.sql");
+const RECORD_APPLIED: &str = include_str!("sql/sqlite_record_applied.sql");
+
 /// One schema change.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
@@ -104,23 +108,11 @@ pub fn migrate_file(path: &Path, migrations: &[Migration]) -> Result<Vec<u32>, S
 /// Applies the missing `migrations` to `conn`, each in its own transaction; returns the
 /// versions applied.
 pub fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result<Vec<u32>, SqliteMigrationError> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-             version    INTEGER PRIMARY KEY,
-             name       TEXT NOT NULL,
-             applied_at TEXT NOT NULL
-         )",
-    )?;
+    conn.execute_batch(CREATE_MIGRATIONS)?;
     let mut applied = Vec::new();
     for migration in migrations {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let done: Option<i64> = tx
-            .query_row(
-                "SELECT version FROM schema_migrations WHERE version = ?1",
-                [migration.version],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let done: Option<i64> = tx.query_row(APPLIED, [migration.version], |r| r.get(0)).optional()?;
         if done.is_some() {
             continue;
         }
@@ -131,7 +123,7 @@ pub fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result<Vec<u3
         };
         tx.execute_batch(migration.sql).map_err(failed)?;
         tx.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            RECORD_APPLIED,
             params![migration.version, migration.name, SystemClock.now().to_rfc3339()],
         )
         .map_err(failed)?;

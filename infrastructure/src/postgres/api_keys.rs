@@ -7,8 +7,12 @@ use deadpool_postgres::{Object, Pool};
 use lablet_application::ports::{ApiKeyRecord, ApiKeyStore, ApiKeyStoreError};
 use tokio_postgres::Row;
 
+const INSERT_KEY: &str = include_str!("sql/api_keys_insert.sql");
+const FIND_KEY: &str = include_str!("sql/api_keys_find.sql");
+const LIST_KEYS: &str = include_str!("sql/api_keys_list.sql");
+const REVOKE_KEY: &str = include_str!("sql/api_keys_revoke.sql");
+
 const POOL_SIZE: usize = 2;
-const COLUMNS: &str = "id, name, roles, secret_sha256, created_at, created_by, revoked_at";
 
 #[derive(Clone)]
 pub struct PostgresApiKeyStore {
@@ -53,8 +57,7 @@ impl ApiKeyStore for PostgresApiKeyStore {
         self.client()
             .await?
             .execute(
-                "INSERT INTO lablet_api_keys (id, name, roles, secret_sha256, created_at, created_by, revoked_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, NULL)",
+                INSERT_KEY,
                 &[
                     &key.id,
                     &key.name,
@@ -70,29 +73,21 @@ impl ApiKeyStore for PostgresApiKeyStore {
     }
 
     async fn find(&self, id: &str) -> Result<Option<ApiKeyRecord>, ApiKeyStoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM lablet_api_keys WHERE id = $1");
-        let row = self
-            .client()
-            .await?
-            .query_opt(&sql, &[&id])
-            .await
-            .map_err(unavailable)?;
+        let sql = FIND_KEY;
+        let row = self.client().await?.query_opt(sql, &[&id]).await.map_err(unavailable)?;
         row.as_ref().map(record_of).transpose()
     }
 
     async fn list(&self) -> Result<Vec<ApiKeyRecord>, ApiKeyStoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM lablet_api_keys ORDER BY created_at DESC, id DESC");
-        let rows = self.client().await?.query(&sql, &[]).await.map_err(unavailable)?;
+        let sql = LIST_KEYS;
+        let rows = self.client().await?.query(sql, &[]).await.map_err(unavailable)?;
         rows.iter().map(record_of).collect()
     }
 
     async fn revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool, ApiKeyStoreError> {
         self.client()
             .await?
-            .execute(
-                "UPDATE lablet_api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1",
-                &[&id, &at],
-            )
+            .execute(REVOKE_KEY, &[&id, &at])
             .await
             .map(|changed| changed == 1)
             .map_err(unavailable)

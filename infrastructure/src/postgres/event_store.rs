@@ -3,7 +3,7 @@
 
 use super::log_batch::Append;
 use super::log_writer::{self, AppendRequest};
-use super::rows::{envelope, unavailable, COLUMNS};
+use super::rows::{envelope, unavailable};
 use super::{follower, pool, PostgresError, PostgresTarget};
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
@@ -12,6 +12,10 @@ use lablet_application::ports::{AppendOutcome, EventStore, EventStoreError, Expe
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
+
+const HEAD: &str = include_str!("sql/log_head.sql");
+const READ_STREAM: &str = include_str!("sql/read_stream.sql");
+const READ_ALL: &str = include_str!("sql/read_all.sql");
 
 /// Reader connections at most.
 const POOL_SIZE: usize = 8;
@@ -42,11 +46,7 @@ impl PostgresEventStore {
     pub async fn open(target: &PostgresTarget) -> Result<Self, PostgresError> {
         let client = target.connect().await?;
         target.require_table(&client, "lablet_events").await?;
-        let position: i64 = client
-            .query_one("SELECT position FROM lablet_log_head", &[])
-            .await
-            .map_err(|e| target.sql(e))?
-            .get(0);
+        let position: i64 = client.query_one(HEAD, &[]).await.map_err(|e| target.sql(e))?.get(0);
         drop(client);
         let pool = pool(target, POOL_SIZE)?;
         let head = watch::channel(position as u64).0;
@@ -118,25 +118,18 @@ impl EventStore for PostgresEventStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<EventEnvelope>, EventStoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM lablet_events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3"
-        );
-        self.query(&sql, &[&stream, &position_of(from_version), &limit_of(limit)])
+        self.query(READ_STREAM, &[&stream, &position_of(from_version), &limit_of(limit)])
             .await
     }
 
     async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<EventEnvelope>, EventStoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM lablet_events WHERE position > $1 ORDER BY position LIMIT $2");
-        self.query(&sql, &[&position_of(after_position), &limit_of(limit)])
+        self.query(READ_ALL, &[&position_of(after_position), &limit_of(limit)])
             .await
     }
 
     async fn head_position(&self) -> Result<u64, EventStoreError> {
         let client = self.inner.pool.get().await.map_err(unavailable)?;
-        let row = client
-            .query_one("SELECT position FROM lablet_log_head", &[])
-            .await
-            .map_err(unavailable)?;
+        let row = client.query_one(HEAD, &[]).await.map_err(unavailable)?;
         let position = row.get::<_, i64>(0) as u64;
         log_writer::announce(&self.inner.head, position);
         Ok(position)

@@ -4,7 +4,7 @@
 //! every [`POLL_EVERY`]; polling is only the fallback, never the main path.
 
 use super::log_writer::announce;
-use super::{PostgresTarget, EVENTS_CHANNEL};
+use super::PostgresTarget;
 use futures_util::stream::poll_fn;
 use futures_util::StreamExt;
 use std::time::Duration;
@@ -16,7 +16,9 @@ pub const POLL_EVERY: Duration = Duration::from_secs(1);
 /// How long to wait before connecting again after the listening connection failed.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
-const HEAD: &str = "SELECT position FROM lablet_log_head";
+const HEAD: &str = include_str!("sql/log_head.sql");
+/// Subscribes to the commit notifications on [`EVENTS_CHANNEL`].
+const LISTEN: &str = include_str!("sql/listen.sql");
 
 /// Follows the log's head into `head`; runs until aborted (the store does when dropped).
 pub async fn run(target: PostgresTarget, head: watch::Sender<u64>) {
@@ -46,7 +48,7 @@ async fn listen(target: &PostgresTarget, head: &watch::Sender<u64>) -> Result<()
         }
         Ok(())
     });
-    client.batch_execute(&format!("LISTEN {EVENTS_CHANNEL}")).await?;
+    client.batch_execute(LISTEN).await?;
     let mut poll = tokio::time::interval(POLL_EVERY);
     let outcome = loop {
         tokio::select! {
@@ -63,4 +65,12 @@ async fn listen(target: &PostgresTarget, head: &watch::Sender<u64>) -> Result<()
     };
     driver.abort();
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn it_listens_on_the_channel_the_writer_notifies() {
+        assert!(super::LISTEN.contains(crate::postgres::EVENTS_CHANNEL));
+    }
 }

@@ -32,24 +32,18 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, Statement};
 use uuid::Uuid;
 
-const LOCK_HEAD: &str = "UPDATE lablet_log_head SET position = position RETURNING position";
+const BEGIN: &str = include_str!("sql/begin.sql");
+const COMMIT: &str = include_str!("sql/commit.sql");
+
+const LOCK_HEAD: &str = include_str!("sql/log_lock_head.sql");
 /// Moves the head to $1 and notifies channel $2, after checking that exactly the rows between
 /// the old head $3 and $1 are stored: a mismatch divides by zero, which aborts the transaction,
 /// so that the COMMIT sent behind it rolls everything back.
-const SET_HEAD_AND_NOTIFY: &str = "WITH moved AS (UPDATE lablet_log_head SET position = $1) \
-                                   SELECT pg_notify($2, $1::text) \
-                                   FROM (SELECT count(*) AS stored FROM lablet_events WHERE position > $3) AS written \
-                                   WHERE 1 / (CASE WHEN written.stored = $1 - $3 THEN 1 ELSE 0 END) = 1";
+const SET_HEAD_AND_NOTIFY: &str = include_str!("sql/log_set_head_and_notify.sql");
 /// One backward index probe per stream (`LIMIT 1`), however long the streams are.
-const STREAM_HEADS: &str = "SELECT s.stream, e.version, e.hash FROM unnest($1::text[]) AS s(stream) \
-                            CROSS JOIN LATERAL (SELECT version, hash FROM lablet_events \
-                            WHERE stream = s.stream ORDER BY version DESC LIMIT 1) AS e";
-const STORED_IDS: &str = "SELECT event_id, stream, version, position FROM lablet_events WHERE event_id = ANY($1)";
-const INSERT: &str = "INSERT INTO lablet_events (position, event_id, stream, version, event_type, schema_version, \
-                      occurred_at, recorded_at, correlation_id, causation_id, actor, traceparent, payload, hash) \
-                      SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], \
-                      $6::integer[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], \
-                      $12::text[], $13::text[], $14::text[])";
+const STREAM_HEADS: &str = include_str!("sql/log_stream_heads.sql");
+const STORED_IDS: &str = include_str!("sql/log_stored_ids.sql");
+const INSERT: &str = include_str!("sql/log_insert.sql");
 
 /// The statements of an append, prepared once per connection (a statement sent as text would
 /// cost a round trip of its own to be parsed every time).
@@ -236,7 +230,7 @@ async fn lock_head<C: GenericClient + Sync>(
             // request is sent when first polled.
             let (began, locked) = tokio::join!(
                 biased;
-                client.batch_execute("BEGIN"),
+                client.batch_execute(BEGIN),
                 client.query_one(&statements.lock_head, &[])
             );
             began?;
@@ -415,7 +409,7 @@ async fn stage_and_write<C: GenericClient + Sync>(
     let head_params: [&(dyn ToSql + Sync); 3] = [&new_head, &EVENTS_CHANNEL, &old_head];
     let commit = async {
         match mode {
-            TransactionMode::Own => client.batch_execute("COMMIT").await,
+            TransactionMode::Own => client.batch_execute(COMMIT).await,
             TransactionMode::Callers => Ok(()),
         }
     };

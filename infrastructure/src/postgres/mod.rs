@@ -25,6 +25,8 @@ use std::str::FromStr;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, NoTls};
 
+const TABLE_EXISTS: &str = include_str!("sql/table_exists.sql");
+
 /// The channel every append notifies with the new head position.
 pub const EVENTS_CHANNEL: &str = "lablet_events";
 
@@ -105,7 +107,7 @@ impl PostgresTarget {
     /// Fails unless `table` exists (the migrations have run).
     pub async fn require_table(&self, client: &Client, table: &'static str) -> Result<(), PostgresError> {
         let found = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+            .query_one(TABLE_EXISTS, &[&table])
             .await
             .map_err(|source| self.sql(source))?;
         if found.get::<_, bool>(0) {

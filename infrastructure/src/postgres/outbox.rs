@@ -8,14 +8,21 @@ use lablet_application::ports::{OutboxStore, OutboxStoreError, ParkedEvent, Rela
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+const CHECKPOINT: &str = include_str!("sql/outbox_checkpoint.sql");
+const CLEAR_REDRIVE: &str = include_str!("sql/outbox_clear_redrive.sql");
+const PARK: &str = include_str!("sql/outbox_park.sql");
+const PARKED: &str = include_str!("sql/outbox_parked.sql");
+const PARKED_SUBJECTS: &str = include_str!("sql/outbox_parked_subjects.sql");
+const REDRIVE_REQUESTED: &str = include_str!("sql/outbox_redrive_requested.sql");
+const REQUEST_REDRIVE: &str = include_str!("sql/outbox_request_redrive.sql");
+const UNPARK: &str = include_str!("sql/outbox_unpark.sql");
+
 const POOL_SIZE: usize = 4;
 const SAVE_MARK: &str = include_str!("sql/outbox_save_mark.sql");
 const PRUNE_DELIVERED: &str = include_str!("sql/outbox_prune_delivered.sql");
 const RECORD_DELIVERED: &str = include_str!("sql/outbox_record_delivered.sql");
 const DELIVERED_BEYOND: &str = include_str!("sql/outbox_delivered_beyond.sql");
 const PROGRESS: &str = include_str!("sql/outbox_progress.sql");
-const PARKED_COLUMNS: &str = "sink, event_id, position, subject, event_type, attempts, last_error, held_behind, \
-                              parked_at, redrive_requested_at";
 
 #[derive(Clone)]
 pub struct PostgresOutboxStore {
@@ -63,10 +70,7 @@ impl OutboxStore for PostgresOutboxStore {
         let row = self
             .client()
             .await?
-            .query_opt(
-                "SELECT position FROM lablet_outbox_checkpoints WHERE sink = $1",
-                &[&sink],
-            )
+            .query_opt(CHECKPOINT, &[&sink])
             .await
             .map_err(unavailable)?;
         Ok(row.map_or(0, |row| row.get::<_, i64>(0) as u64))
@@ -117,14 +121,7 @@ impl OutboxStore for PostgresOutboxStore {
         let tx = client.transaction().await.map_err(unavailable)?;
         for event in &events {
             tx.execute(
-                "INSERT INTO lablet_outbox_parked (sink, event_id, position, subject, event_type, attempts,
-                                                   last_error, held_behind, parked_at, redrive_requested_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)
-                 ON CONFLICT (sink, event_id) DO UPDATE SET
-                     attempts = lablet_outbox_parked.attempts + excluded.attempts,
-                     last_error = excluded.last_error,
-                     held_behind = excluded.held_behind,
-                     parked_at = excluded.parked_at",
+                PARK,
                 &[
                     &event.sink,
                     &event.event_id,
@@ -146,25 +143,18 @@ impl OutboxStore for PostgresOutboxStore {
     async fn unpark(&self, sink: &str, event_id: Uuid) -> Result<(), OutboxStoreError> {
         self.client()
             .await?
-            .execute(
-                "DELETE FROM lablet_outbox_parked WHERE sink = $1 AND event_id = $2",
-                &[&sink, &event_id],
-            )
+            .execute(UNPARK, &[&sink, &event_id])
             .await
             .map(|_| ())
             .map_err(unavailable)
     }
 
     async fn parked(&self, sink: Option<&str>, limit: usize) -> Result<Vec<ParkedEvent>, OutboxStoreError> {
-        let sql = format!(
-            "SELECT {PARKED_COLUMNS} FROM lablet_outbox_parked WHERE $1::text IS NULL OR sink = $1
-             ORDER BY position, sink LIMIT $2"
-        );
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .client()
             .await?
-            .query(&sql, &[&sink, &limit])
+            .query(PARKED, &[&sink, &limit])
             .await
             .map_err(unavailable)?;
         rows.iter().map(parked_of).collect()
@@ -174,11 +164,7 @@ impl OutboxStore for PostgresOutboxStore {
         let rows = self
             .client()
             .await?
-            .query(
-                "SELECT DISTINCT ON (subject) subject, event_id FROM lablet_outbox_parked
-                 WHERE sink = $1 ORDER BY subject, position",
-                &[&sink],
-            )
+            .query(PARKED_SUBJECTS, &[&sink])
             .await
             .map_err(unavailable)?;
         Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
@@ -187,10 +173,7 @@ impl OutboxStore for PostgresOutboxStore {
     async fn request_redrive(&self, event_id: Option<Uuid>) -> Result<u64, OutboxStoreError> {
         self.client()
             .await?
-            .execute(
-                "UPDATE lablet_outbox_parked SET redrive_requested_at = now() WHERE $1::uuid IS NULL OR event_id = $1",
-                &[&event_id],
-            )
+            .execute(REQUEST_REDRIVE, &[&event_id])
             .await
             .map_err(unavailable)
     }
@@ -198,27 +181,15 @@ impl OutboxStore for PostgresOutboxStore {
     async fn take_redrive_requests(&self, sink: &str) -> Result<Vec<ParkedEvent>, OutboxStoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(unavailable)?;
-        let sql = format!(
-            "SELECT {PARKED_COLUMNS} FROM lablet_outbox_parked
-             WHERE sink = $1 AND subject IN (
-                 SELECT subject FROM lablet_outbox_parked WHERE sink = $1 AND redrive_requested_at IS NOT NULL)
-             ORDER BY position FOR UPDATE"
-        );
         let parked: Vec<ParkedEvent> = tx
-            .query(&sql, &[&sink])
+            .query(REDRIVE_REQUESTED, &[&sink])
             .await
             .map_err(unavailable)?
             .iter()
             .map(parked_of)
             .collect::<Result<_, _>>()?;
         if !parked.is_empty() {
-            tx.execute(
-                "UPDATE lablet_outbox_parked SET redrive_requested_at = NULL
-                 WHERE sink = $1 AND redrive_requested_at IS NOT NULL",
-                &[&sink],
-            )
-            .await
-            .map_err(unavailable)?;
+            tx.execute(CLEAR_REDRIVE, &[&sink]).await.map_err(unavailable)?;
         }
         tx.commit().await.map_err(unavailable)?;
         Ok(parked)

@@ -21,6 +21,11 @@ use std::collections::{BTreeMap, HashMap};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Transaction;
 
+const CHECKPOINT: &str = include_str!("sql/rm_checkpoint.sql");
+const GENERATION: &str = include_str!("sql/rm_generation.sql");
+const RECORD_ERROR: &str = include_str!("sql/rm_record_error.sql");
+const STATUS: &str = include_str!("sql/rm_status.sql");
+
 /// Connections at most.
 const POOL_SIZE: usize = 8;
 /// Operations kept per document, as the statements take it.
@@ -29,24 +34,17 @@ const HISTORY_LIMIT: i64 = OPERATION_HISTORY_LIMIT as i64;
 const TRIM_SLACK: i32 = 25;
 
 /// The history segments of some documents, oldest first.
-const SEGMENTS_OF: &str = "SELECT entity_id, body FROM lablet_rm_history
-    WHERE collection = $1 AND entity_id = ANY($2) ORDER BY entity_id, first_position";
-const INSERT_SEGMENTS: &str = "INSERT INTO lablet_rm_history (collection, entity_id, first_position, entries, body)
-    SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::integer[], $5::text[])
-    ON CONFLICT (collection, entity_id, first_position) DO NOTHING";
+const SEGMENTS_OF: &str = include_str!("sql/rm_segments_of.sql");
+const INSERT_SEGMENTS: &str = include_str!("sql/rm_insert_segments.sql");
 /// Deletes the segments that newer ones make redundant (they already hold $3 operations).
-const TRIM_SEGMENTS: &str = "DELETE FROM lablet_rm_history AS h USING (
-        SELECT entity_id, first_position,
-               coalesce(sum(entries) OVER (PARTITION BY entity_id ORDER BY first_position DESC
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS newer
-        FROM lablet_rm_history WHERE collection = $1 AND entity_id = ANY($2)) AS ranked
-    WHERE h.collection = $1 AND h.entity_id = ranked.entity_id AND h.first_position = ranked.first_position
-      AND ranked.newer >= $3";
-const SAVE_CHECKPOINT: &str = "INSERT INTO lablet_rm_checkpoints (name, position, generation, updated_at)
-    VALUES ($1, $2, $3, now())
-    ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now(),
-        last_error = NULL, error_position = NULL, error_at = NULL";
-const LOCK_GENERATION: &str = "SELECT generation FROM lablet_rm_checkpoints WHERE name = $1 FOR UPDATE";
+const TRIM_SEGMENTS: &str = include_str!("sql/rm_trim_segments.sql");
+const SAVE_CHECKPOINT: &str = include_str!("sql/rm_save_checkpoint.sql");
+const LOCK_GENERATION: &str = include_str!("sql/rm_lock_generation.sql");
+const UPSERT: &str = include_str!("sql/rm_upsert.sql");
+const RECOUNT_HISTORY: &str = include_str!("sql/rm_recount_history.sql");
+const LOAD_DOCUMENTS: &str = include_str!("sql/rm_load_documents.sql");
+const GET: &str = include_str!("sql/rm_get.sql");
+const LIST: &str = include_str!("sql/rm_list.sql");
 
 #[derive(Clone)]
 pub struct PostgresReadModelStore {
@@ -79,15 +77,11 @@ fn upsert_sql(spec: CollectionSpec) -> String {
     let columns: String = fields.iter().map(|f| format!(", {f}")).collect();
     let arrays: String = (0..fields.len()).map(|i| format!(", ${}::text[]", i + 5)).collect();
     let updates: String = fields.iter().map(|f| format!(", {f} = excluded.{f}")).collect();
-    let table = table(spec);
-    format!(
-        "INSERT INTO {table} (id, body, last_position, history_count{columns})
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::integer[]{arrays})
-         ON CONFLICT (id) DO UPDATE SET body = excluded.body, last_position = excluded.last_position,
-             history_count = {table}.history_count + excluded.history_count{updates}
-         WHERE {table}.last_position < excluded.last_position
-         RETURNING id, history_count"
-    )
+    UPSERT
+        .replace("{table}", &table(spec))
+        .replace("{filter_columns}", &columns)
+        .replace("{filter_arrays}", &arrays)
+        .replace("{filter_updates}", &updates)
 }
 
 /// One document's new operations as a segment: a JSON array, oldest first.
@@ -211,16 +205,9 @@ async fn write_batch(
             tx.execute(TRIM_SEGMENTS, &[&collection, &crowded, &HISTORY_LIMIT])
                 .await
                 .map_err(unavailable)?;
-            tx.execute(
-                &format!(
-                    "UPDATE {table} AS d SET history_count = (SELECT coalesce(sum(entries), 0)::integer
-                         FROM lablet_rm_history AS h WHERE h.collection = $1 AND h.entity_id = d.id)
-                     WHERE d.id = ANY($2)"
-                ),
-                &[&collection, &crowded],
-            )
-            .await
-            .map_err(unavailable)?;
+            tx.execute(&RECOUNT_HISTORY.replace("{table}", &table), &[&collection, &crowded])
+                .await
+                .map_err(unavailable)?;
         }
     }
     tx.execute(
@@ -241,7 +228,7 @@ impl ReadModelStore for PostgresReadModelStore {
     ) -> Result<HashMap<String, StoredDocument>, ReadModelError> {
         let table = table(spec(collection)?);
         let client = self.client().await?;
-        let sql = format!("SELECT id, body, last_position FROM {table} WHERE id = ANY($1)");
+        let sql = LOAD_DOCUMENTS.replace("{table}", &table);
         let mut found = HashMap::with_capacity(ids.len());
         for row in client.query(&sql, &[&ids]).await.map_err(unavailable)? {
             let body: String = row.get(1);
@@ -284,10 +271,7 @@ impl ReadModelStore for PostgresReadModelStore {
     async fn checkpoint(&self, projection: &str) -> Result<Option<u64>, ReadModelError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
-                "SELECT position FROM lablet_rm_checkpoints WHERE name = $1",
-                &[&projection],
-            )
+            .query_opt(CHECKPOINT, &[&projection])
             .await
             .map_err(unavailable)?;
         Ok(row.map(|row| row.get::<_, i64>(0) as u64))
@@ -296,10 +280,7 @@ impl ReadModelStore for PostgresReadModelStore {
     async fn generation(&self, projection: &str) -> Result<u64, ReadModelError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
-                "SELECT generation FROM lablet_rm_checkpoints WHERE name = $1",
-                &[&projection],
-            )
+            .query_opt(GENERATION, &[&projection])
             .await
             .map_err(unavailable)?;
         Ok(row.map_or(0, |row| row.get::<_, i64>(0) as u64))
@@ -309,13 +290,7 @@ impl ReadModelStore for PostgresReadModelStore {
         let client = self.client().await?;
         let position = position.map(|p| p as i64);
         client
-            .execute(
-                "INSERT INTO lablet_rm_checkpoints (name, position, updated_at, last_error, error_position, error_at)
-                 VALUES ($1, 0, now(), $2, $3, now())
-                 ON CONFLICT (name) DO UPDATE SET last_error = excluded.last_error,
-                     error_position = excluded.error_position, error_at = excluded.error_at",
-                &[&projection, &message, &position],
-            )
+            .execute(RECORD_ERROR, &[&projection, &message, &position])
             .await
             .map(|_| ())
             .map_err(unavailable)
@@ -323,14 +298,7 @@ impl ReadModelStore for PostgresReadModelStore {
 
     async fn status(&self, projection: &str) -> Result<Option<ProjectionStatus>, ReadModelError> {
         let client = self.client().await?;
-        let Some(row) = client
-            .query_opt(
-                "SELECT position, last_error, error_position, error_at FROM lablet_rm_checkpoints WHERE name = $1",
-                &[&projection],
-            )
-            .await
-            .map_err(unavailable)?
-        else {
+        let Some(row) = client.query_opt(STATUS, &[&projection]).await.map_err(unavailable)? else {
             return Ok(None);
         };
         let error = match (row.get::<_, Option<String>>(1), row.get::<_, Option<DateTime<Utc>>>(3)) {
@@ -351,7 +319,7 @@ impl ReadModelStore for PostgresReadModelStore {
         let table = table(spec(collection)?);
         let client = self.client().await?;
         let row = client
-            .query_opt(&format!("SELECT body FROM {table} WHERE id = $1"), &[&id])
+            .query_opt(&GET.replace("{table}", &table), &[&id])
             .await
             .map_err(unavailable)?;
         let Some(row) = row else { return Ok(None) };
@@ -383,10 +351,10 @@ impl ReadModelStore for PostgresReadModelStore {
         } else {
             format!("WHERE {}", clauses.join(" AND "))
         };
-        let sql = format!(
-            "SELECT id, body FROM {table} {filter} ORDER BY id LIMIT {}",
-            query.limit + 1
-        );
+        let sql = LIST
+            .replace("{table}", &table)
+            .replace("{where}", &filter)
+            .replace("{limit}", &(query.limit + 1).to_string());
         let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| *v as &(dyn ToSql + Sync)).collect();
         let client = self.client().await?;
         let mut rows: Vec<(String, String)> = client

@@ -5,9 +5,10 @@ use lablet_application::ports::EventStoreError;
 use serde_json::value::RawValue;
 use tokio_postgres::Row;
 
-/// The columns of [`envelope`], in its order.
-pub const COLUMNS: &str = "position, event_id, stream, version, event_type, schema_version, occurred_at, \
-                           recorded_at, correlation_id, causation_id, actor, traceparent, payload, hash";
+/// The columns [`envelope`] reads, in its order (the statements in `sql/` select them).
+#[cfg(test)]
+const COLUMNS: &str = "position, event_id, stream, version, event_type, schema_version, occurred_at, \
+                       recorded_at, correlation_id, causation_id, actor, traceparent, payload, hash";
 
 /// One row of [`COLUMNS`] as an envelope. A row whose place in the log can be read but whose
 /// content cannot is [`EventStoreError::UnreadableEvent`], naming that place.
@@ -49,4 +50,14 @@ pub fn envelope(row: &Row) -> Result<EventEnvelope, EventStoreError> {
 /// A driver or pool failure as the port's error.
 pub fn unavailable(err: impl std::fmt::Display) -> EventStoreError {
     EventStoreError::Unavailable(format!("PostgreSQL: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_event_statement_selects_the_columns_envelope_reads() {
+        for sql in [include_str!("sql/read_stream.sql"), include_str!("sql/read_all.sql")] {
+            assert!(sql.contains(super::COLUMNS), "{sql}");
+        }
+    }
 }

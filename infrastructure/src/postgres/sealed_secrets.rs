@@ -6,6 +6,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 
+const PUT_SECRET: &str = include_str!("sql/sealed_secrets_put.sql");
+const GET_SECRET: &str = include_str!("sql/sealed_secrets_get.sql");
+
 const POOL_SIZE: usize = 1;
 
 pub struct PostgresSecretTable {
@@ -34,11 +37,7 @@ impl SealedSecretTable for PostgresSecretTable {
             .get()
             .await
             .map_err(failed)?
-            .execute(
-                "INSERT INTO lablet_sealed_secrets (name, sealed, updated_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
-                &[&name, &sealed, &at],
-            )
+            .execute(PUT_SECRET, &[&name, &sealed, &at])
             .await
             .map(drop)
             .map_err(failed)
@@ -50,7 +49,7 @@ impl SealedSecretTable for PostgresSecretTable {
             .get()
             .await
             .map_err(failed)?
-            .query_opt("SELECT sealed FROM lablet_sealed_secrets WHERE name = $1", &[&name])
+            .query_opt(GET_SECRET, &[&name])
             .await
             .map_err(failed)?;
         row.map(|row| row.try_get(0).map_err(failed)).transpose()

@@ -9,7 +9,10 @@ use lablet_application::ports::{ApiKeyRecord, ApiKeyStore, ApiKeyStoreError};
 use rusqlite::{params, OptionalExtension, Row};
 use std::path::Path;
 
-const COLUMNS: &str = "id, name, roles, secret_sha256, created_at, created_by, revoked_at";
+const INSERT_KEY: &str = include_str!("sql/api_keys_insert.sql");
+const FIND_KEY: &str = include_str!("sql/api_keys_find.sql");
+const LIST_KEYS: &str = include_str!("sql/api_keys_list.sql");
+const REVOKE_KEY: &str = include_str!("sql/api_keys_revoke.sql");
 
 #[derive(Clone)]
 pub struct SqliteApiKeyStore {
@@ -71,8 +74,7 @@ impl ApiKeyStore for SqliteApiKeyStore {
         self.conn
             .run(ApiKeyStoreError::Unavailable, move |conn| {
                 conn.execute(
-                    "INSERT INTO api_keys (id, name, roles, secret_sha256, created_at, created_by, revoked_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+                    INSERT_KEY,
                     params![
                         key.id,
                         key.name,
@@ -92,9 +94,9 @@ impl ApiKeyStore for SqliteApiKeyStore {
         let id = id.to_owned();
         self.conn
             .run(ApiKeyStoreError::Unavailable, move |conn| {
-                let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = ?1");
+                let sql = FIND_KEY;
                 let row = conn
-                    .prepare_cached(&sql)
+                    .prepare_cached(sql)
                     .and_then(|mut statement| statement.query_row([id], read_row).optional())
                     .map_err(unavailable)?;
                 row.map(to_record).transpose()
@@ -105,8 +107,8 @@ impl ApiKeyStore for SqliteApiKeyStore {
     async fn list(&self) -> Result<Vec<ApiKeyRecord>, ApiKeyStoreError> {
         self.conn
             .run(ApiKeyStoreError::Unavailable, move |conn| {
-                let sql = format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC, id DESC");
-                let mut statement = conn.prepare_cached(&sql).map_err(unavailable)?;
+                let sql = LIST_KEYS;
+                let mut statement = conn.prepare_cached(sql).map_err(unavailable)?;
                 let rows = statement
                     .query_map([], read_row)
                     .map_err(unavailable)?
@@ -121,12 +123,9 @@ impl ApiKeyStore for SqliteApiKeyStore {
         let id = id.to_owned();
         self.conn
             .run(ApiKeyStoreError::Unavailable, move |conn| {
-                conn.execute(
-                    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
-                    params![id, at.to_rfc3339()],
-                )
-                .map(|changed| changed == 1)
-                .map_err(unavailable)
+                conn.execute(REVOKE_KEY, params![id, at.to_rfc3339()])
+                    .map(|changed| changed == 1)
+                    .map_err(unavailable)
             })
             .await
     }

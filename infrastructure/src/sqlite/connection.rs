@@ -4,6 +4,8 @@ use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::time::Duration;
 
+const TABLE_EXISTS: &str = include_str!("sql/table_exists.sql");
+
 #[derive(Debug, thiserror::Error)]
 pub enum SqliteError {
     #[error("cannot open {path}: {source}")]
@@ -47,11 +49,7 @@ pub fn with_writer_cache(conn: Connection) -> Result<Connection, SqliteError> {
 
 /// Fails unless `table` exists, so a missing migration is reported at start, not mid-request.
 pub fn require_table(conn: &Connection, path: &Path, table: &str) -> Result<(), SqliteError> {
-    let found: i64 = conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-        [table],
-        |row| row.get(0),
-    )?;
+    let found: i64 = conn.query_row(TABLE_EXISTS, [table], |row| row.get(0))?;
     if found == 0 {
         return Err(SqliteError::NoSchema {
             path: path.display().to_string(),

@@ -107,7 +107,7 @@ fn spawn_checkpointer(inner: std::sync::Weak<Inner>, conn: Connection) {
             if inner.upgrade().is_none() {
                 return;
             }
-            if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            if let Err(err) = conn.query_row(super::WAL_CHECKPOINT, [], |_| Ok(())) {
                 tracing::warn!(error = %err, "WAL checkpoint failed");
             }
         });

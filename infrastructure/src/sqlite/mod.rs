@@ -19,3 +19,7 @@ pub use event_store::SqliteEventStore;
 pub use outbox::SqliteOutboxStore;
 pub use read_models::{SqliteReadModelStore, SwapOutcome};
 pub use sealed_secrets::SqliteSecretTable;
+
+/// A short checkpoint of the write-ahead log (the writer between batches, a background thread
+/// for the bulk).
+const WAL_CHECKPOINT: &str = include_str!("sql/wal_checkpoint.sql");

@@ -14,13 +14,20 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::Path;
 use uuid::Uuid;
 
+const CHECKPOINT: &str = include_str!("sql/outbox_checkpoint.sql");
+const CLEAR_REDRIVE: &str = include_str!("sql/outbox_clear_redrive.sql");
+const PARK: &str = include_str!("sql/outbox_park.sql");
+const PARKED: &str = include_str!("sql/outbox_parked.sql");
+const PARKED_SUBJECTS: &str = include_str!("sql/outbox_parked_subjects.sql");
+const REDRIVE_REQUESTED: &str = include_str!("sql/outbox_redrive_requested.sql");
+const REQUEST_REDRIVE: &str = include_str!("sql/outbox_request_redrive.sql");
+const UNPARK: &str = include_str!("sql/outbox_unpark.sql");
+
 const SAVE_MARK: &str = include_str!("sql/outbox_save_mark.sql");
 const PRUNE_DELIVERED: &str = include_str!("sql/outbox_prune_delivered.sql");
 const RECORD_DELIVERED: &str = include_str!("sql/outbox_record_delivered.sql");
 const DELIVERED_BEYOND: &str = include_str!("sql/outbox_delivered_beyond.sql");
 const PROGRESS: &str = include_str!("sql/outbox_progress.sql");
-const PARKED_COLUMNS: &str = "sink, event_id, position, subject, event_type, attempts, last_error, held_behind, \
-                              parked_at, redrive_requested_at";
 
 #[derive(Clone)]
 pub struct SqliteOutboxStore {
@@ -60,7 +67,7 @@ fn parse_id(text: &str) -> Result<Uuid, OutboxStoreError> {
     Uuid::parse_str(text).map_err(corrupt)
 }
 
-/// The columns of [`PARKED_COLUMNS`], as text and integers.
+/// The columns of a parked event, as the statements in `sql/` select them: text and integers.
 type ParkedRow = (
     String,
     String,
@@ -124,14 +131,10 @@ impl OutboxStore for SqliteOutboxStore {
     async fn checkpoint(&self, sink: &str) -> Result<u64, OutboxStoreError> {
         let sink = sink.to_owned();
         self.with(move |conn| {
-            conn.query_row(
-                "SELECT position FROM outbox_checkpoints WHERE sink = ?1",
-                [sink],
-                |row| row.get::<_, i64>(0),
-            )
-            .optional()
-            .map(|p| p.map_or(0, |p| p as u64))
-            .map_err(unavailable)
+            conn.query_row(CHECKPOINT, [sink], |row| row.get::<_, i64>(0))
+                .optional()
+                .map(|p| p.map_or(0, |p| p as u64))
+                .map_err(unavailable)
         })
         .await
     }
@@ -188,18 +191,7 @@ impl OutboxStore for SqliteOutboxStore {
         self.with(move |conn| {
             let tx = conn.transaction().map_err(unavailable)?;
             {
-                let mut insert = tx
-                    .prepare_cached(
-                        "INSERT INTO outbox_parked (sink, event_id, position, subject, event_type, attempts, last_error,
-                                                    held_behind, parked_at, redrive_requested_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL)
-                         ON CONFLICT (sink, event_id) DO UPDATE SET
-                             attempts = outbox_parked.attempts + excluded.attempts,
-                             last_error = excluded.last_error,
-                             held_behind = excluded.held_behind,
-                             parked_at = excluded.parked_at",
-                    )
-                    .map_err(unavailable)?;
+                let mut insert = tx.prepare_cached(PARK).map_err(unavailable)?;
                 for event in &events {
                     insert
                         .execute(params![
@@ -224,37 +216,24 @@ impl OutboxStore for SqliteOutboxStore {
     async fn unpark(&self, sink: &str, event_id: Uuid) -> Result<(), OutboxStoreError> {
         let sink = sink.to_owned();
         self.with(move |conn| {
-            conn.execute(
-                "DELETE FROM outbox_parked WHERE sink = ?1 AND event_id = ?2",
-                params![sink, event_id.to_string()],
-            )
-            .map(|_| ())
-            .map_err(unavailable)
+            conn.execute(UNPARK, params![sink, event_id.to_string()])
+                .map(|_| ())
+                .map_err(unavailable)
         })
         .await
     }
 
     async fn parked(&self, sink: Option<&str>, limit: usize) -> Result<Vec<ParkedEvent>, OutboxStoreError> {
         let sink = sink.map(str::to_owned);
-        self.with(move |conn| {
-            let sql = format!(
-                "SELECT {PARKED_COLUMNS} FROM outbox_parked WHERE ?1 IS NULL OR sink = ?1
-                 ORDER BY position, sink LIMIT ?2"
-            );
-            query_parked(conn, &sql, params![sink, limit as i64])
-        })
-        .await
+        self.with(move |conn| query_parked(conn, PARKED, params![sink, limit as i64]))
+            .await
     }
 
     async fn parked_subjects(&self, sink: &str) -> Result<Vec<(String, Uuid)>, OutboxStoreError> {
         let sink = sink.to_owned();
         self.with(move |conn| {
             // SQLite takes the bare `event_id` from the row holding the `min(position)`.
-            let mut statement = conn
-                .prepare_cached(
-                    "SELECT subject, event_id, min(position) FROM outbox_parked WHERE sink = ?1 GROUP BY subject",
-                )
-                .map_err(unavailable)?;
+            let mut statement = conn.prepare_cached(PARKED_SUBJECTS).map_err(unavailable)?;
             let rows = statement
                 .query_map([sink], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
                 .map_err(unavailable)?
@@ -270,7 +249,7 @@ impl OutboxStore for SqliteOutboxStore {
     async fn request_redrive(&self, event_id: Option<Uuid>) -> Result<u64, OutboxStoreError> {
         self.with(move |conn| {
             conn.execute(
-                "UPDATE outbox_parked SET redrive_requested_at = ?1 WHERE ?2 IS NULL OR event_id = ?2",
+                REQUEST_REDRIVE,
                 params![SystemClock.now().to_rfc3339(), event_id.map(|id| id.to_string())],
             )
             .map(|marked| marked as u64)
@@ -283,20 +262,9 @@ impl OutboxStore for SqliteOutboxStore {
         let sink = sink.to_owned();
         self.with(move |conn| {
             let tx = conn.transaction().map_err(unavailable)?;
-            let sql = format!(
-                "SELECT {PARKED_COLUMNS} FROM outbox_parked
-                 WHERE sink = ?1 AND subject IN (
-                     SELECT subject FROM outbox_parked WHERE sink = ?1 AND redrive_requested_at IS NOT NULL)
-                 ORDER BY position"
-            );
-            let parked = query_parked(&tx, &sql, [&sink])?;
+            let parked = query_parked(&tx, REDRIVE_REQUESTED, [&sink])?;
             if !parked.is_empty() {
-                tx.execute(
-                    "UPDATE outbox_parked SET redrive_requested_at = NULL
-                     WHERE sink = ?1 AND redrive_requested_at IS NOT NULL",
-                    [&sink],
-                )
-                .map_err(unavailable)?;
+                tx.execute(CLEAR_REDRIVE, [&sink]).map_err(unavailable)?;
             }
             tx.commit().map_err(unavailable)?;
             Ok(parked)

@@ -27,6 +27,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+const COPY_HISTORY: &str = include_str!("sql/rebuild_copy_history.sql");
+const DELETE_HISTORY_OF: &str = include_str!("sql/rebuild_delete_history.sql");
+const GENERATION: &str = include_str!("sql/generation.sql");
+const SWAP_CHECKPOINT: &str = include_str!("sql/rebuild_swap_checkpoint.sql");
+
 const LOAD_DOCUMENT: &str = include_str!("sql/load_document.sql");
 const UPSERT_DOCUMENT: &str = include_str!("sql/upsert_document.sql");
 const INSERT_HISTORY: &str = include_str!("sql/insert_history.sql");
@@ -37,6 +42,11 @@ const SAVE_CHECKPOINT: &str = include_str!("sql/save_checkpoint.sql");
 const LOAD_CHECKPOINT: &str = include_str!("sql/load_checkpoint.sql");
 const RECORD_PROJECTION_ERROR: &str = include_str!("sql/record_projection_error.sql");
 const PROJECTION_STATUS: &str = include_str!("sql/projection_status.sql");
+const CHECKPOINT_IN: &str = include_str!("sql/rebuild_checkpoint_in.sql");
+const CLEAR_LIVE: &str = include_str!("sql/rebuild_clear_live.sql");
+const COPY_DOCUMENTS: &str = include_str!("sql/rebuild_copy_documents.sql");
+const LOAD_DOCUMENTS_IN: &str = include_str!("sql/load_documents_in.sql");
+const LIST_DOCUMENTS: &str = include_str!("sql/list_documents.sql");
 
 /// History rows a document may gather beyond the limit before they are trimmed.
 const TRIM_SLACK: i64 = 25;
@@ -177,12 +187,8 @@ pub enum SwapOutcome {
 fn swap_tables(conn: &mut Connection, table: &'static str) -> rusqlite::Result<SwapOutcome> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let position_in = |schema: &str| -> rusqlite::Result<Option<i64>> {
-        tx.query_row(
-            &format!("SELECT position FROM {schema}.projection_checkpoints WHERE name = ?1"),
-            [table],
-            |row| row.get(0),
-        )
-        .optional()
+        tx.query_row(&CHECKPOINT_IN.replace("{schema}", schema), [table], |row| row.get(0))
+            .optional()
     };
     let Some(rebuilt) = position_in("rebuilt")? else {
         return Ok(SwapOutcome::NothingRebuilt);
@@ -194,20 +200,11 @@ fn swap_tables(conn: &mut Connection, table: &'static str) -> rusqlite::Result<S
             rebuilt: rebuilt as u64,
         });
     }
-    tx.execute(&format!("DELETE FROM main.{table}"), [])?;
-    let documents = tx.execute(&format!("INSERT INTO main.{table} SELECT * FROM rebuilt.{table}"), [])?;
-    tx.execute("DELETE FROM main.operation_history WHERE collection = ?1", [table])?;
-    tx.execute(
-        "INSERT INTO main.operation_history SELECT * FROM rebuilt.operation_history WHERE collection = ?1",
-        [table],
-    )?;
-    tx.execute(
-        "INSERT INTO main.projection_checkpoints (name, position, updated_at, generation) VALUES (?1, ?2, ?3, 1)
-         ON CONFLICT (name) DO UPDATE SET
-             position = excluded.position, updated_at = excluded.updated_at, generation = generation + 1,
-             last_error = NULL, error_position = NULL, error_at = NULL",
-        params![table, rebuilt, SystemClock.now().to_rfc3339()],
-    )?;
+    tx.execute(&CLEAR_LIVE.replace("{table}", table), [])?;
+    let documents = tx.execute(&COPY_DOCUMENTS.replace("{table}", table), [])?;
+    tx.execute(DELETE_HISTORY_OF, [table])?;
+    tx.execute(COPY_HISTORY, [table])?;
+    tx.execute(SWAP_CHECKPOINT, params![table, rebuilt, SystemClock.now().to_rfc3339()])?;
     let generation = current_generation(&tx, table)?;
     tx.commit()?;
     Ok(SwapOutcome::Swapped {
@@ -329,7 +326,7 @@ fn write_batch(
 }
 
 fn current_generation(conn: &Connection, projection: &str) -> rusqlite::Result<u64> {
-    conn.prepare_cached("SELECT generation FROM projection_checkpoints WHERE name = ?1")?
+    conn.prepare_cached(GENERATION)?
         .query_row([projection], |row| row.get::<_, i64>(0))
         .optional()
         .map(|generation| generation.map_or(0, |g| g as u64))
@@ -348,7 +345,9 @@ impl ReadModelStore for SqliteReadModelStore {
             let mut found = HashMap::with_capacity(ids.len());
             for chunk in ids.chunks(LOAD_CHUNK) {
                 let placeholders = vec!["?"; chunk.len()].join(",");
-                let sql = format!("SELECT id, body, last_position FROM {table} WHERE id IN ({placeholders})");
+                let sql = LOAD_DOCUMENTS_IN
+                    .replace("{table}", table)
+                    .replace("{placeholders}", &placeholders);
                 let mut statement = conn.prepare(&sql).map_err(unavailable)?;
                 let rows = statement
                     .query_map(params_from_iter(chunk.iter()), |row| {
@@ -517,10 +516,10 @@ impl ReadModelStore for SqliteReadModelStore {
             } else {
                 format!("WHERE {}", clauses.join(" AND "))
             };
-            let sql = format!(
-                "SELECT id, body FROM {table} {filter} ORDER BY id LIMIT {}",
-                query.limit + 1
-            );
+            let sql = LIST_DOCUMENTS
+                .replace("{table}", table)
+                .replace("{where}", &filter)
+                .replace("{limit}", &(query.limit + 1).to_string());
             let mut statement = conn.prepare_cached(&sql).map_err(unavailable)?;
             let rows = statement
                 .query_map(params_from_iter(values.iter()), |row| {

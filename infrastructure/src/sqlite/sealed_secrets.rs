@@ -7,6 +7,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 use std::path::Path;
 
+const PUT_SECRET: &str = include_str!("sql/sealed_secrets_put.sql");
+const GET_SECRET: &str = include_str!("sql/sealed_secrets_get.sql");
+
 pub struct SqliteSecretTable {
     conn: SharedConnection,
 }
@@ -26,13 +29,9 @@ impl SealedSecretTable for SqliteSecretTable {
         let (name, sealed) = (name.to_owned(), sealed.to_owned());
         self.conn
             .run(std::convert::identity, move |conn| {
-                conn.execute(
-                    "INSERT INTO sealed_secrets (name, sealed, updated_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
-                    params![name, sealed, at.to_rfc3339()],
-                )
-                .map(drop)
-                .map_err(|e| e.to_string())
+                conn.execute(PUT_SECRET, params![name, sealed, at.to_rfc3339()])
+                    .map(drop)
+                    .map_err(|e| e.to_string())
             })
             .await
     }
@@ -41,11 +40,9 @@ impl SealedSecretTable for SqliteSecretTable {
         let name = name.to_owned();
         self.conn
             .run(std::convert::identity, move |conn| {
-                conn.query_row("SELECT sealed FROM sealed_secrets WHERE name = ?1", [name], |row| {
-                    row.get(0)
-                })
-                .optional()
-                .map_err(|e| e.to_string())
+                conn.query_row(GET_SECRET, [name], |row| row.get(0))
+                    .optional()
+                    .map_err(|e| e.to_string())
             })
             .await
     }

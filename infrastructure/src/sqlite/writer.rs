@@ -165,7 +165,7 @@ impl Writer {
             if last_checkpoint.elapsed() >= WRITER_CHECKPOINT_EVERY {
                 // Between batches no write is in flight: once this catches up with the last
                 // frame, the next transaction starts the WAL again from its beginning.
-                if let Err(err) = self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                if let Err(err) = self.conn.query_row(super::WAL_CHECKPOINT, [], |_| Ok(())) {
                     tracing::warn!(error = %err, "WAL checkpoint failed");
                 }
                 last_checkpoint = std::time::Instant::now();

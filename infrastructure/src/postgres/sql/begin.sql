@@ -1,0 +1,2 @@
+-- Starts a batch's transaction.
+BEGIN

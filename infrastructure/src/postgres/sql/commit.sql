@@ -1,0 +1,2 @@
+-- Ends a batch's transaction.
+COMMIT

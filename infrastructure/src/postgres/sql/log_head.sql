@@ -1,0 +1,2 @@
+-- The position of the last committed event.
+SELECT position FROM lablet_log_head

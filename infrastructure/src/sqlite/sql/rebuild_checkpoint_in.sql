@@ -1,0 +1,2 @@
+-- A projection's checkpoint in the live ({schema} = main) or the rebuilt file.
+SELECT position FROM {schema}.projection_checkpoints WHERE name = ?1

@@ -1,0 +1,2 @@
+-- Records an applied migration ({table} of its store).
+INSERT INTO {table} (version, name) VALUES ($1, $2)

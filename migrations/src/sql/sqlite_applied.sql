@@ -1,0 +1,2 @@
+-- Whether a migration was applied.
+SELECT version FROM schema_migrations WHERE version = ?1
