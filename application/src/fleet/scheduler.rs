@@ -156,28 +156,26 @@ impl FleetScheduler {
                 continue;
             };
             timer.running = true;
-            let context = RequestContext::system();
-            let worker = worker.clone();
-            match job {
+            let permits = match job {
                 Job::Monitor => {
                     timer.next_monitor = after(now, self.settings.monitoring_interval);
-                    let (monitoring, permits) = (self.monitoring.clone(), monitor_permits.clone());
-                    jobs.spawn(async move {
-                        let _permit = permits.acquire_owned().await;
-                        monitoring.run_one(&worker, &context).await;
-                        (worker.id, job)
-                    });
+                    monitor_permits.clone()
                 }
                 Job::Refresh => {
                     timer.next_refresh = after(now, self.settings.labs_refresh_interval);
-                    let (refresh, permits) = (self.refresh.clone(), refresh_permits.clone());
-                    jobs.spawn(async move {
-                        let _permit = permits.acquire_owned().await;
-                        refresh.run_one(&worker, &context).await;
-                        (worker.id, job)
-                    });
+                    refresh_permits.clone()
                 }
-            }
+            };
+            let (monitoring, refresh, worker) = (self.monitoring.clone(), self.refresh.clone(), worker.clone());
+            jobs.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let context = RequestContext::system();
+                match job {
+                    Job::Monitor => monitoring.run_one(&worker, &context).await,
+                    Job::Refresh => refresh.run_one(&worker, &context).await,
+                }
+                (worker.id, job)
+            });
         }
     }
 }

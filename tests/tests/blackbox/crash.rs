@@ -79,6 +79,21 @@ async fn write_until_gone(client: reqwest::Client, base: String, writer: usize) 
     acknowledged
 }
 
+/// Every acknowledged `(stream, version, position)` is in the log, at the position and version
+/// its command was told.
+pub(crate) fn assert_every_acknowledged_command_is_logged(log: &Connection, acknowledged: &[(String, u64, u64)]) {
+    for (expected_stream, version, position) in acknowledged {
+        let (stream, stored_version): (String, i64) = log
+            .query_row(
+                "SELECT stream, version FROM events WHERE position = ?1",
+                [*position as i64],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap_or_else(|_| panic!("acknowledged position {position} is missing"));
+        assert_eq!((&stream, stored_version as u64), (expected_stream, *version));
+    }
+}
+
 fn dump(conn: &Connection, sql: &str) -> Vec<(String, String, i64)> {
     let mut statement = conn.prepare(sql).unwrap();
     let rows = statement
@@ -128,16 +143,7 @@ async fn acknowledged_commands_survive_a_kill_and_read_models_equal_a_replay() {
 
     // Every acknowledged command is in the log, at the position and version it was told.
     let log = Connection::open(dir.path().join("lablet.db")).unwrap();
-    for (expected_stream, version, position) in &acknowledged {
-        let (stream, stored_version): (String, i64) = log
-            .query_row(
-                "SELECT stream, version FROM events WHERE position = ?1",
-                [*position as i64],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap_or_else(|_| panic!("acknowledged position {position} is missing"));
-        assert_eq!((&stream, stored_version as u64), (expected_stream, *version));
-    }
+    assert_every_acknowledged_command_is_logged(&log, &acknowledged);
     let (count, max): (i64, i64) = log
         .query_row("SELECT count(*), max(position) FROM events", [], |r| {
             Ok((r.get(0)?, r.get(1)?))

@@ -213,14 +213,24 @@ async fn credentials_never_leak() {
 }
 
 /// How many CML calls a simulator has received.
-async fn calls_to(simulator: &RunningSimulator) -> u64 {
-    let calls: Value = reqwest::get(format!("{}/_control/calls", simulator.url()))
+/// The CML calls `simulator` has answered, by `"METHOD path"`.
+async fn calls_of(simulator: &RunningSimulator) -> Value {
+    reqwest::get(format!("{}/_control/calls", simulator.url()))
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
-    calls.as_object().unwrap().values().filter_map(Value::as_u64).sum()
+        .unwrap()
+}
+
+async fn calls_to(simulator: &RunningSimulator) -> u64 {
+    calls_of(simulator)
+        .await
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_u64)
+        .sum()
 }
 
 #[tokio::test]
@@ -952,13 +962,9 @@ async fn a_hanging_worker_delays_no_other_workers_monitoring_on_virtual_time() {
 
 /// How many logins `simulator` has been asked for.
 async fn logins_to(simulator: &RunningSimulator) -> u64 {
-    let calls: Value = reqwest::get(format!("{}/_control/calls", simulator.url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    calls["POST /api/v0/authenticate"].as_u64().unwrap_or(0)
+    calls_of(simulator).await["POST /api/v0/authenticate"]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! finishes the requests in flight, lets its background tasks commit, and exits 0; every
 //! acknowledged command is in the log and no request was cut off.
 
-use crate::crash::command;
+use crate::crash::{assert_every_acknowledged_command_is_logged, command};
 use lablet_tests::process::{free_port, start_server};
 use lablet_tests::server::wait_ready;
 use rusqlite::Connection;
@@ -109,16 +109,7 @@ async fn sigterm_under_load_finishes_what_it_took_and_exits_zero() {
     assert!(cut_off.is_empty(), "requests cut off by the shutdown: {cut_off:?}");
 
     let log = Connection::open(dir.path().join("lablet.db")).unwrap();
-    for (expected_stream, version, position) in &acknowledged {
-        let (stream, stored_version): (String, i64) = log
-            .query_row(
-                "SELECT stream, version FROM events WHERE position = ?1",
-                [*position as i64],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap_or_else(|_| panic!("acknowledged position {position} is missing"));
-        assert_eq!((&stream, stored_version as u64), (expected_stream, *version));
-    }
+    assert_every_acknowledged_command_is_logged(&log, &acknowledged);
     // The projections committed what they had applied: their checkpoints are durable and none
     // is past the log.
     let head: i64 = log
