@@ -44,7 +44,8 @@ fn schema_of<T: JsonSchema + 'static>() -> BodySchema {
 /// when the body is not JSON at all (the deserialiser explains that).
 pub fn check<T: JsonSchema + 'static>(bytes: &[u8]) -> Result<(), FieldError> {
     let may_hold_nul = bytes.windows(6).any(|w| w == b"\\u0000");
-    let may_hold_array = bytes.contains(&b'[') && schema_of::<T>().1;
+    let schema = bytes.contains(&b'[').then(schema_of::<T>).filter(|(_, nested)| *nested);
+    let may_hold_array = schema.is_some();
     if !may_hold_nul && !may_hold_array {
         return Ok(());
     }
@@ -54,8 +55,7 @@ pub fn check<T: JsonSchema + 'static>(bytes: &[u8]) -> Result<(), FieldError> {
     if may_hold_nul {
         no_nul(&value, "")?;
     }
-    if may_hold_array {
-        let schema = schema_of::<T>().0;
+    if let Some((schema, _)) = schema {
         objects_where_expected(&schema, &value, &schema, "")?;
     }
     Ok(())
