@@ -9,10 +9,7 @@ use lablet_application::fleet::monitoring::Monitoring;
 use lablet_application::fleet::refresh::LabsRefresh;
 use lablet_application::fleet::FleetScheduler;
 use lablet_application::inbox::{GetInboxMessage, InboxHandlers, InboxProcessor, ReceiveCloudEvent};
-use lablet_application::instances::{
-    ExtendTimeslot, InstanceHandlers, RecordScore, RequestInstance, TransitionInstance,
-};
-use lablet_application::lab_records::{LabRecordHandlers, ObserveLab, RemoveLabRecord};
+use lablet_application::instances::InstanceHandlers;
 use lablet_application::metrics::{Metrics, MetricsBehaviour};
 use lablet_application::outbox::{CloudEventSink, GetOutbox, OutboxHandlers, OutboxRelay, RedriveParked};
 use lablet_application::ports::CredentialVault;
@@ -20,12 +17,14 @@ use lablet_application::ports::{Clock, SystemClock};
 use lablet_application::progress::ProjectionProgress;
 use lablet_application::read_model_queries::{GetDocument, ListDocuments, ReadModelQueries};
 use lablet_application::repository::AggregateRepository;
-use lablet_application::work_orders::{ActOnWorkOrder, SubmitWorkOrder, WorkOrderHandlers};
 use lablet_application::workers::{
-    ChangeWorkerCredentials, ChangeWorkerStatus, GetIdleStatus, RecordActivityAndDetectIdle, RecordLabsSynced,
-    RecordWorkerObservation, RegisterWorker, SetIdleDetection, WorkerHandlers,
+    ChangeWorkerCredentials, GetIdleStatus, RecordActivityAndDetectIdle, RegisterWorker, WorkerHandlers,
 };
-use lablet_application::Mediator;
+use lablet_application::{Execute, Mediator};
+use lablet_domain::lab_record::LabRecord;
+use lablet_domain::lablet_instance::LabletInstance;
+use lablet_domain::work_order::WorkOrder;
+use lablet_domain::worker::Worker;
 use lablet_infrastructure::cloudevents::{HttpSink, NatsSink};
 use lablet_infrastructure::cml::HttpCmlConnector;
 use lablet_infrastructure::credentials::SealingVault;
@@ -136,19 +135,11 @@ fn register_handlers(
     mediator.add_behaviour(Arc::new(MetricsBehaviour::new(metrics)));
     mediator.add_standard_behaviours(settings.command_max_attempts);
 
-    let lab_records = Arc::new(LabRecordHandlers::new(repository.clone()));
-    mediator.register::<ObserveLab>(lab_records.clone());
-    mediator.register::<RemoveLabRecord>(lab_records);
-
-    let instances = Arc::new(InstanceHandlers::new(repository.clone()));
-    mediator.register::<RequestInstance>(instances.clone());
-    mediator.register::<TransitionInstance>(instances.clone());
-    mediator.register::<ExtendTimeslot>(instances.clone());
-    mediator.register::<RecordScore>(instances);
-
-    let work_orders = Arc::new(WorkOrderHandlers::new(repository.clone()));
-    mediator.register::<SubmitWorkOrder>(work_orders.clone());
-    mediator.register::<ActOnWorkOrder>(work_orders);
+    // Domain commands go straight to the repository, unless application logic sits between.
+    mediator.register::<Execute<LabRecord>>(repository.clone());
+    mediator.register::<Execute<WorkOrder>>(repository.clone());
+    mediator.register::<Execute<Worker>>(repository.clone());
+    mediator.register::<Execute<LabletInstance>>(Arc::new(InstanceHandlers::new(repository.clone())));
 
     let workers = Arc::new(WorkerHandlers::new(
         repository.clone(),
@@ -156,11 +147,7 @@ fn register_handlers(
         settings.fleet.idle_policy,
     ));
     mediator.register::<RegisterWorker>(workers.clone());
-    mediator.register::<ChangeWorkerStatus>(workers.clone());
     mediator.register::<ChangeWorkerCredentials>(workers.clone());
-    mediator.register::<SetIdleDetection>(workers.clone());
-    mediator.register::<RecordWorkerObservation>(workers.clone());
-    mediator.register::<RecordLabsSynced>(workers.clone());
     mediator.register::<RecordActivityAndDetectIdle>(workers.clone());
     mediator.register::<GetIdleStatus>(workers);
 
@@ -263,12 +250,7 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
         metrics.clone(),
         settings.fleet.clone(),
     ));
-    let monitoring = Arc::new(Monitoring::new(
-        mediator.clone(),
-        connector,
-        metrics.clone(),
-        clock.clone(),
-    ));
+    let monitoring = Arc::new(Monitoring::new(mediator.clone(), connector, metrics.clone()));
     let (shutdown, stop) = watch::channel(false);
     let mut names = Vec::new();
     let mut background = Vec::new();

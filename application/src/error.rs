@@ -100,20 +100,6 @@ impl From<OutboxStoreError> for AppError {
     }
 }
 
-/// Refuses `value` as a name or id of `field`: blank, a control character, over `max_chars`.
-pub fn check_name(errors: &mut Vec<FieldError>, field: &str, value: &str, max_chars: usize) {
-    if let Some(problem) = lablet_domain::text::name_problem(value, max_chars) {
-        errors.push(FieldError::new(field, problem));
-    }
-}
-
-/// Refuses `value` as free text of `field`: a NUL character, over `max_chars`.
-pub fn check_free_text(errors: &mut Vec<FieldError>, field: &str, value: &str, max_chars: usize) {
-    if let Some(problem) = lablet_domain::text::free_text_problem(value, max_chars) {
-        errors.push(FieldError::new(field, problem));
-    }
-}
-
 /// A page size must be between 1 and `max`; the error names the `limit` field.
 pub fn validate_limit(limit: usize, max: usize) -> Result<(), Vec<FieldError>> {
     if limit == 0 || limit > max {

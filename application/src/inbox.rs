@@ -8,10 +8,10 @@
 //! handle). A processor that crashed between the two finds the causation in the instance's stream
 //! when it replays, and concludes without running the command twice.
 
+use crate::commands::Execute;
 use crate::context::RequestContext;
 use crate::envelope::EventEnvelope;
 use crate::error::{AppError, FieldError};
-use crate::instances::{RecordScore, TransitionInstance};
 use crate::mediator::{Handler, Mediator, Request, RequestKind};
 use crate::ports::{EventStore, ReadModelStore};
 use crate::repository::AggregateRepository;
@@ -19,7 +19,10 @@ use crate::subscription::Subscription;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lablet_domain::inbox_message::{inbox_message_id, InboxMessage, InboxMessageCommand, InboxStatus, ReceivedMessage};
-use lablet_domain::lablet_instance::{GradingScore, InstanceState, LabletInstance};
+use lablet_domain::lablet_instance::{
+    CheckedScore, GradingScore, InstanceState, LabletInstance, LabletInstanceCommand,
+};
+use lablet_domain::values::FreeText;
 use lablet_domain::{Aggregate, DomainError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -271,8 +274,7 @@ impl InboxProcessor {
             Conclusion::Rejected(reason) => (InboxStatus::Rejected, reason),
             Conclusion::Ignored(reason) => (InboxStatus::Ignored, reason),
         };
-        let at = self.repository.clock().now();
-        let conclude = InboxMessageCommand::Conclude { status, detail, at };
+        let conclude = InboxMessageCommand::Conclude { status, detail };
         match self
             .repository
             .execute::<InboxMessage>(inbox_id, &conclude, &context)
@@ -315,13 +317,20 @@ impl InboxProcessor {
                 Some(uri) => format!("collection {} completed: {uri}", event.collection_id),
                 None => format!("collection {} completed", event.collection_id),
             };
-            let command = TransitionInstance {
-                id: event.instance_id,
+            let reason = match FreeText::parse(reason) {
+                Ok(reason) => reason,
+                Err(why) => return Ok(Conclusion::Rejected(format!("artifacts_uri: {why}"))),
+            };
+            let command = LabletInstanceCommand::Transition {
                 to: InstanceState::Grading,
                 reason: Some(reason),
                 worker_id: None,
             };
-            return match self.mediator.send(command, context).await {
+            return match self
+                .mediator
+                .send(Execute::<LabletInstance>::on(event.instance_id, command), context)
+                .await
+            {
                 Ok(_) => Ok(Conclusion::Handled("instance moved to grading".into())),
                 Err(err) => refusal(err),
             };
@@ -355,34 +364,39 @@ impl InboxProcessor {
                 }
             }
             if !done.iter().any(|t| t == "lablet_instance.score_recorded") {
-                let score = GradingScore {
+                let score = CheckedScore::parse(GradingScore {
                     total: event.score.total,
                     max: event.score.max,
                     passed: event.passed,
                     breakdown: event.score.breakdown,
+                });
+                let score = match score {
+                    Ok(score) => score,
+                    Err(problems) => {
+                        let problems: Vec<String> = problems.iter().map(|(f, why)| format!("{f}: {why}")).collect();
+                        return Ok(Conclusion::Rejected(problems.join("; ")));
+                    }
                 };
+                let command = LabletInstanceCommand::RecordScore { score };
                 if let Err(err) = self
                     .mediator
-                    .send(
-                        RecordScore {
-                            id: event.instance_id,
-                            score,
-                        },
-                        context,
-                    )
+                    .send(Execute::<LabletInstance>::on(event.instance_id, command), context)
                     .await
                 {
                     return refusal(err);
                 }
             }
             if !done.iter().any(|t| t == "lablet_instance.stopping") {
-                let command = TransitionInstance {
-                    id: event.instance_id,
+                let command = LabletInstanceCommand::Transition {
                     to: InstanceState::Stopping,
-                    reason: Some("grading completed".into()),
+                    reason: FreeText::parse("grading completed").ok(),
                     worker_id: None,
                 };
-                if let Err(err) = self.mediator.send(command, context).await {
+                if let Err(err) = self
+                    .mediator
+                    .send(Execute::<LabletInstance>::on(event.instance_id, command), context)
+                    .await
+                {
                     return refusal(err);
                 }
             }

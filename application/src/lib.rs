@@ -5,13 +5,13 @@
 //! engines live in `lablet-infrastructure`; this crate never opens a file or a socket.
 
 pub mod audit;
+pub mod commands;
 pub mod context;
 pub mod envelope;
 pub mod error;
 pub mod fleet;
 pub mod inbox;
 pub mod instances;
-pub mod lab_records;
 pub mod mediator;
 pub mod metrics;
 pub mod outbox;
@@ -22,9 +22,9 @@ pub mod repository;
 pub mod shutdown;
 pub mod subscription;
 pub mod trace_context;
-pub mod work_orders;
 pub mod workers;
 
+pub use commands::Execute;
 pub use context::RequestContext;
 pub use envelope::{EventEnvelope, EventMetadata, NewEvent};
 pub use error::{AppError, FieldError};

@@ -11,7 +11,7 @@ use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::ports::{Clock, EventStore, EventStoreError, ExpectedVersion, IdSource, UuidV7Ids};
 use crate::trace_context::{traceparent_of, TRACE_TARGET};
-use lablet_domain::{encode_event, Aggregate, DomainEvent};
+use lablet_domain::{encode_event, Aggregate, DecisionContext, DomainEvent};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::any::Any;
@@ -157,8 +157,18 @@ impl AggregateRepository {
         context: &RequestContext,
     ) -> Result<CommandOutcome, AppError> {
         let loaded = self.load::<A>(id).await?;
-        let events = loaded.state.decide(command)?;
+        let events = loaded.state.decide(command, &self.decision_context(context))?;
         self.save(id, loaded, events, context).await
+    }
+
+    /// What a decision for `context`'s caller may read now: the clock's time, the actor, and a
+    /// fresh jitter.
+    pub fn decision_context(&self, context: &RequestContext) -> DecisionContext {
+        DecisionContext {
+            now: self.clock.now(),
+            actor: context.actor.clone(),
+            jitter: self.ids.random_unit(),
+        }
     }
 
     /// Appends `events` decided on `loaded`, expecting the stream still at `loaded.version`.

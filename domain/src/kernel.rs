@@ -10,8 +10,10 @@
 
 use crate::kind::AggregateKind;
 use crate::upcast::{upcast, Upcaster};
+use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt::Debug;
 
 /// A fact that happened to one aggregate. Serialised as its payload alone; the type name and
 /// schema version travel beside it in the event envelope.
@@ -26,15 +28,36 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + Send + Sync + 'sta
     fn schema_version(&self) -> u32;
 }
 
+/// What may be asked of one aggregate. Its fields are already valid values (see
+/// [`crate::values`]): a command that exists is well-formed, and `decide` judges only whether
+/// the state allows it.
+pub trait Command: Debug + Clone + Send + Sync + 'static {
+    /// A stable name for spans, logs and metrics: `<aggregate>.<verb>`.
+    fn name(&self) -> &'static str;
+}
+
+/// What a decision may read beyond the state and the command: the moment, who asks, and a
+/// random draw. The application fills it from its clock and id ports for every command (as
+/// cqrs-es hands services to its aggregates), so commands carry only what the caller chose
+/// and `decide` stays a pure function of (state, command, context).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionContext {
+    pub now: DateTime<Utc>,
+    /// Who asks: `user:<subject>`, `apikey:<id>` or `system`.
+    pub actor: String,
+    /// Uniform in `[0, 1)`, to spread retry times.
+    pub jitter: f64,
+}
+
 /// A consistency boundary: a state folded from its own stream of events.
 pub trait Aggregate: Default + Clone + Send + Sync + 'static {
     /// The kind of aggregate; its streams are `<kind name>-<uuid>`.
     const KIND: AggregateKind;
     type Event: DomainEvent;
-    type Command;
+    type Command: Command;
 
     /// Pure decision: the events this command causes in this state, or why it may not happen.
-    fn decide(&self, command: &Self::Command) -> Result<Vec<Self::Event>, DomainError>;
+    fn decide(&self, command: &Self::Command, context: &DecisionContext) -> Result<Vec<Self::Event>, DomainError>;
 
     /// The only mutation: fold one event into the state.
     fn apply(&mut self, event: &Self::Event);

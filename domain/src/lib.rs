@@ -1,9 +1,10 @@
 //! Lablet's domain: aggregates, their events and state machines, and the rules they enforce.
 //!
-//! Everything here is pure: no I/O, no async, no clock and no randomness. Time, ids and jitter
-//! arrive inside commands, so `decide` is a function of (state, command) alone and replaying the
-//! same events always rebuilds the same state. This crate must never learn which database it
-//! lives in.
+//! Everything here is pure: no I/O, no async, no clock and no randomness. Time, the actor and
+//! jitter arrive in a [`DecisionContext`] beside each command, so `decide` is a function of
+//! (state, command, context) alone and replaying the same events always rebuilds the same
+//! state. Input is checked once, where it enters: commands hold [`values`] that cannot be
+//! built invalid. This crate must never learn which database it lives in.
 
 mod event_enum;
 pub mod inbox_message;
@@ -17,8 +18,11 @@ mod properties;
 pub(crate) mod testing;
 pub mod text;
 pub mod upcast;
+pub mod values;
 pub mod work_order;
 pub mod worker;
 
-pub use kernel::{decode_event, encode_event, Aggregate, DomainError, DomainEvent, FieldChange};
+pub use kernel::{
+    decode_event, encode_event, Aggregate, Command, DecisionContext, DomainError, DomainEvent, FieldChange,
+};
 pub use kind::AggregateKind;

@@ -1,8 +1,10 @@
 //! Property tests of the domain: invariants that are easy to state, checked over many generated
 //! cases instead of a few chosen ones.
 
+use crate::kernel::DecisionContext;
 use crate::lablet_instance::{InstanceRequest, InstanceState, LabletInstance, LabletInstanceCommand};
-use crate::testing::execute;
+use crate::testing::{execute, test_context};
+use crate::values::{Name, Timeslot};
 use crate::work_order::RetryPolicy;
 use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
@@ -12,18 +14,23 @@ fn at(minute: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_772_442_000, 0).unwrap_or_default() + Duration::minutes(minute)
 }
 
+fn ctx(minute: i64) -> DecisionContext {
+    DecisionContext {
+        now: at(minute),
+        ..test_context()
+    }
+}
+
 fn requested() -> LabletInstance {
     let mut instance = LabletInstance::default();
     let request = InstanceRequest {
         definition_id: Uuid::from_u128(1),
-        definition_version: "1.0.0".into(),
-        owner_id: "alice".into(),
-        reservation_id: "r-1".into(),
-        timeslot_start: at(60),
-        timeslot_end: at(120),
-        requested_at: at(0),
+        definition_version: Name::parse("1.0.0").unwrap(),
+        owner_id: Name::parse("alice").unwrap(),
+        reservation_id: Name::parse("r-1").unwrap(),
+        timeslot: Timeslot::new(at(60), at(120)).unwrap(),
     };
-    execute(&mut instance, &LabletInstanceCommand::Request(request)).unwrap();
+    execute(&mut instance, &LabletInstanceCommand::Request(request), &ctx(0)).unwrap();
     instance
 }
 
@@ -36,8 +43,8 @@ proptest! {
         for (i, index) in moves.into_iter().enumerate() {
             let to = InstanceState::ALL[index];
             let from = instance.state.unwrap();
-            let command = LabletInstanceCommand::Transition { to, reason: None, worker_id: None, at: at(i as i64) };
-            let result = execute(&mut instance, &command);
+            let command = LabletInstanceCommand::Transition { to, reason: None, worker_id: None };
+            let result = execute(&mut instance, &command, &ctx(i as i64));
             prop_assert_eq!(result.is_ok(), from.can_move_to(to), "{} -> {}", from, to);
             if result.is_ok() {
                 prop_assert_eq!(instance.state, Some(to));

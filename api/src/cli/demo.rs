@@ -11,10 +11,11 @@ use lablet_application::ports::read_models::{Filter, ListQuery};
 use lablet_application::ports::CmlCredentials;
 use lablet_application::ports::{IdSource, UuidV7Ids};
 use lablet_application::read_model_queries::{ListDocuments, MAX_PAGE, WORKERS};
-use lablet_application::workers::{ChangeWorkerStatus, RegisterWorker};
-use lablet_application::RequestContext;
+use lablet_application::workers::RegisterWorker;
+use lablet_application::{Execute, RequestContext};
 use lablet_cml_simulator::{LabChange, LabSeed, RunningSimulator, SimulatorConfig};
-use lablet_domain::worker::{Capacity, WorkerStatus};
+use lablet_domain::values::{FreeText, Name};
+use lablet_domain::worker::{Capacity, Endpoint, Registration, Worker, WorkerCommand, WorkerStatus};
 use lablet_infrastructure::Settings;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -93,11 +94,11 @@ async fn retire_earlier_demo_workers(app: &App, context: &RequestContext) -> Res
         }
         let earlier: Earlier = serde_json::from_str(item.get()).map_err(|e| e.to_string())?;
         if earlier.status != WorkerStatus::Terminated {
-            let retire = ChangeWorkerStatus {
-                id: earlier.id,
+            let retire = WorkerCommand::ChangeStatus {
                 to: WorkerStatus::Terminated,
-                reason: "an earlier demo's simulator is gone".into(),
+                reason: FreeText::parse("an earlier demo's simulator is gone")?,
             };
+            let retire = Execute::<Worker>::on(earlier.id, retire);
             app.state
                 .mediator
                 .send(retire, context)
@@ -134,19 +135,22 @@ pub async fn start(app: &App) -> Result<Demo, String> {
         for lab in labs_of(n) {
             simulator.add_lab(lab);
         }
-        let register = RegisterWorker {
-            name: format!("demo-worker-{}", n + 1),
-            region: REGION.into(),
-            endpoint: Some(simulator.url()),
-            template_name: Some("demo".into()),
+        let registration = Registration {
+            name: Name::parse(format!("demo-worker-{}", n + 1))?,
+            region: Name::parse(REGION)?,
+            endpoint: Some(Endpoint::parse(&simulator.url())?),
+            template_name: Some(Name::parse("demo")?),
             instance_id: None,
-            capacity: Capacity {
+            declared_capacity: Capacity {
                 cpu_cores: 32,
                 memory_gb: 128,
                 storage_gb: 500,
                 max_nodes: if n == 2 { 20 } else { 100 },
             },
             insecure_tls: false,
+        };
+        let register = RegisterWorker {
+            registration,
             credentials: Some(CmlCredentials {
                 username: "admin".into(),
                 password,

@@ -253,7 +253,7 @@ pub fn endpoints(metrics_public: bool) -> Vec<Endpoint> {
             work_orders::submit,
         )
         .doc(|d| {
-            d.body::<work_orders::SubmitBody>()
+            d.body::<lablet_domain::work_order::Submission>()
                 .answers::<Created>(201)
                 .problems(&[409])
         }),
@@ -293,7 +293,7 @@ pub fn endpoints(metrics_public: bool) -> Vec<Endpoint> {
             work_orders::lease,
         )
         .doc(|d| {
-            d.body::<work_orders::LeaseBody>()
+            d.body::<lablet_domain::work_order::LeaseTerms>()
                 .answers::<CommandOutcome>(200)
                 .problems(&[409])
         }),
@@ -326,7 +326,7 @@ pub fn endpoints(metrics_public: bool) -> Vec<Endpoint> {
             work_orders::fail,
         )
         .doc(|d| {
-            d.body::<work_orders::FailBody>()
+            d.body::<lablet_domain::work_order::Failure>()
                 .answers::<CommandOutcome>(200)
                 .problems(&[409])
         }),

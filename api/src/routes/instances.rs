@@ -10,12 +10,15 @@ use axum::response::Response;
 use axum::Extension;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use lablet_application::instances::{ExtendTimeslot, RecordScore, RequestInstance, TransitionInstance};
 use lablet_application::ports::read_models::Filter;
 use lablet_application::ports::ListPage;
 use lablet_application::read_model_queries::LABLET_INSTANCES;
-use lablet_application::AppError;
-use lablet_domain::lablet_instance::{GradingScore, InstanceState};
+use lablet_application::{AppError, Execute, FieldError};
+use lablet_domain::lablet_instance::{
+    instance_id_for_reservation, CheckedScore, GradingScore, InstanceRequest, InstanceState, LabletInstance,
+    LabletInstanceCommand,
+};
+use lablet_domain::values::{FreeText, Name, Timeslot};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -25,9 +28,9 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct RequestBody {
     definition_id: Uuid,
-    definition_version: String,
-    owner_id: String,
-    reservation_id: String,
+    definition_version: Name<256>,
+    owner_id: Name<256>,
+    reservation_id: Name<256>,
     timeslot_start: DateTime<Utc>,
     timeslot_end: DateTime<Utc>,
 }
@@ -37,14 +40,23 @@ pub async fn request(
     Context(ctx): Context,
     JsonBody(body): JsonBody<RequestBody>,
 ) -> ApiResult<Response> {
-    let command = RequestInstance {
+    if body.definition_id.is_nil() {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "definition_id",
+            "must not be the nil UUID",
+        )]));
+    }
+    let timeslot = Timeslot::new(body.timeslot_start, body.timeslot_end)
+        .map_err(|why| Problem::invalid(vec![FieldError::new("timeslot_end", why)]))?;
+    let id = instance_id_for_reservation(&body.reservation_id);
+    let request = InstanceRequest {
         definition_id: body.definition_id,
         definition_version: body.definition_version,
         owner_id: body.owner_id,
         reservation_id: body.reservation_id,
-        timeslot_start: body.timeslot_start,
-        timeslot_end: body.timeslot_end,
+        timeslot,
     };
+    let command = Execute::<LabletInstance>::on(id, LabletInstanceCommand::Request(request));
     let outcome = state.mediator.send(command, &ctx).await?;
     let location = HeaderValue::try_from(format!("/api/v1/instances/{}", outcome.id)).ok();
     let mut response = command_answer(StatusCode::CREATED, outcome);
@@ -59,7 +71,7 @@ pub async fn request(
 pub struct TransitionBody {
     to: InstanceState,
     #[serde(default)]
-    reason: Option<String>,
+    reason: Option<FreeText<1024>>,
     /// The worker an instance is placed on, when moving to `scheduled`.
     #[serde(default)]
     worker_id: Option<Uuid>,
@@ -72,17 +84,17 @@ pub async fn transition(
     JsonBody(body): JsonBody<TransitionBody>,
 ) -> ApiResult<Response> {
     if body.worker_id.is_some() && body.to != InstanceState::Scheduled {
-        return Err(Problem::invalid(vec![lablet_application::FieldError::new(
+        return Err(Problem::invalid(vec![FieldError::new(
             "worker_id",
             "is only accepted when moving to scheduled",
         )]));
     }
-    let command = TransitionInstance {
-        id: parse_id("id", &id)?,
+    let transition = LabletInstanceCommand::Transition {
         to: body.to,
         reason: body.reason,
         worker_id: body.worker_id,
     };
+    let command = Execute::<LabletInstance>::on(parse_id("id", &id)?, transition);
     Ok(command_answer(
         StatusCode::OK,
         state.mediator.send(command, &ctx).await?,
@@ -101,10 +113,10 @@ pub async fn extend_timeslot(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<TimeslotBody>,
 ) -> ApiResult<Response> {
-    let command = ExtendTimeslot {
-        id: parse_id("id", &id)?,
-        timeslot_end: body.timeslot_end,
+    let extend = LabletInstanceCommand::ExtendTimeslot {
+        new_end: body.timeslot_end,
     };
+    let command = Execute::<LabletInstance>::on(parse_id("id", &id)?, extend);
     Ok(command_answer(
         StatusCode::OK,
         state.mediator.send(command, &ctx).await?,
@@ -127,16 +139,22 @@ pub async fn record_score(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ScoreBody>,
 ) -> ApiResult<Response> {
-    let score = GradingScore {
+    let id = parse_id("id", &id)?;
+    let score = CheckedScore::parse(GradingScore {
         total: body.total,
         max: body.max,
         passed: body.passed,
         breakdown: body.breakdown,
-    };
-    let command = RecordScore {
-        id: parse_id("id", &id)?,
-        score,
-    };
+    })
+    .map_err(|problems| {
+        Problem::invalid(
+            problems
+                .into_iter()
+                .map(|(field, why)| FieldError::new(field, why))
+                .collect(),
+        )
+    })?;
+    let command = Execute::<LabletInstance>::on(id, LabletInstanceCommand::RecordScore { score });
     Ok(command_answer(
         StatusCode::OK,
         state.mediator.send(command, &ctx).await?,

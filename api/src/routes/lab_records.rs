@@ -8,11 +8,14 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use lablet_application::lab_records::{ObserveLab, RemoveLabRecord};
 use lablet_application::ports::read_models::Filter;
 use lablet_application::ports::ListPage;
 use lablet_application::read_model_queries::LAB_RECORDS;
-use lablet_domain::lab_record::{LabDetails, LabState, RemovalReason};
+use lablet_application::Execute;
+use lablet_domain::lab_record::{
+    lab_record_id, LabDetails, LabObservation, LabRecord, LabRecordCommand, LabState, RemovalReason,
+};
+use lablet_domain::values::LabId;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -23,7 +26,7 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct ObservationBody {
     worker_id: Uuid,
-    lab_id: String,
+    lab_id: LabId,
     #[serde(default)]
     title: Option<String>,
     #[serde(default)]
@@ -52,7 +55,14 @@ pub async fn observe(
     Context(ctx): Context,
     JsonBody(body): JsonBody<ObservationBody>,
 ) -> ApiResult<Response> {
-    let command = ObserveLab {
+    if body.worker_id.is_nil() {
+        return Err(Problem::invalid(vec![lablet_application::FieldError::new(
+            "worker_id",
+            "must not be the nil UUID",
+        )]));
+    }
+    let id = lab_record_id(body.worker_id, &body.lab_id);
+    let seen = LabObservation {
         worker_id: body.worker_id,
         lab_id: body.lab_id,
         details: LabDetails {
@@ -69,6 +79,7 @@ pub async fn observe(
         cml_created_at: body.cml_created_at,
         cml_modified_at: body.cml_modified_at,
     };
+    let command = Execute::<LabRecord>::on(id, LabRecordCommand::Observe(seen));
     let outcome = state.mediator.send(command, &ctx).await?;
     Ok(command_answer(StatusCode::OK, outcome))
 }
@@ -85,10 +96,7 @@ pub async fn remove(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<RemoveBody>,
 ) -> ApiResult<Response> {
-    let command = RemoveLabRecord {
-        id: parse_id("id", &id)?,
-        reason: body.reason,
-    };
+    let command = Execute::<LabRecord>::on(parse_id("id", &id)?, LabRecordCommand::Remove { reason: body.reason });
     let outcome = state.mediator.send(command, &ctx).await?;
     Ok(command_answer(StatusCode::OK, outcome))
 }

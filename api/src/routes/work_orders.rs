@@ -11,57 +11,34 @@ use axum::Json;
 use lablet_application::ports::read_models::Filter;
 use lablet_application::ports::ListPage;
 use lablet_application::read_model_queries::WORK_ORDERS;
-use lablet_application::work_orders::{ActOnWorkOrder, SubmitWorkOrder, WorkOrderAction};
-use lablet_application::RequestContext;
-use lablet_domain::work_order::{ResourceNeeds, WorkOrderState};
+use lablet_application::{Execute, RequestContext};
+use lablet_domain::values::{ExecutorName, FreeText};
+use lablet_domain::work_order::{Failure, LeaseTerms, Submission, WorkOrder, WorkOrderCommand, WorkOrderState};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-fn default_max_attempts() -> u32 {
-    3
-}
-
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubmitBody {
-    kind: String,
-    #[serde(default)]
-    payload: Value,
-    #[serde(default)]
-    priority: i32,
-    #[serde(default = "default_max_attempts")]
-    max_attempts: u32,
-    #[serde(default)]
-    resources: ResourceNeeds,
-}
-
-pub async fn submit(
-    State(state): State<AppState>,
-    Context(ctx): Context,
-    JsonBody(body): JsonBody<SubmitBody>,
-) -> ApiResult<Response> {
-    let command = SubmitWorkOrder {
-        kind: body.kind,
-        payload: body.payload,
-        priority: body.priority,
-        max_attempts: body.max_attempts,
-        resources: body.resources,
-    };
-    let outcome = state.mediator.send(command, &ctx).await?;
+/// The answer to a command that created an order: 201 with its location.
+fn created(outcome: lablet_application::repository::CommandOutcome) -> Response {
     let location = HeaderValue::try_from(format!("/api/v1/work-orders/{}", outcome.id)).ok();
     let mut response = command_answer(StatusCode::CREATED, outcome);
     if let Some(location) = location {
         response.headers_mut().insert(header::LOCATION, location);
     }
-    Ok(response)
+    response
 }
 
-async fn act(state: &AppState, ctx: &RequestContext, id: &str, action: WorkOrderAction) -> ApiResult<Response> {
-    let command = ActOnWorkOrder {
-        id: parse_id("id", id)?,
-        action,
-    };
+pub async fn submit(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    JsonBody(submission): JsonBody<Submission>,
+) -> ApiResult<Response> {
+    let command = Execute::<WorkOrder>::create(WorkOrderCommand::Submit(submission));
+    Ok(created(state.mediator.send(command, &ctx).await?))
+}
+
+async fn act(state: &AppState, ctx: &RequestContext, id: &str, command: WorkOrderCommand) -> ApiResult<Response> {
+    let command = Execute::<WorkOrder>::on(parse_id("id", id)?, command);
     Ok(command_answer(StatusCode::OK, state.mediator.send(command, ctx).await?))
 }
 
@@ -69,7 +46,7 @@ async fn act(state: &AppState, ctx: &RequestContext, id: &str, action: WorkOrder
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
     #[serde(default)]
-    reason: Option<String>,
+    reason: Option<FreeText<1024>>,
 }
 
 pub async fn cancel(
@@ -78,43 +55,22 @@ pub async fn cancel(
     Path(id): Path<String>,
     OptionalJsonBody(body): OptionalJsonBody<CancelBody>,
 ) -> ApiResult<Response> {
-    act(&state, &ctx, &id, WorkOrderAction::Cancel { reason: body.reason }).await
-}
-
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LeaseBody {
-    executor: String,
-    #[serde(default = "default_lease_seconds")]
-    lease_seconds: u32,
-}
-
-fn default_lease_seconds() -> u32 {
-    300
+    act(&state, &ctx, &id, WorkOrderCommand::Cancel { reason: body.reason }).await
 }
 
 pub async fn lease(
     State(state): State<AppState>,
     Context(ctx): Context,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<LeaseBody>,
+    JsonBody(terms): JsonBody<LeaseTerms>,
 ) -> ApiResult<Response> {
-    act(
-        &state,
-        &ctx,
-        &id,
-        WorkOrderAction::Lease {
-            executor: body.executor,
-            lease_seconds: body.lease_seconds,
-        },
-    )
-    .await
+    act(&state, &ctx, &id, WorkOrderCommand::Lease(terms)).await
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartBody {
-    executor: String,
+    executor: ExecutorName,
 }
 
 pub async fn start(
@@ -123,15 +79,10 @@ pub async fn start(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<StartBody>,
 ) -> ApiResult<Response> {
-    act(
-        &state,
-        &ctx,
-        &id,
-        WorkOrderAction::Start {
-            executor: body.executor,
-        },
-    )
-    .await
+    let command = WorkOrderCommand::Start {
+        executor: body.executor,
+    };
+    act(&state, &ctx, &id, command).await
 }
 
 #[derive(Deserialize, Default, schemars::JsonSchema)]
@@ -147,37 +98,16 @@ pub async fn complete(
     Path(id): Path<String>,
     OptionalJsonBody(body): OptionalJsonBody<CompleteBody>,
 ) -> ApiResult<Response> {
-    act(&state, &ctx, &id, WorkOrderAction::Complete { result: body.result }).await
-}
-
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FailBody {
-    error: String,
-    #[serde(default = "retryable_by_default")]
-    retryable: bool,
-}
-
-fn retryable_by_default() -> bool {
-    true
+    act(&state, &ctx, &id, WorkOrderCommand::Complete { result: body.result }).await
 }
 
 pub async fn fail(
     State(state): State<AppState>,
     Context(ctx): Context,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<FailBody>,
+    JsonBody(failure): JsonBody<Failure>,
 ) -> ApiResult<Response> {
-    act(
-        &state,
-        &ctx,
-        &id,
-        WorkOrderAction::Fail {
-            error: body.error,
-            retryable: body.retryable,
-        },
-    )
-    .await
+    act(&state, &ctx, &id, WorkOrderCommand::Fail(failure)).await
 }
 
 pub async fn requeue(
@@ -185,7 +115,7 @@ pub async fn requeue(
     Context(ctx): Context,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    act(&state, &ctx, &id, WorkOrderAction::Requeue).await
+    act(&state, &ctx, &id, WorkOrderCommand::Requeue).await
 }
 
 pub async fn get_one(

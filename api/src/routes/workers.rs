@@ -12,13 +12,14 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use lablet_application::ports::read_models::Filter;
-use lablet_application::ports::{CmlCredentials, ListPage};
+use lablet_application::ports::ListPage;
 use lablet_application::read_model_queries::WORKERS;
 use lablet_application::workers::{
-    ChangeWorkerCredentials, ChangeWorkerStatus, GetIdleStatus, RegisterWorker, SetIdleDetection, WorkerIdleStatus,
+    credentials, ChangeWorkerCredentials, GetIdleStatus, RegisterWorker, WorkerIdleStatus,
 };
-use lablet_application::{FieldError, RequestContext};
-use lablet_domain::worker::{Capacity, SyncCounts, WorkerStatus};
+use lablet_application::{Execute, FieldError, RequestContext};
+use lablet_domain::values::{FreeText, Name};
+use lablet_domain::worker::{Capacity, Endpoint, Registration, SyncCounts, Worker, WorkerCommand, WorkerStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::fmt;
@@ -37,11 +38,11 @@ impl fmt::Debug for Password {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
-    name: String,
-    region: String,
+    name: Name<128>,
+    region: Name<64>,
     /// The CML server's base URL (`https://cml-1.example.net`); absent for a worker to provision.
     #[serde(default)]
-    endpoint: Option<String>,
+    endpoint: Option<Endpoint>,
     /// The CML user Lablet acts as; required with an endpoint.
     #[serde(default)]
     username: Option<String>,
@@ -50,9 +51,9 @@ pub struct RegisterBody {
     #[serde(default)]
     capacity: Capacity,
     #[serde(default)]
-    template_name: Option<String>,
+    template_name: Option<Name<128>>,
     #[serde(default)]
-    instance_id: Option<String>,
+    instance_id: Option<Name<128>>,
     /// Do not verify the server's TLS certificate (self-signed CML servers).
     #[serde(default)]
     insecure_tls: bool,
@@ -63,30 +64,17 @@ pub async fn register(
     Context(ctx): Context,
     JsonBody(body): JsonBody<RegisterBody>,
 ) -> ApiResult<Response> {
-    let credentials = match (body.username, body.password) {
-        (Some(username), Some(Password(password))) => Some(CmlCredentials { username, password }),
-        (None, None) => None,
-        (Some(_), None) => {
-            return Err(Problem::invalid(vec![FieldError::new(
-                "password",
-                "is required with username",
-            )]))
-        }
-        (None, Some(_)) => {
-            return Err(Problem::invalid(vec![FieldError::new(
-                "username",
-                "is required with password",
-            )]))
-        }
-    };
+    let credentials = credentials(body.username, body.password.map(|p| p.0)).map_err(Problem::invalid)?;
     let command = RegisterWorker {
-        name: body.name,
-        region: body.region,
-        endpoint: body.endpoint,
-        template_name: body.template_name,
-        instance_id: body.instance_id,
-        capacity: body.capacity,
-        insecure_tls: body.insecure_tls,
+        registration: Registration {
+            name: body.name,
+            region: body.region,
+            endpoint: body.endpoint,
+            template_name: body.template_name,
+            instance_id: body.instance_id,
+            declared_capacity: body.capacity,
+            insecure_tls: body.insecure_tls,
+        },
         credentials,
     };
     let outcome = state.mediator.send(command, &ctx).await?;
@@ -102,7 +90,7 @@ pub async fn register(
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
     #[serde(default)]
-    reason: Option<String>,
+    reason: Option<FreeText<1024>>,
 }
 
 async fn change_status(
@@ -111,13 +99,15 @@ async fn change_status(
     id: &str,
     to: WorkerStatus,
     default_reason: &str,
-    reason: Option<String>,
+    reason: Option<FreeText<1024>>,
 ) -> ApiResult<Response> {
-    let command = ChangeWorkerStatus {
-        id: parse_id("id", id)?,
-        to,
-        reason: present(reason).unwrap_or_else(|| default_reason.to_owned()),
+    let reason = match reason.filter(|r| !r.as_str().trim().is_empty()) {
+        Some(reason) => reason,
+        None => {
+            FreeText::parse(default_reason).map_err(|why| Problem::invalid(vec![FieldError::new("reason", why)]))?
+        }
     };
+    let command = Execute::<Worker>::on(parse_id("id", id)?, WorkerCommand::ChangeStatus { to, reason });
     Ok(command_answer(StatusCode::OK, state.mediator.send(command, ctx).await?))
 }
 
@@ -175,7 +165,7 @@ pub async fn terminate(
 pub struct StatusBody {
     status: WorkerStatus,
     #[serde(default)]
-    reason: Option<String>,
+    reason: Option<FreeText<1024>>,
 }
 
 pub async fn set_status(
@@ -201,13 +191,12 @@ pub async fn change_credentials(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<CredentialsBody>,
 ) -> ApiResult<Response> {
-    let command = ChangeWorkerCredentials {
-        id: parse_id("id", &id)?,
-        credentials: CmlCredentials {
-            username: body.username,
-            password: body.password.0,
-        },
+    let id = parse_id("id", &id)?;
+    let credentials = credentials(Some(body.username), Some(body.password.0)).map_err(Problem::invalid)?;
+    let Some(credentials) = credentials else {
+        return Err(Problem::invalid(vec![FieldError::new("username", "is required")]));
     };
+    let command = ChangeWorkerCredentials { id, credentials };
     Ok(command_answer(
         StatusCode::OK,
         state.mediator.send(command, &ctx).await?,
@@ -226,10 +215,10 @@ pub async fn idle_detection(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<IdleDetectionBody>,
 ) -> ApiResult<Response> {
-    let command = SetIdleDetection {
-        id: parse_id("id", &id)?,
-        enabled: body.enabled,
-    };
+    let command = Execute::<Worker>::on(
+        parse_id("id", &id)?,
+        WorkerCommand::SetIdleDetection { enabled: body.enabled },
+    );
     Ok(command_answer(
         StatusCode::OK,
         state.mediator.send(command, &ctx).await?,

@@ -8,15 +8,17 @@
 //! activity and the worker is checked for idleness.
 
 use super::roster::{list_workers, RosterEntry};
+use crate::commands::Execute;
 use crate::context::RequestContext;
 use crate::error::AppError;
 use crate::mediator::Mediator;
 use crate::metrics::Metrics;
 use crate::ports::cml::{CmlLicensing, CmlTelemetryEvent};
-use crate::ports::{Clock, CmlClient, CmlConnector};
-use crate::workers::{RecordActivityAndDetectIdle, RecordWorkerObservation};
+use crate::ports::{CmlClient, CmlConnector};
+use crate::workers::RecordActivityAndDetectIdle;
 use lablet_domain::worker::{
-    counts_as_activity, Activity, License, LicenseType, ServiceObservation, ServiceStatus, WorkerMetrics, WorkerStatus,
+    counts_as_activity, Activity, License, LicenseType, ServiceObservation, ServiceStatus, Worker, WorkerCommand,
+    WorkerMetrics, WorkerStatus,
 };
 use std::sync::Arc;
 
@@ -33,7 +35,6 @@ pub struct Monitoring {
     mediator: Arc<Mediator>,
     connector: Arc<dyn CmlConnector>,
     metrics: Arc<Metrics>,
-    clock: Arc<dyn Clock>,
 }
 
 /// The license type a CML product license name stands for.
@@ -78,7 +79,7 @@ pub fn activities(events: Vec<CmlTelemetryEvent>) -> Vec<Activity> {
 }
 
 /// Asks the five questions at once; the service is available if any was answered.
-async fn observe(client: &dyn CmlClient, clock: &dyn Clock) -> ServiceObservation {
+async fn observe(client: &dyn CmlClient) -> ServiceObservation {
     let (information, health, stats, licensing, labs) = tokio::join!(
         client.system_information(),
         client.system_health(),
@@ -122,22 +123,15 @@ async fn observe(client: &dyn CmlClient, clock: &dyn Clock) -> ServiceObservatio
         license: licensing.ok().map(license),
         metrics,
         credentials_refused,
-        observed_at: clock.now(),
     }
 }
 
 impl Monitoring {
-    pub fn new(
-        mediator: Arc<Mediator>,
-        connector: Arc<dyn CmlConnector>,
-        metrics: Arc<Metrics>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(mediator: Arc<Mediator>, connector: Arc<dyn CmlConnector>, metrics: Arc<Metrics>) -> Self {
         Monitoring {
             mediator,
             connector,
             metrics,
-            clock,
         }
     }
 
@@ -179,7 +173,7 @@ impl Monitoring {
         };
         let observation = match self.connector.client(&target).await {
             Ok(client) => {
-                let observation = observe(client.as_ref(), self.clock.as_ref()).await;
+                let observation = observe(client.as_ref()).await;
                 (observation, Some(client))
             }
             Err(err) => {
@@ -190,7 +184,6 @@ impl Monitoring {
                     license: None,
                     metrics: None,
                     credentials_refused: None,
-                    observed_at: self.clock.now(),
                 };
                 (unavailable, None)
             }
@@ -200,10 +193,7 @@ impl Monitoring {
         let recorded = self
             .mediator
             .send(
-                RecordWorkerObservation {
-                    id: worker.id,
-                    observation,
-                },
+                Execute::<Worker>::on(worker.id, WorkerCommand::RecordObservation(observation)),
                 context,
             )
             .await?;
@@ -227,7 +217,7 @@ impl Monitoring {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::SystemClock;
+    use crate::ports::{Clock, SystemClock};
 
     #[test]
     fn product_licenses_map_to_license_types() {

@@ -8,18 +8,20 @@
 
 use super::roster::{list_workers, RosterEntry};
 use super::FleetSettings;
+use crate::commands::Execute;
 use crate::context::RequestContext;
 use crate::error::AppError;
-use crate::lab_records::{ObserveLab, RemoveLabRecord};
 use crate::mediator::Mediator;
 use crate::metrics::Metrics;
 use crate::ports::cml::CmlLab;
 use crate::ports::read_models::{Filter, ListQuery};
 use crate::ports::{CmlConnector, CmlError, EventStore};
 use crate::read_model_queries::{GetDocument, ListDocuments, LAB_RECORDS, MAX_PAGE, WORKERS};
-use crate::workers::RecordLabsSynced;
-use lablet_domain::lab_record::{lab_record_id, LabDetails, LabState, RemovalReason};
-use lablet_domain::worker::{SyncCounts, WorkerStatus};
+use lablet_domain::lab_record::{
+    lab_record_id, LabDetails, LabObservation, LabRecord, LabRecordCommand, LabState, RemovalReason,
+};
+use lablet_domain::values::LabId;
+use lablet_domain::worker::{SyncCounts, Worker, WorkerCommand, WorkerStatus};
 use lablet_domain::DomainError;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -42,12 +44,14 @@ fn upstream(worker: &RosterEntry, err: CmlError) -> AppError {
 }
 
 /// The lab record observation of what CML answered, or why it cannot be one.
-fn observation(worker_id: Uuid, lab: CmlLab) -> Result<ObserveLab, String> {
+fn observation(worker_id: Uuid, lab: CmlLab) -> Result<Execute<LabRecord>, String> {
     let state: LabState = serde_json::from_value(serde_json::Value::String(lab.state.clone()))
         .map_err(|_| format!("lab {} has an unknown state {:?}", lab.id, lab.state))?;
-    Ok(ObserveLab {
+    let lab_id = LabId::parse(lab.id.as_str()).map_err(|why| format!("lab id {:?} {why}", lab.id))?;
+    let id = lab_record_id(worker_id, &lab_id);
+    let seen = LabObservation {
         worker_id,
-        lab_id: lab.id,
+        lab_id,
         details: LabDetails {
             title: lab.title,
             description: lab.description,
@@ -61,7 +65,8 @@ fn observation(worker_id: Uuid, lab: CmlLab) -> Result<ObserveLab, String> {
         state,
         cml_created_at: lab.created,
         cml_modified_at: lab.modified,
-    })
+    };
+    Ok(Execute::on(id, LabRecordCommand::Observe(seen)))
 }
 
 impl LabsRefresh {
@@ -172,10 +177,12 @@ impl LabsRefresh {
     ) -> Result<u32, AppError> {
         let mut removed = 0;
         for (worker_id, lab_id) in labs {
-            let remove = RemoveLabRecord {
-                id: lab_record_id(worker_id, &lab_id),
-                reason: RemovalReason::WorkerTerminated,
-            };
+            let remove = Execute::<LabRecord>::on(
+                lab_record_id(worker_id, &lab_id),
+                LabRecordCommand::Remove {
+                    reason: RemovalReason::WorkerTerminated,
+                },
+            );
             match self.mediator.send(remove, context).await {
                 Ok(_) => removed += 1,
                 // Removed meanwhile: nothing left to do.
@@ -305,10 +312,12 @@ impl LabsRefresh {
             }
         }
         for lab_id in known.difference(&present) {
-            let remove = RemoveLabRecord {
-                id: lab_record_id(worker.id, lab_id),
-                reason: RemovalReason::VanishedFromCml,
-            };
+            let remove = Execute::<LabRecord>::on(
+                lab_record_id(worker.id, lab_id),
+                LabRecordCommand::Remove {
+                    reason: RemovalReason::VanishedFromCml,
+                },
+            );
             match self.mediator.send(remove, context).await {
                 Ok(_) => counts.removed += 1,
                 // Removed meanwhile by another refresh: nothing left to do.
@@ -320,7 +329,10 @@ impl LabsRefresh {
             }
         }
         self.mediator
-            .send(RecordLabsSynced { id: worker.id, counts }, context)
+            .send(
+                Execute::<Worker>::on(worker.id, WorkerCommand::RecordLabsSynced { counts }),
+                context,
+            )
             .await?;
         Ok(counts)
     }

@@ -33,6 +33,12 @@ pub trait Request: Send + Sync + 'static {
     const NAME: &'static str;
     const KIND: RequestKind;
 
+    /// The name of this very request: [`Self::NAME`] unless one type carries several requests
+    /// (a domain command enum, say).
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
     /// Checks the input alone; errors name the offending fields.
     fn validate(&self) -> Result<(), Vec<FieldError>> {
         Ok(())
@@ -82,10 +88,10 @@ impl Mediator {
             .handlers
             .get(&TypeId::of::<R>())
             .and_then(|h| h.downcast_ref::<Arc<dyn Handler<R>>>())
-            .ok_or_else(|| AppError::Internal(format!("no handler registered for {}", R::NAME)))?;
+            .ok_or_else(|| AppError::Internal(format!("no handler registered for {}", request.name())))?;
         let validate = || request.validate();
         let info = RequestInfo {
-            name: R::NAME,
+            name: request.name(),
             kind: R::KIND,
             context,
             validate: &validate,

@@ -15,10 +15,10 @@
 //! bounded by `window` outstanding events.
 
 use crate::envelope::EventEnvelope;
-use crate::ports::ids::random_unit;
 use crate::ports::{
     Clock, EventStore, EventStoreError, OutboxStore, OutboxStoreError, ParkedEvent, RelayMark, SystemClock,
 };
+use crate::ports::{IdSource, UuidV7Ids};
 use crate::shutdown::{pause_unless_stopped, stopped};
 use crate::subscription::Subscription;
 use async_trait::async_trait;
@@ -451,7 +451,7 @@ async fn deliver_run(relay: Arc<OutboxRelay>, subject: String, run: Vec<Outgoing
                     };
                 }
                 Err(err) => {
-                    let wait = relay.settings.backoff(attempt, random_unit());
+                    let wait = relay.settings.backoff(attempt, UuidV7Ids.random_unit());
                     tracing::debug!(sink = relay.sink.name(), event_id = %item.event.event_id, attempt, error = %err, ?wait, "delivery failed; retrying");
                     relay.clock.sleep(wait).await;
                 }

@@ -10,6 +10,13 @@ use uuid::Uuid;
 pub trait IdSource: Send + Sync + 'static {
     /// A new id, never handed out before.
     fn new_id(&self) -> Uuid;
+
+    /// A number in `[0, 1)` for retry jitter: the low 32 bits of a fresh id, which are random
+    /// in a v7 id.
+    fn random_unit(&self) -> f64 {
+        let bits = (self.new_id().as_u128() & 0xFFFF_FFFF) as u32;
+        f64::from(bits) / (f64::from(u32::MAX) + 1.0)
+    }
 }
 
 /// UUID version 7: time-ordered, random in the rest.
@@ -21,12 +28,6 @@ impl IdSource for UuidV7Ids {
     fn new_id(&self) -> Uuid {
         Uuid::now_v7()
     }
-}
-
-/// A number in `[0, 1)` from the random bits of a fresh v7 id, for retry jitter.
-pub fn random_unit() -> f64 {
-    let random_bits = (UuidV7Ids.new_id().as_u128() & 0xFFFF_FFFF) as u32;
-    f64::from(random_bits) / (f64::from(u32::MAX) + 1.0)
 }
 
 /// Ids counted up from 1 (as version 7 UUIDs with a zero time), for tests that name what they

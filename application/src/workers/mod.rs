@@ -1,56 +1,62 @@
-//! Commands and queries on workers: register, move along the status machine, record what the
-//! fleet jobs observe, and answer whether a worker is idle.
-//!
-//! Registration seals the CML credentials into the [`CredentialVault`] before the worker's
-//! first event is appended; the events never hold them.
-
-mod endpoint;
-
-pub use endpoint::check_endpoint;
+//! The worker requests that are more than a domain command: registering (the CML credentials
+//! are sealed into the [`CredentialVault`] before the worker's first event is appended; the
+//! events never hold them), changing credentials, recording activity then detecting idleness,
+//! and asking whether a worker is idle now. Every other worker command is an
+//! [`Execute<Worker>`](crate::commands::Execute).
 
 use crate::context::RequestContext;
-use crate::error::{check_free_text, check_name, AppError, FieldError};
+use crate::error::{AppError, FieldError};
 use crate::mediator::{Handler, Request, RequestKind};
 use crate::ports::{CmlCredentials, CredentialVault};
 use crate::repository::{AggregateRepository, CommandOutcome};
 use async_trait::async_trait;
-use lablet_domain::worker::{
-    Activity, Capacity, IdlePolicy, IdleStatus, Registration, ServiceObservation, SyncCounts, Worker, WorkerCommand,
-    WorkerStatus,
-};
+use lablet_domain::values::Name;
+use lablet_domain::worker::{Activity, IdlePolicy, IdleStatus, Registration, Worker, WorkerCommand};
 use lablet_domain::Aggregate;
 use serde::Serialize;
 use std::sync::Arc;
 use uuid::Uuid;
 
-const MAX_NAME_LEN: usize = 128;
-const MAX_REGION_LEN: usize = 64;
 /// CML's own limit on user names.
-const MAX_USERNAME_LEN: usize = 32;
-const MAX_PASSWORD_LEN: usize = 1024;
+pub type CmlUsername = Name<32>;
+/// The longest password accepted, in characters.
+const MAX_PASSWORD_CHARS: usize = 1024;
 
-fn check_credentials(errors: &mut Vec<FieldError>, credentials: &CmlCredentials) {
-    check_name(errors, "username", &credentials.username, MAX_USERNAME_LEN);
-    if credentials.password.is_empty() {
+/// CML credentials from their parts, or each part that is wrong (a username without a
+/// password, or the reverse, names the missing one).
+pub fn credentials(
+    username: Option<String>,
+    password: Option<String>,
+) -> Result<Option<CmlCredentials>, Vec<FieldError>> {
+    let (username, password) = match (username, password) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => return Err(vec![FieldError::new("password", "is required with username")]),
+        (None, Some(_)) => return Err(vec![FieldError::new("username", "is required with password")]),
+        (Some(username), Some(password)) => (username, password),
+    };
+    let mut errors = Vec::new();
+    if let Err(why) = CmlUsername::parse(username.as_str()) {
+        errors.push(FieldError::new("username", why));
+    }
+    if password.is_empty() {
         errors.push(FieldError::new("password", "must not be empty"));
-    } else if credentials.password.len() > MAX_PASSWORD_LEN {
+    } else if password.chars().count() > MAX_PASSWORD_CHARS {
         errors.push(FieldError::new(
             "password",
-            format!("must be at most {MAX_PASSWORD_LEN} bytes"),
+            format!("must be at most {MAX_PASSWORD_CHARS} characters"),
         ));
+    }
+    if errors.is_empty() {
+        Ok(Some(CmlCredentials { username, password }))
+    } else {
+        Err(errors)
     }
 }
 
 /// Registers a CML server (with an endpoint and credentials) or a worker still to provision.
 #[derive(Debug, Clone)]
 pub struct RegisterWorker {
-    pub name: String,
-    pub region: String,
-    pub endpoint: Option<String>,
-    pub template_name: Option<String>,
-    pub instance_id: Option<String>,
-    pub capacity: Capacity,
-    pub insecure_tls: bool,
+    pub registration: Registration,
     pub credentials: Option<CmlCredentials>,
 }
 
@@ -60,51 +66,13 @@ impl Request for RegisterWorker {
     const KIND: RequestKind = RequestKind::Command;
 
     fn validate(&self) -> Result<(), Vec<FieldError>> {
-        let mut errors = Vec::new();
-        check_name(&mut errors, "name", &self.name, MAX_NAME_LEN);
-        check_name(&mut errors, "region", &self.region, MAX_REGION_LEN);
-        if let Some(endpoint) = &self.endpoint {
-            if let Err(why) = check_endpoint(endpoint) {
-                errors.push(FieldError::new("endpoint", why));
-            }
-        }
-        for (field, value) in [
-            ("template_name", &self.template_name),
-            ("instance_id", &self.instance_id),
-        ] {
-            if let Some(value) = value {
-                check_name(&mut errors, field, value, MAX_NAME_LEN);
-            }
-        }
-        match (&self.endpoint, &self.credentials) {
-            (Some(_), None) => errors.push(FieldError::new(
+        match (&self.registration.endpoint, &self.credentials) {
+            (Some(_), None) => Err(vec![FieldError::new(
                 "username",
                 "is required with an endpoint (with password)",
-            )),
-            (_, Some(credentials)) => check_credentials(&mut errors, credentials),
-            (None, None) => {}
+            )]),
+            _ => Ok(()),
         }
-        errors.is_empty().then_some(()).ok_or(errors)
-    }
-}
-
-/// Moves a worker to `to` (drain, cancel drain, stop, terminate, or any allowed status).
-#[derive(Debug, Clone)]
-pub struct ChangeWorkerStatus {
-    pub id: Uuid,
-    pub to: WorkerStatus,
-    pub reason: String,
-}
-
-impl Request for ChangeWorkerStatus {
-    type Output = CommandOutcome;
-    const NAME: &'static str = "cml_worker.change_status";
-    const KIND: RequestKind = RequestKind::Command;
-
-    fn validate(&self) -> Result<(), Vec<FieldError>> {
-        let mut errors = Vec::new();
-        check_free_text(&mut errors, "reason", &self.reason, 1024);
-        errors.is_empty().then_some(()).ok_or(errors)
     }
 }
 
@@ -118,50 +86,6 @@ pub struct ChangeWorkerCredentials {
 impl Request for ChangeWorkerCredentials {
     type Output = CommandOutcome;
     const NAME: &'static str = "cml_worker.change_credentials";
-    const KIND: RequestKind = RequestKind::Command;
-
-    fn validate(&self) -> Result<(), Vec<FieldError>> {
-        let mut errors = Vec::new();
-        check_credentials(&mut errors, &self.credentials);
-        errors.is_empty().then_some(()).ok_or(errors)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct SetIdleDetection {
-    pub id: Uuid,
-    pub enabled: bool,
-}
-
-impl Request for SetIdleDetection {
-    type Output = CommandOutcome;
-    const NAME: &'static str = "cml_worker.set_idle_detection";
-    const KIND: RequestKind = RequestKind::Command;
-}
-
-/// What a monitoring pass saw (sent by the monitoring job).
-#[derive(Debug, Clone)]
-pub struct RecordWorkerObservation {
-    pub id: Uuid,
-    pub observation: ServiceObservation,
-}
-
-impl Request for RecordWorkerObservation {
-    type Output = CommandOutcome;
-    const NAME: &'static str = "cml_worker.record_observation";
-    const KIND: RequestKind = RequestKind::Command;
-}
-
-/// The end of a labs refresh of a worker (sent by the refresh job).
-#[derive(Debug, Clone)]
-pub struct RecordLabsSynced {
-    pub id: Uuid,
-    pub counts: SyncCounts,
-}
-
-impl Request for RecordLabsSynced {
-    type Output = CommandOutcome;
-    const NAME: &'static str = "cml_worker.record_labs_synced";
     const KIND: RequestKind = RequestKind::Command;
 }
 
@@ -236,31 +160,8 @@ impl Handler<RegisterWorker> for WorkerHandlers {
                 .await
                 .map_err(|e| AppError::Unavailable(e.to_string()))?;
         }
-        let command = WorkerCommand::Register(Registration {
-            name: request.name.trim().to_owned(),
-            region: request.region.trim().to_owned(),
-            endpoint: request.endpoint.as_ref().map(|e| e.trim_end_matches('/').to_owned()),
-            template_name: request.template_name.clone(),
-            instance_id: request.instance_id.clone(),
-            declared_capacity: request.capacity,
-            insecure_tls: request.insecure_tls,
-            registered_by: context.actor.clone(),
-            registered_at: self.repository.clock().now(),
-        });
+        let command = WorkerCommand::Register(request.registration.clone());
         self.execute(id, command, context).await
-    }
-}
-
-#[async_trait]
-impl Handler<ChangeWorkerStatus> for WorkerHandlers {
-    async fn handle(&self, request: &ChangeWorkerStatus, context: &RequestContext) -> Result<CommandOutcome, AppError> {
-        let command = WorkerCommand::ChangeStatus {
-            to: request.to,
-            reason: request.reason.clone(),
-            by: context.actor.clone(),
-            at: self.repository.clock().now(),
-        };
-        self.execute(request.id, command, context).await
     }
 }
 
@@ -271,13 +172,12 @@ impl Handler<ChangeWorkerCredentials> for WorkerHandlers {
         request: &ChangeWorkerCredentials,
         context: &RequestContext,
     ) -> Result<CommandOutcome, AppError> {
-        let command = WorkerCommand::RecordCredentialsChanged {
-            by: context.actor.clone(),
-            at: self.repository.clock().now(),
-        };
         // Decided first, so that an unknown or terminated worker stores nothing.
         let loaded = self.repository.load::<Worker>(request.id).await?;
-        let events = loaded.state.decide(&command)?;
+        let decision = self.repository.decision_context(context);
+        let events = loaded
+            .state
+            .decide(&WorkerCommand::RecordCredentialsChanged, &decision)?;
         self.vault
             .store(request.id, &request.credentials)
             .await
@@ -285,41 +185,6 @@ impl Handler<ChangeWorkerCredentials> for WorkerHandlers {
         self.repository
             .save::<Worker>(request.id, loaded, events, context)
             .await
-    }
-}
-
-#[async_trait]
-impl Handler<SetIdleDetection> for WorkerHandlers {
-    async fn handle(&self, request: &SetIdleDetection, context: &RequestContext) -> Result<CommandOutcome, AppError> {
-        let command = WorkerCommand::SetIdleDetection {
-            enabled: request.enabled,
-            by: context.actor.clone(),
-            at: self.repository.clock().now(),
-        };
-        self.execute(request.id, command, context).await
-    }
-}
-
-#[async_trait]
-impl Handler<RecordWorkerObservation> for WorkerHandlers {
-    async fn handle(
-        &self,
-        request: &RecordWorkerObservation,
-        context: &RequestContext,
-    ) -> Result<CommandOutcome, AppError> {
-        let command = WorkerCommand::RecordObservation(request.observation.clone());
-        self.execute(request.id, command, context).await
-    }
-}
-
-#[async_trait]
-impl Handler<RecordLabsSynced> for WorkerHandlers {
-    async fn handle(&self, request: &RecordLabsSynced, context: &RequestContext) -> Result<CommandOutcome, AppError> {
-        let command = WorkerCommand::RecordLabsSynced {
-            counts: request.counts,
-            at: self.repository.clock().now(),
-        };
-        self.execute(request.id, command, context).await
     }
 }
 
@@ -336,7 +201,6 @@ impl Handler<RecordActivityAndDetectIdle> for WorkerHandlers {
         let first = self.execute(request.id, recorded, context).await?;
         let detect = WorkerCommand::DetectIdle {
             policy: self.idle_policy,
-            now: self.repository.clock().now(),
         };
         let second = self.execute(request.id, detect, context).await?;
         Ok(CommandOutcome {

@@ -5,7 +5,7 @@
 //! A received message is concluded once: handled, rejected (the transition it asks for is not
 //! allowed) or ignored (a type Lablet does not handle).
 
-use crate::kernel::{Aggregate, DomainError};
+use crate::kernel::{Aggregate, Command, DecisionContext, DomainError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -19,7 +19,7 @@ pub fn inbox_message_id(source: &str, id: &str) -> Uuid {
     Uuid::new_v5(&INBOX_NAMESPACE, format!("{}:{source}{id}", source.len()).as_bytes())
 }
 
-/// The CloudEvent as received.
+/// The CloudEvent as received; `received_at` is when its request arrived.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReceivedMessage {
     pub source: String,
@@ -56,11 +56,16 @@ pub enum InboxMessageCommand {
     /// Record a received CloudEvent; nothing happens if it was received before.
     Receive(ReceivedMessage),
     /// Record how handling the message ended.
-    Conclude {
-        status: InboxStatus,
-        detail: String,
-        at: DateTime<Utc>,
-    },
+    Conclude { status: InboxStatus, detail: String },
+}
+
+impl Command for InboxMessageCommand {
+    fn name(&self) -> &'static str {
+        match self {
+            InboxMessageCommand::Receive(_) => "inbox_message.receive",
+            InboxMessageCommand::Conclude { .. } => "inbox_message.conclude",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -76,11 +81,15 @@ impl Aggregate for InboxMessage {
     type Event = InboxMessageEvent;
     type Command = InboxMessageCommand;
 
-    fn decide(&self, command: &InboxMessageCommand) -> Result<Vec<InboxMessageEvent>, DomainError> {
+    fn decide(
+        &self,
+        command: &InboxMessageCommand,
+        context: &DecisionContext,
+    ) -> Result<Vec<InboxMessageEvent>, DomainError> {
         match command {
             InboxMessageCommand::Receive(_) if self.message.is_some() => Ok(vec![]),
             InboxMessageCommand::Receive(message) => Ok(vec![InboxMessageEvent::Received(message.clone())]),
-            InboxMessageCommand::Conclude { status, detail, at } => {
+            InboxMessageCommand::Conclude { status, detail } => {
                 match self.status {
                     None => {
                         return Err(DomainError::NotFound {
@@ -94,7 +103,7 @@ impl Aggregate for InboxMessage {
                         ))
                     }
                 }
-                let (detail, at) = (detail.clone(), *at);
+                let (detail, at) = (detail.clone(), context.now);
                 Ok(vec![match status {
                     InboxStatus::Handled => InboxMessageEvent::Handled { outcome: detail, at },
                     InboxStatus::Rejected => InboxMessageEvent::Rejected { reason: detail, at },
@@ -134,6 +143,7 @@ impl Aggregate for InboxMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::test_context;
 
     fn received() -> ReceivedMessage {
         ReceivedMessage {
@@ -151,7 +161,6 @@ mod tests {
         InboxMessageCommand::Conclude {
             status,
             detail: "d".into(),
-            at: DateTime::from_timestamp(1, 0).unwrap(),
         }
     }
 
@@ -165,22 +174,30 @@ mod tests {
     fn a_message_is_received_once_and_concluded_once() {
         let mut message = InboxMessage::default();
         assert!(matches!(
-            message.decide(&conclude(InboxStatus::Handled)),
+            message.decide(&conclude(InboxStatus::Handled), &test_context()),
             Err(DomainError::NotFound { .. })
         ));
-        let events = message.decide(&InboxMessageCommand::Receive(received())).unwrap();
+        let events = message
+            .decide(&InboxMessageCommand::Receive(received()), &test_context())
+            .unwrap();
         events.iter().for_each(|e| message.apply(e));
         assert_eq!(
-            message.decide(&InboxMessageCommand::Receive(received())).unwrap(),
+            message
+                .decide(&InboxMessageCommand::Receive(received()), &test_context())
+                .unwrap(),
             vec![],
             "a duplicate records nothing"
         );
-        assert!(message.decide(&conclude(InboxStatus::Received)).is_err());
-        let events = message.decide(&conclude(InboxStatus::Rejected)).unwrap();
+        assert!(message
+            .decide(&conclude(InboxStatus::Received), &test_context())
+            .is_err());
+        let events = message
+            .decide(&conclude(InboxStatus::Rejected), &test_context())
+            .unwrap();
         events.iter().for_each(|e| message.apply(e));
         assert_eq!(message.status, Some(InboxStatus::Rejected));
         assert!(matches!(
-            message.decide(&conclude(InboxStatus::Handled)),
+            message.decide(&conclude(InboxStatus::Handled), &test_context()),
             Err(DomainError::RuleViolated(_))
         ));
     }

@@ -2,7 +2,7 @@
 
 use super::commands::{LabObservation, LabRecordCommand};
 use super::events::{LabDetails, LabRecordEvent, LabState};
-use crate::kernel::{record_change, Aggregate, ChangedFields, DomainError};
+use crate::kernel::{record_change, Aggregate, ChangedFields, DecisionContext, DomainError};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -33,16 +33,16 @@ impl LabRecord {
         self.exists && self.removed_at.is_none()
     }
 
-    fn observe(&self, seen: &LabObservation) -> Vec<LabRecordEvent> {
+    fn observe(&self, seen: &LabObservation, observed_at: DateTime<Utc>) -> Vec<LabRecordEvent> {
         if !self.is_present() {
             return vec![LabRecordEvent::Discovered {
                 worker_id: seen.worker_id,
-                lab_id: seen.lab_id.clone(),
+                lab_id: seen.lab_id.to_string(),
                 details: seen.details.clone(),
                 state: seen.state,
                 cml_created_at: seen.cml_created_at,
                 cml_modified_at: seen.cml_modified_at,
-                discovered_at: seen.observed_at,
+                discovered_at: observed_at,
             }];
         }
         let mut events = Vec::new();
@@ -52,14 +52,14 @@ impl LabRecord {
                 changed_fields: changed,
                 details: seen.details.clone(),
                 cml_modified_at: seen.cml_modified_at,
-                changed_at: seen.observed_at,
+                changed_at: observed_at,
             });
         }
         if self.state != Some(seen.state) {
             events.push(LabRecordEvent::StateChanged {
                 previous: self.state.unwrap_or(seen.state),
                 new: seen.state,
-                changed_at: seen.observed_at,
+                changed_at: observed_at,
             });
         }
         events
@@ -84,23 +84,21 @@ impl Aggregate for LabRecord {
     type Event = LabRecordEvent;
     type Command = LabRecordCommand;
 
-    fn decide(&self, command: &LabRecordCommand) -> Result<Vec<LabRecordEvent>, DomainError> {
+    fn decide(
+        &self,
+        command: &LabRecordCommand,
+        context: &DecisionContext,
+    ) -> Result<Vec<LabRecordEvent>, DomainError> {
         match command {
             LabRecordCommand::Observe(seen) => {
-                if seen.lab_id.trim().is_empty() {
-                    return Err(DomainError::InvalidValue {
-                        field: "lab_id",
-                        message: "must not be empty".into(),
-                    });
-                }
-                if self.exists && (self.worker_id != seen.worker_id || self.lab_id != seen.lab_id) {
+                if self.exists && (self.worker_id != seen.worker_id || self.lab_id != seen.lab_id.as_str()) {
                     return Err(DomainError::RuleViolated(
                         "observation addresses a different lab than this record".into(),
                     ));
                 }
-                Ok(self.observe(seen))
+                Ok(self.observe(seen, context.now))
             }
-            LabRecordCommand::Remove { reason, removed_at } => {
+            LabRecordCommand::Remove { reason } => {
                 if !self.exists {
                     return Err(DomainError::NotFound {
                         aggregate: Self::KIND.name(),
@@ -111,7 +109,7 @@ impl Aggregate for LabRecord {
                 }
                 Ok(vec![LabRecordEvent::Removed {
                     reason: *reason,
-                    removed_at: *removed_at,
+                    removed_at: context.now,
                 }])
             }
         }
@@ -157,6 +155,7 @@ mod tests {
     use super::*;
     use crate::lab_record::RemovalReason;
     use crate::testing::{given, Scenario};
+    use crate::values::LabId;
 
     fn at(minute: u32) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(&format!("2026-01-01T10:{minute:02}:00Z"))
@@ -167,7 +166,7 @@ mod tests {
     fn observation(state: LabState) -> LabObservation {
         LabObservation {
             worker_id: Uuid::from_u128(7),
-            lab_id: "a1b2".into(),
+            lab_id: LabId::parse("a1b2").unwrap(),
             details: LabDetails {
                 title: "CCNA lab".into(),
                 node_count: 3,
@@ -177,7 +176,6 @@ mod tests {
             state,
             cml_created_at: Some(at(0)),
             cml_modified_at: Some(at(1)),
-            observed_at: at(2),
         }
     }
 
@@ -185,9 +183,9 @@ mod tests {
         LabRecordCommand::Observe(observation(state))
     }
 
-    /// A record discovered stopped.
+    /// A record discovered stopped, at minute 2.
     fn discovered() -> Scenario<LabRecord> {
-        given([]).after([observe(LabState::Stopped)])
+        given([]).at(at(2)).after([observe(LabState::Stopped)])
     }
 
     #[test]
@@ -200,7 +198,10 @@ mod tests {
 
     #[test]
     fn first_observation_discovers_the_lab() {
-        let (record, events) = given::<LabRecord>([]).when(observe(LabState::Stopped)).events();
+        let (record, events) = given::<LabRecord>([])
+            .at(at(2))
+            .when(observe(LabState::Stopped))
+            .events();
         assert_eq!(events.len(), 1);
         assert!(
             matches!(&events[0], LabRecordEvent::Discovered { state: LabState::Stopped, lab_id, .. } if lab_id == "a1b2")
@@ -253,17 +254,19 @@ mod tests {
     fn remove_requires_existing_and_present_record() {
         let remove = LabRecordCommand::Remove {
             reason: RemovalReason::VanishedFromCml,
-            removed_at: at(5),
         };
         given::<LabRecord>([])
             .when(remove.clone())
             .then_error(DomainError::NotFound {
                 aggregate: "lab_record",
             });
-        let removed = discovered().when(remove.clone()).then([LabRecordEvent::Removed {
-            reason: RemovalReason::VanishedFromCml,
-            removed_at: at(5),
-        }]);
+        let removed = discovered()
+            .at(at(5))
+            .when(remove.clone())
+            .then([LabRecordEvent::Removed {
+                reason: RemovalReason::VanishedFromCml,
+                removed_at: at(5),
+            }]);
         assert_eq!(removed.state().removed_at, Some(at(5)));
         assert!(matches!(
             removed.when(remove).decided(),
@@ -273,9 +276,8 @@ mod tests {
 
     #[test]
     fn observing_a_removed_lab_discovers_it_again() {
-        let removed = discovered().after([LabRecordCommand::Remove {
+        let removed = discovered().at(at(5)).after([LabRecordCommand::Remove {
             reason: RemovalReason::VanishedFromCml,
-            removed_at: at(5),
         }]);
         let (record, events) = removed.when(observe(LabState::Stopped)).events();
         assert!(matches!(events[0], LabRecordEvent::Discovered { .. }));
@@ -285,14 +287,8 @@ mod tests {
 
     #[test]
     fn observation_with_empty_lab_id_is_invalid() {
-        let mut seen = observation(LabState::Stopped);
-        seen.lab_id = " ".into();
-        given::<LabRecord>([])
-            .when(LabRecordCommand::Observe(seen))
-            .then_error(DomainError::InvalidValue {
-                field: "lab_id",
-                message: "must not be empty".into(),
-            });
+        // A blank lab id cannot become a command at all: the value refuses it.
+        assert_eq!(LabId::parse(" ").unwrap_err(), "must not be empty");
     }
 
     #[test]

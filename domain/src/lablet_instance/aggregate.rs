@@ -1,9 +1,9 @@
 //! LabletInstance state, decisions and the fold of its events.
 
-use super::commands::{InstanceRequest, LabletInstanceCommand};
+use super::commands::{CheckedScore, InstanceRequest, LabletInstanceCommand};
 use super::events::{GradingScore, LabletInstanceEvent, StateChange};
 use super::state::InstanceState;
-use crate::kernel::{Aggregate, DomainError};
+use crate::kernel::{Aggregate, DecisionContext, DomainError};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -18,7 +18,8 @@ pub fn instance_id_for_reservation(reservation_id: &str) -> Uuid {
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct LabletInstance {
-    pub request: Option<InstanceRequest>,
+    pub owner_id: Option<String>,
+    pub requested_at: Option<DateTime<Utc>>,
     pub state: Option<InstanceState>,
     pub timeslot_end: Option<DateTime<Utc>>,
     pub worker_id: Option<Uuid>,
@@ -35,33 +36,27 @@ impl LabletInstance {
         })
     }
 
-    fn request(&self, request: &InstanceRequest) -> Result<Vec<LabletInstanceEvent>, DomainError> {
+    fn request(&self, request: &InstanceRequest, at: DateTime<Utc>) -> Result<Vec<LabletInstanceEvent>, DomainError> {
         if self.state.is_some() {
             return Err(DomainError::AlreadyExists {
                 aggregate: Self::KIND.name(),
             });
         }
-        if request.timeslot_end <= request.timeslot_start {
-            return Err(DomainError::InvalidValue {
-                field: "timeslot_end",
-                message: "must be after timeslot_start".into(),
-            });
-        }
         Ok(vec![LabletInstanceEvent::Requested {
             definition_id: request.definition_id,
-            definition_version: request.definition_version.clone(),
-            owner_id: request.owner_id.clone(),
-            reservation_id: request.reservation_id.clone(),
-            timeslot_start: request.timeslot_start,
-            timeslot_end: request.timeslot_end,
-            requested_at: request.requested_at,
+            definition_version: request.definition_version.to_string(),
+            owner_id: request.owner_id.to_string(),
+            reservation_id: request.reservation_id.to_string(),
+            timeslot_start: request.timeslot.start(),
+            timeslot_end: request.timeslot.end(),
+            requested_at: at,
         }])
     }
 
     fn transition(
         &self,
         to: InstanceState,
-        reason: &Option<String>,
+        reason: Option<String>,
         worker_id: Option<Uuid>,
         at: DateTime<Utc>,
     ) -> Result<Vec<LabletInstanceEvent>, DomainError> {
@@ -73,11 +68,7 @@ impl LabletInstance {
                 to: to.to_string(),
             });
         }
-        let change = StateChange {
-            from,
-            reason: reason.clone(),
-            at,
-        };
+        let change = StateChange { from, reason, at };
         let worker_id = if to == InstanceState::Scheduled {
             worker_id
         } else {
@@ -109,14 +100,8 @@ impl LabletInstance {
         }])
     }
 
-    fn record_score(&self, score: &GradingScore, at: DateTime<Utc>) -> Result<Vec<LabletInstanceEvent>, DomainError> {
+    fn record_score(&self, score: &CheckedScore, at: DateTime<Utc>) -> Result<Vec<LabletInstanceEvent>, DomainError> {
         let state = self.current()?;
-        if !(score.max > 0.0 && score.total >= 0.0 && score.total <= score.max) {
-            return Err(DomainError::InvalidValue {
-                field: "total",
-                message: "must be between 0 and max, and max must be positive".into(),
-            });
-        }
         if !matches!(
             state,
             InstanceState::Collecting | InstanceState::Grading | InstanceState::Stopping | InstanceState::Stopped
@@ -126,7 +111,7 @@ impl LabletInstance {
             )));
         }
         Ok(vec![LabletInstanceEvent::ScoreRecorded {
-            score: score.clone(),
+            score: score.score().clone(),
             at,
         }])
     }
@@ -137,40 +122,33 @@ impl Aggregate for LabletInstance {
     type Event = LabletInstanceEvent;
     type Command = LabletInstanceCommand;
 
-    fn decide(&self, command: &LabletInstanceCommand) -> Result<Vec<LabletInstanceEvent>, DomainError> {
+    fn decide(
+        &self,
+        command: &LabletInstanceCommand,
+        context: &DecisionContext,
+    ) -> Result<Vec<LabletInstanceEvent>, DomainError> {
+        let at = context.now;
         match command {
-            LabletInstanceCommand::Request(request) => self.request(request),
-            LabletInstanceCommand::Transition {
-                to,
-                reason,
-                worker_id,
-                at,
-            } => self.transition(*to, reason, *worker_id, *at),
-            LabletInstanceCommand::ExtendTimeslot { new_end, at } => self.extend(*new_end, *at),
-            LabletInstanceCommand::RecordScore { score, at } => self.record_score(score, *at),
+            LabletInstanceCommand::Request(request) => self.request(request, at),
+            LabletInstanceCommand::Transition { to, reason, worker_id } => {
+                let reason = reason.as_ref().map(|r| r.as_str().to_owned());
+                self.transition(*to, reason, *worker_id, at)
+            }
+            LabletInstanceCommand::ExtendTimeslot { new_end } => self.extend(*new_end, at),
+            LabletInstanceCommand::RecordScore { score } => self.record_score(score, at),
         }
     }
 
     fn apply(&mut self, event: &LabletInstanceEvent) {
         match event {
             LabletInstanceEvent::Requested {
-                definition_id,
-                definition_version,
                 owner_id,
-                reservation_id,
-                timeslot_start,
                 timeslot_end,
                 requested_at,
+                ..
             } => {
-                self.request = Some(InstanceRequest {
-                    definition_id: *definition_id,
-                    definition_version: definition_version.clone(),
-                    owner_id: owner_id.clone(),
-                    reservation_id: reservation_id.clone(),
-                    timeslot_start: *timeslot_start,
-                    timeslot_end: *timeslot_end,
-                    requested_at: *requested_at,
-                });
+                self.owner_id = Some(owner_id.clone());
+                self.requested_at = Some(*requested_at);
                 self.timeslot_end = Some(*timeslot_end);
             }
             LabletInstanceEvent::Scheduled { worker_id, .. } => self.worker_id = *worker_id,
@@ -192,8 +170,20 @@ impl Aggregate for LabletInstance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::given;
+    use crate::testing::{given, test_context};
+    use crate::values::{FreeText, Name, Timeslot};
     use InstanceState::*;
+
+    fn ctx(hour: u32) -> DecisionContext {
+        DecisionContext {
+            now: at(hour),
+            ..test_context()
+        }
+    }
+
+    fn reason(text: &str) -> Option<FreeText<1024>> {
+        Some(FreeText::parse(text).unwrap())
+    }
 
     fn at(hour: u32) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(&format!("2026-01-01T{hour:02}:00:00Z"))
@@ -204,12 +194,10 @@ mod tests {
     fn request() -> InstanceRequest {
         InstanceRequest {
             definition_id: Uuid::from_u128(1),
-            definition_version: "1.0.0".into(),
-            owner_id: "student-1".into(),
-            reservation_id: "res-1".into(),
-            timeslot_start: at(10),
-            timeslot_end: at(11),
-            requested_at: at(9),
+            definition_version: Name::parse("1.0.0").unwrap(),
+            owner_id: Name::parse("student-1").unwrap(),
+            reservation_id: Name::parse("res-1").unwrap(),
+            timeslot: Timeslot::new(at(10), at(11)).unwrap(),
         }
     }
 
@@ -231,10 +219,11 @@ mod tests {
             to: *to,
             reason: None,
             worker_id: Some(Uuid::from_u128(9)),
-            at: at(10),
         });
         let scenario = given::<LabletInstance>([])
+            .at(at(9))
             .after([LabletInstanceCommand::Request(request())])
+            .at(at(10))
             .after(moves);
         assert_eq!(scenario.state().state, Some(state));
         scenario.state().clone()
@@ -260,12 +249,14 @@ mod tests {
             for to in InstanceState::ALL {
                 let expected = allowed.contains(&(from, to)) || (to == Terminated && from != Terminated);
                 let instance = instance_in(from);
-                let result = instance.decide(&LabletInstanceCommand::Transition {
-                    to,
-                    reason: Some("test".into()),
-                    worker_id: None,
-                    at: at(12),
-                });
+                let result = instance.decide(
+                    &LabletInstanceCommand::Transition {
+                        to,
+                        reason: reason("test"),
+                        worker_id: None,
+                    },
+                    &ctx(12),
+                );
                 match result {
                     Ok(events) => {
                         assert!(expected, "{from} -> {to} should be refused");
@@ -286,12 +277,14 @@ mod tests {
     fn terminate_records_the_state_it_left() {
         let instance = instance_in(Running);
         let events = instance
-            .decide(&LabletInstanceCommand::Transition {
-                to: Terminated,
-                reason: Some("expired".into()),
-                worker_id: None,
-                at: at(12),
-            })
+            .decide(
+                &LabletInstanceCommand::Transition {
+                    to: Terminated,
+                    reason: reason("expired"),
+                    worker_id: None,
+                },
+                &ctx(12),
+            )
             .unwrap();
         assert!(
             matches!(&events[0], LabletInstanceEvent::Terminated(StateChange { from: Running, reason: Some(r), .. }) if r == "expired")
@@ -301,12 +294,14 @@ mod tests {
     #[test]
     fn commands_on_a_missing_instance_are_not_found() {
         let err = LabletInstance::default()
-            .decide(&LabletInstanceCommand::Transition {
-                to: Scheduled,
-                reason: None,
-                worker_id: None,
-                at: at(1),
-            })
+            .decide(
+                &LabletInstanceCommand::Transition {
+                    to: Scheduled,
+                    reason: None,
+                    worker_id: None,
+                },
+                &ctx(1),
+            )
             .unwrap_err();
         assert_eq!(
             err,
@@ -320,22 +315,18 @@ mod tests {
     fn requesting_twice_is_refused() {
         let instance = instance_in(Pending);
         assert!(matches!(
-            instance.decide(&LabletInstanceCommand::Request(request())),
+            instance.decide(&LabletInstanceCommand::Request(request()), &ctx(9)),
             Err(DomainError::AlreadyExists { .. })
         ));
     }
 
     #[test]
     fn timeslot_must_end_after_it_starts() {
-        let mut bad = request();
-        bad.timeslot_end = bad.timeslot_start;
-        assert!(matches!(
-            LabletInstance::default().decide(&LabletInstanceCommand::Request(bad)),
-            Err(DomainError::InvalidValue {
-                field: "timeslot_end",
-                ..
-            })
-        ));
+        // Such a request cannot be made: the timeslot refuses to exist.
+        assert_eq!(
+            Timeslot::new(at(10), at(10)).unwrap_err(),
+            "must be after timeslot_start"
+        );
     }
 
     #[test]
@@ -347,27 +338,17 @@ mod tests {
     #[test]
     fn timeslot_extends_only_forward_and_not_when_over() {
         let mut instance = instance_in(Running);
-        let events = instance
-            .decide(&LabletInstanceCommand::ExtendTimeslot {
-                new_end: at(12),
-                at: at(10),
-            })
-            .unwrap();
+        let extend = |hour| LabletInstanceCommand::ExtendTimeslot { new_end: at(hour) };
+        let events = instance.decide(&extend(12), &ctx(10)).unwrap();
         instance.apply(&events[0]);
         assert_eq!(instance.timeslot_end, Some(at(12)));
         assert!(matches!(
-            instance.decide(&LabletInstanceCommand::ExtendTimeslot {
-                new_end: at(12),
-                at: at(10)
-            }),
+            instance.decide(&extend(12), &ctx(10)),
             Err(DomainError::RuleViolated(_))
         ));
         for state in [Archived, Terminated] {
             assert!(matches!(
-                instance_in(state).decide(&LabletInstanceCommand::ExtendTimeslot {
-                    new_end: at(20),
-                    at: at(10)
-                }),
+                instance_in(state).decide(&extend(20), &ctx(10)),
                 Err(DomainError::RuleViolated(_))
             ));
         }
@@ -381,21 +362,16 @@ mod tests {
             passed: true,
             breakdown: [("ospf".to_string(), 8.0)].into(),
         };
+        let record = |score: &GradingScore| LabletInstanceCommand::RecordScore {
+            score: CheckedScore::parse(score.clone()).unwrap(),
+        };
         for state in InstanceState::ALL {
-            let result = instance_in(state).decide(&LabletInstanceCommand::RecordScore {
-                score: score.clone(),
-                at: at(11),
-            });
+            let result = instance_in(state).decide(&record(&score), &ctx(11));
             let allowed = matches!(state, Collecting | Grading | Stopping | Stopped);
             assert_eq!(result.is_ok(), allowed, "score in {state}");
         }
         let mut instance = instance_in(Grading);
-        let events = instance
-            .decide(&LabletInstanceCommand::RecordScore {
-                score: score.clone(),
-                at: at(11),
-            })
-            .unwrap();
+        let events = instance.decide(&record(&score), &ctx(11)).unwrap();
         instance.apply(&events[0]);
         assert_eq!(instance.score, Some(score));
         let too_high = GradingScore {
@@ -404,13 +380,11 @@ mod tests {
             passed: true,
             breakdown: Default::default(),
         };
-        assert!(matches!(
-            instance.decide(&LabletInstanceCommand::RecordScore {
-                score: too_high,
-                at: at(11)
-            }),
-            Err(DomainError::InvalidValue { .. })
-        ));
+        // A score above its maximum cannot be recorded: it cannot even be a command.
+        assert_eq!(
+            CheckedScore::parse(too_high).unwrap_err(),
+            vec![("total".to_owned(), "must not exceed max")]
+        );
     }
 
     #[test]

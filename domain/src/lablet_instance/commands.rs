@@ -2,18 +2,53 @@
 
 use super::events::GradingScore;
 use super::state::InstanceState;
+use crate::kernel::Command;
+use crate::values::{FreeText, Name, Timeslot};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// A reservation of a lablet definition's version, for one owner, in one timeslot.
+#[derive(Debug, Clone, PartialEq)]
 pub struct InstanceRequest {
     pub definition_id: Uuid,
-    pub definition_version: String,
-    pub owner_id: String,
-    pub reservation_id: String,
-    pub timeslot_start: DateTime<Utc>,
-    pub timeslot_end: DateTime<Utc>,
-    pub requested_at: DateTime<Utc>,
+    pub definition_version: Name<256>,
+    pub owner_id: Name<256>,
+    pub reservation_id: Name<256>,
+    pub timeslot: Timeslot,
+}
+
+/// A grading result that makes sense: a positive finite maximum, a total from zero to it, no
+/// negative or infinite part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedScore(GradingScore);
+
+impl CheckedScore {
+    /// The score, or each field that is wrong with why.
+    pub fn parse(score: GradingScore) -> Result<Self, Vec<(String, &'static str)>> {
+        let mut problems = Vec::new();
+        if !score.max.is_finite() || score.max <= 0.0 {
+            problems.push(("max".to_owned(), "must be a positive number"));
+        }
+        if !score.total.is_finite() || score.total < 0.0 {
+            problems.push(("total".to_owned(), "must not be negative"));
+        } else if score.total > score.max {
+            problems.push(("total".to_owned(), "must not exceed max"));
+        }
+        for (name, points) in &score.breakdown {
+            if !points.is_finite() || *points < 0.0 {
+                problems.push((format!("breakdown.{name}"), "must not be negative"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(CheckedScore(score))
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn score(&self) -> &GradingScore {
+        &self.0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -22,16 +57,24 @@ pub enum LabletInstanceCommand {
     /// Any move of the state machine, `terminated` included.
     Transition {
         to: InstanceState,
-        reason: Option<String>,
+        reason: Option<FreeText<1024>>,
         worker_id: Option<Uuid>,
-        at: DateTime<Utc>,
     },
     ExtendTimeslot {
         new_end: DateTime<Utc>,
-        at: DateTime<Utc>,
     },
     RecordScore {
-        score: GradingScore,
-        at: DateTime<Utc>,
+        score: CheckedScore,
     },
+}
+
+impl Command for LabletInstanceCommand {
+    fn name(&self) -> &'static str {
+        match self {
+            LabletInstanceCommand::Request(_) => "lablet_instance.request",
+            LabletInstanceCommand::Transition { .. } => "lablet_instance.transition",
+            LabletInstanceCommand::ExtendTimeslot { .. } => "lablet_instance.extend_timeslot",
+            LabletInstanceCommand::RecordScore { .. } => "lablet_instance.record_score",
+        }
+    }
 }

@@ -10,6 +10,6 @@ mod events;
 mod state;
 
 pub use aggregate::{instance_id_for_reservation, LabletInstance};
-pub use commands::{InstanceRequest, LabletInstanceCommand};
+pub use commands::{CheckedScore, InstanceRequest, LabletInstanceCommand};
 pub use events::{GradingScore, LabletInstanceEvent, StateChange};
 pub use state::InstanceState;

@@ -1,19 +1,18 @@
 //! WorkOrder state, decisions and the fold of its events.
 
-use super::commands::{Submission, WorkOrderCommand};
+use super::commands::{Failure, LeaseTerms, Submission, WorkOrderCommand};
 use super::events::{Lease, WorkOrderEvent};
 use super::retry::RetryPolicy;
 use super::state::WorkOrderState;
-use crate::kernel::{Aggregate, DomainError};
-use chrono::{DateTime, Utc};
-
-/// The most attempts an order may ask for.
-pub const MAX_ATTEMPTS: u32 = 100;
+use crate::kernel::{Aggregate, DecisionContext, DomainError};
+use chrono::{DateTime, Duration, Utc};
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct WorkOrder {
-    pub submission: Option<Submission>,
     pub state: Option<WorkOrderState>,
+    pub kind: Option<String>,
+    pub max_attempts: u32,
+    pub submitted_at: Option<DateTime<Utc>>,
     pub attempt: u32,
     pub lease: Option<Lease>,
     pub next_attempt_at: Option<DateTime<Utc>>,
@@ -43,36 +42,45 @@ impl WorkOrder {
         }
     }
 
-    fn max_attempts(&self) -> u32 {
-        self.submission.as_ref().map_or(1, |s| s.max_attempts)
-    }
-
-    fn submit(&self, submission: &Submission) -> Result<Vec<WorkOrderEvent>, DomainError> {
+    fn submit(&self, submission: &Submission, at: DateTime<Utc>) -> Result<Vec<WorkOrderEvent>, DomainError> {
         if self.state.is_some() {
             return Err(DomainError::AlreadyExists {
                 aggregate: Self::KIND.name(),
             });
         }
-        if submission.kind.trim().is_empty() {
-            return Err(DomainError::InvalidValue {
-                field: "kind",
-                message: "must not be empty".into(),
-            });
-        }
-        if submission.max_attempts == 0 || submission.max_attempts > MAX_ATTEMPTS {
-            return Err(DomainError::InvalidValue {
-                field: "max_attempts",
-                message: format!("must be between 1 and {MAX_ATTEMPTS}"),
-            });
-        }
         Ok(vec![WorkOrderEvent::Submitted {
-            kind: submission.kind.clone(),
+            kind: submission.kind.to_string(),
             payload: submission.payload.clone(),
             priority: submission.priority,
-            max_attempts: submission.max_attempts,
+            max_attempts: submission.max_attempts.get(),
             resources: submission.resources,
-            submitted_at: submission.submitted_at,
+            submitted_at: at,
         }])
+    }
+
+    fn lease(&self, terms: &LeaseTerms, at: DateTime<Utc>) -> Result<Vec<WorkOrderEvent>, DomainError> {
+        self.ensure_can_move(WorkOrderState::Leased)?;
+        Ok(vec![WorkOrderEvent::Leased {
+            lease: Lease {
+                executor: terms.executor.to_string(),
+                expires_at: at + Duration::seconds(i64::from(terms.lease_seconds.get())),
+            },
+            attempt: self.attempt + 1,
+            at,
+        }])
+    }
+
+    fn start(&self, executor: &str, at: DateTime<Utc>) -> Result<Vec<WorkOrderEvent>, DomainError> {
+        self.ensure_can_move(WorkOrderState::Running)?;
+        match &self.lease {
+            Some(lease) if lease.executor == executor => Ok(vec![WorkOrderEvent::Started {
+                executor: executor.to_owned(),
+                at,
+            }]),
+            _ => Err(DomainError::RuleViolated(format!(
+                "executor `{executor}` does not hold the lease of this order"
+            ))),
+        }
     }
 
     /// A failed attempt: back to waiting while attempts remain and the error is retryable.
@@ -80,11 +88,10 @@ impl WorkOrder {
         &self,
         error: &str,
         retryable: bool,
-        jitter: f64,
-        at: DateTime<Utc>,
+        context: &DecisionContext,
     ) -> Result<Vec<WorkOrderEvent>, DomainError> {
         let from = self.current()?;
-        if !matches!(from, WorkOrderState::Preparing | WorkOrderState::Running) {
+        if !matches!(from, WorkOrderState::Leased | WorkOrderState::Running) {
             return Err(DomainError::InvalidTransition {
                 aggregate: Self::KIND.name(),
                 from: from.to_string(),
@@ -96,8 +103,9 @@ impl WorkOrder {
                 .to_string(),
             });
         }
-        if retryable && self.attempt < self.max_attempts() {
-            let next_attempt_at = at + self.retry_policy.delay(self.attempt, jitter);
+        let at = context.now;
+        if retryable && self.attempt < self.max_attempts {
+            let next_attempt_at = at + self.retry_policy.delay(self.attempt, context.jitter);
             return Ok(vec![WorkOrderEvent::AttemptFailed {
                 attempt: self.attempt,
                 error: error.to_owned(),
@@ -112,6 +120,17 @@ impl WorkOrder {
             at,
         }])
     }
+
+    fn requeue(&self, at: DateTime<Utc>) -> Result<Vec<WorkOrderEvent>, DomainError> {
+        self.ensure_can_move(WorkOrderState::Pending)?;
+        match self.next_attempt_at {
+            Some(next) if next > at => Err(DomainError::RuleViolated(format!(
+                "the order waits until {}",
+                next.to_rfc3339()
+            ))),
+            _ => Ok(vec![WorkOrderEvent::Requeued { at }]),
+        }
+    }
 }
 
 impl Aggregate for WorkOrder {
@@ -119,84 +138,38 @@ impl Aggregate for WorkOrder {
     type Event = WorkOrderEvent;
     type Command = WorkOrderCommand;
 
-    fn decide(&self, command: &WorkOrderCommand) -> Result<Vec<WorkOrderEvent>, DomainError> {
+    fn decide(
+        &self,
+        command: &WorkOrderCommand,
+        context: &DecisionContext,
+    ) -> Result<Vec<WorkOrderEvent>, DomainError> {
+        let at = context.now;
         match command {
-            WorkOrderCommand::Submit(submission) => self.submit(submission),
-            WorkOrderCommand::Prepare {
-                executor,
-                expires_at,
-                at,
-            } => {
-                self.ensure_can_move(WorkOrderState::Preparing)?;
-                if executor.trim().is_empty() {
-                    return Err(DomainError::InvalidValue {
-                        field: "executor",
-                        message: "must not be empty".into(),
-                    });
-                }
-                if expires_at <= at {
-                    return Err(DomainError::InvalidValue {
-                        field: "expires_at",
-                        message: "a lease must expire in the future".into(),
-                    });
-                }
-                Ok(vec![WorkOrderEvent::Leased {
-                    lease: Lease {
-                        executor: executor.clone(),
-                        expires_at: *expires_at,
-                    },
-                    attempt: self.attempt + 1,
-                    at: *at,
-                }])
-            }
-            WorkOrderCommand::Start { executor, at } => {
-                self.ensure_can_move(WorkOrderState::Running)?;
-                match &self.lease {
-                    Some(lease) if &lease.executor == executor => Ok(vec![WorkOrderEvent::Started {
-                        executor: executor.clone(),
-                        at: *at,
-                    }]),
-                    _ => Err(DomainError::RuleViolated(format!(
-                        "executor `{executor}` does not hold the lease of this order"
-                    ))),
-                }
-            }
-            WorkOrderCommand::Complete { result, at } => {
+            WorkOrderCommand::Submit(submission) => self.submit(submission, at),
+            WorkOrderCommand::Lease(terms) => self.lease(terms, at),
+            WorkOrderCommand::Start { executor } => self.start(executor, at),
+            WorkOrderCommand::Complete { result } => {
                 self.ensure_can_move(WorkOrderState::Completed)?;
                 Ok(vec![WorkOrderEvent::Completed {
                     result: result.clone(),
-                    at: *at,
+                    at,
                 }])
             }
-            WorkOrderCommand::Fail {
-                error,
-                retryable,
-                jitter,
-                at,
-            } => self.fail(error, *retryable, *jitter, *at),
-            WorkOrderCommand::ExpireLease { jitter, at } => {
-                let expired = self.lease.as_ref().is_some_and(|lease| lease.expires_at <= *at);
+            WorkOrderCommand::Fail(Failure { error, retryable }) => self.fail(error.as_str(), *retryable, context),
+            WorkOrderCommand::ExpireLease => {
+                let expired = self.lease.as_ref().is_some_and(|lease| lease.expires_at <= at);
                 if !expired {
                     return Err(DomainError::RuleViolated("the lease has not expired".into()));
                 }
-                self.fail("lease expired", true, *jitter, *at)
+                self.fail("lease expired", true, context)
             }
-            WorkOrderCommand::Requeue { at } => {
-                self.ensure_can_move(WorkOrderState::Pending)?;
-                match self.next_attempt_at {
-                    Some(next) if next > *at => Err(DomainError::RuleViolated(format!(
-                        "the order waits until {}",
-                        next.to_rfc3339()
-                    ))),
-                    _ => Ok(vec![WorkOrderEvent::Requeued { at: *at }]),
-                }
-            }
-            WorkOrderCommand::Cancel { reason, at } => {
+            WorkOrderCommand::Requeue => self.requeue(at),
+            WorkOrderCommand::Cancel { reason } => {
                 let from = self.ensure_can_move(WorkOrderState::Cancelled)?;
                 Ok(vec![WorkOrderEvent::Cancelled {
                     from,
-                    reason: reason.clone(),
-                    at: *at,
+                    reason: reason.as_ref().map(|r| r.as_str().to_owned()),
+                    at,
                 }])
             }
         }
@@ -206,20 +179,13 @@ impl Aggregate for WorkOrder {
         match event {
             WorkOrderEvent::Submitted {
                 kind,
-                payload,
-                priority,
                 max_attempts,
-                resources,
                 submitted_at,
+                ..
             } => {
-                self.submission = Some(Submission {
-                    kind: kind.clone(),
-                    payload: payload.clone(),
-                    priority: *priority,
-                    max_attempts: *max_attempts,
-                    resources: *resources,
-                    submitted_at: *submitted_at,
-                });
+                self.kind = Some(kind.clone());
+                self.max_attempts = *max_attempts;
+                self.submitted_at = Some(*submitted_at);
             }
             WorkOrderEvent::Leased { lease, attempt, .. } => {
                 self.lease = Some(lease.clone());
@@ -252,9 +218,9 @@ impl Aggregate for WorkOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{execute, given};
+    use crate::testing::{execute, given, TEST_ACTOR};
+    use crate::values::{Bounded, ExecutorName, Name, RequiredText};
     use crate::work_order::ResourceNeeds;
-    use chrono::Duration;
     use WorkOrderState::*;
 
     fn at(minute: i64) -> DateTime<Utc> {
@@ -264,63 +230,67 @@ mod tests {
             + Duration::minutes(minute)
     }
 
-    fn submission(max_attempts: u32) -> Submission {
-        Submission {
-            kind: "lab.start".into(),
-            payload: serde_json::json!({"lab": "x"}),
-            priority: 5,
-            max_attempts,
-            resources: ResourceNeeds::default(),
-            submitted_at: at(0),
+    /// Deciding at minute `minute`, with the largest jitter.
+    fn ctx(minute: i64) -> DecisionContext {
+        DecisionContext {
+            now: at(minute),
+            actor: TEST_ACTOR.into(),
+            jitter: 1.0,
         }
     }
 
-    fn prepare() -> WorkOrderCommand {
-        WorkOrderCommand::Prepare {
-            executor: "exec-1".into(),
-            expires_at: at(10),
-            at: at(1),
+    fn submission(max_attempts: u32) -> Submission {
+        Submission {
+            kind: Name::parse("lab.start").unwrap(),
+            payload: serde_json::json!({"lab": "x"}),
+            priority: 5,
+            max_attempts: Bounded::parse(max_attempts).unwrap(),
+            resources: ResourceNeeds::default(),
         }
+    }
+
+    fn executor(name: &str) -> ExecutorName {
+        Name::parse(name).unwrap()
+    }
+
+    /// Leased by exec-1 for nine minutes (at minute 1, until minute 10).
+    fn lease() -> WorkOrderCommand {
+        WorkOrderCommand::Lease(LeaseTerms {
+            executor: executor("exec-1"),
+            lease_seconds: Bounded::parse(540).unwrap(),
+        })
     }
     fn start() -> WorkOrderCommand {
         WorkOrderCommand::Start {
-            executor: "exec-1".into(),
-            at: at(2),
+            executor: executor("exec-1"),
         }
     }
     fn fail(retryable: bool) -> WorkOrderCommand {
-        WorkOrderCommand::Fail {
-            error: "boom".into(),
+        WorkOrderCommand::Fail(Failure {
+            error: RequiredText::parse("boom").unwrap(),
             retryable,
-            jitter: 1.0,
-            at: at(3),
+        })
+    }
+    fn complete() -> WorkOrderCommand {
+        WorkOrderCommand::Complete {
+            result: serde_json::json!({}),
         }
     }
 
     fn order_in(state: WorkOrderState) -> WorkOrder {
         let mut order = WorkOrder::default();
-        execute(&mut order, &WorkOrderCommand::Submit(submission(3))).unwrap();
-        let steps: Vec<WorkOrderCommand> = match state {
+        execute(&mut order, &WorkOrderCommand::Submit(submission(3)), &ctx(0)).unwrap();
+        let steps: Vec<(WorkOrderCommand, i64)> = match state {
             Pending => vec![],
-            Preparing => vec![prepare()],
-            Running => vec![prepare(), start()],
-            WaitingRetry => vec![prepare(), start(), fail(true)],
-            Completed => vec![
-                prepare(),
-                start(),
-                WorkOrderCommand::Complete {
-                    result: serde_json::json!({}),
-                    at: at(4),
-                },
-            ],
-            Failed => vec![prepare(), start(), fail(false)],
-            Cancelled => vec![WorkOrderCommand::Cancel {
-                reason: None,
-                at: at(1),
-            }],
+            Leased => vec![(lease(), 1)],
+            Running => vec![(lease(), 1), (start(), 2)],
+            WaitingRetry => vec![(lease(), 1), (start(), 2), (fail(true), 3)],
+            Completed => vec![(lease(), 1), (start(), 2), (complete(), 4)],
+            Failed => vec![(lease(), 1), (start(), 2), (fail(false), 3)],
+            Cancelled => vec![(WorkOrderCommand::Cancel { reason: None }, 1)],
         };
-        for step in steps {
-            execute(&mut order, &step).unwrap();
+        for (step, minute) in steps {
+            execute(&mut order, &step, &ctx(minute)).unwrap();
         }
         assert_eq!(order.state, Some(state));
         order
@@ -329,18 +299,14 @@ mod tests {
     /// The command that tries to move an order into `to`.
     fn command_towards(to: WorkOrderState) -> WorkOrderCommand {
         match to {
-            Pending => WorkOrderCommand::Requeue { at: at(60) },
-            Preparing => prepare(),
+            Pending => WorkOrderCommand::Requeue,
+            Leased => lease(),
             Running => start(),
             WaitingRetry => fail(true),
-            Completed => WorkOrderCommand::Complete {
-                result: serde_json::json!({"ok": true}),
-                at: at(5),
-            },
+            Completed => complete(),
             Failed => fail(false),
             Cancelled => WorkOrderCommand::Cancel {
-                reason: Some("test".into()),
-                at: at(5),
+                reason: Some(crate::values::FreeText::parse("test").unwrap()),
             },
         }
     }
@@ -351,7 +317,7 @@ mod tests {
             for to in WorkOrderState::ALL {
                 let mut order = order_in(from);
                 let expected = from.can_move_to(to);
-                let result = execute(&mut order, &command_towards(to));
+                let result = execute(&mut order, &command_towards(to), &ctx(60));
                 assert_eq!(result.is_ok(), expected, "{from} -> {to}: {result:?}");
                 if expected {
                     assert_eq!(order.state, Some(to));
@@ -363,46 +329,46 @@ mod tests {
     #[test]
     fn retryable_failures_back_off_until_attempts_run_out() {
         let mut order = WorkOrder::default();
-        execute(&mut order, &WorkOrderCommand::Submit(submission(3))).unwrap();
+        execute(&mut order, &WorkOrderCommand::Submit(submission(3)), &ctx(0)).unwrap();
         for attempt in 1..=2 {
-            execute(&mut order, &prepare()).unwrap();
+            execute(&mut order, &lease(), &ctx(1)).unwrap();
             assert_eq!(order.attempt, attempt);
-            execute(&mut order, &fail(true)).unwrap();
+            execute(&mut order, &fail(true), &ctx(3)).unwrap();
             assert_eq!(order.state, Some(WaitingRetry));
             let expected_wait = RetryPolicy::default().delay(attempt, 1.0);
             assert_eq!(order.next_attempt_at, Some(at(3) + expected_wait));
             assert!(matches!(
-                order.decide(&WorkOrderCommand::Requeue { at: at(3) }),
+                order.decide(&WorkOrderCommand::Requeue, &ctx(3)),
                 Err(DomainError::RuleViolated(_))
             ));
-            execute(
-                &mut order,
-                &WorkOrderCommand::Requeue {
-                    at: at(3) + expected_wait,
-                },
-            )
-            .unwrap();
+            let when_due = DecisionContext {
+                now: at(3) + expected_wait,
+                ..ctx(3)
+            };
+            execute(&mut order, &WorkOrderCommand::Requeue, &when_due).unwrap();
             assert_eq!(order.state, Some(Pending));
         }
-        execute(&mut order, &prepare()).unwrap();
-        execute(&mut order, &fail(true)).unwrap();
+        execute(&mut order, &lease(), &ctx(1)).unwrap();
+        execute(&mut order, &fail(true), &ctx(3)).unwrap();
         assert_eq!(order.state, Some(Failed));
         assert_eq!(order.errors.len(), 3);
     }
 
     #[test]
     fn non_retryable_failure_fails_at_once() {
-        let mut order = order_in(Preparing);
-        execute(&mut order, &fail(false)).unwrap();
+        let mut order = order_in(Leased);
+        execute(&mut order, &fail(false), &ctx(3)).unwrap();
         assert_eq!(order.state, Some(Failed));
     }
 
     #[test]
     fn only_the_lease_holder_starts_the_order() {
-        let leased = given::<WorkOrder>([]).after([WorkOrderCommand::Submit(submission(3)), prepare()]);
+        let leased = given::<WorkOrder>([])
+            .at(at(1))
+            .after([WorkOrderCommand::Submit(submission(3)), lease()])
+            .at(at(2));
         let stranger = WorkOrderCommand::Start {
-            executor: "other".into(),
-            at: at(2),
+            executor: executor("other"),
         };
         assert!(matches!(
             leased.clone().when(stranger).decided(),
@@ -415,42 +381,32 @@ mod tests {
     }
 
     #[test]
+    fn a_lease_runs_for_its_seconds_from_the_moment_it_is_taken() {
+        let order = order_in(Leased);
+        assert_eq!(order.lease.map(|l| l.expires_at), Some(at(10)));
+    }
+
+    #[test]
     fn an_expired_lease_is_a_retryable_failure() {
         let mut order = order_in(Running);
-        assert!(order
-            .decide(&WorkOrderCommand::ExpireLease { jitter: 0.0, at: at(9) })
-            .is_err());
-        execute(
-            &mut order,
-            &WorkOrderCommand::ExpireLease {
-                jitter: 0.0,
-                at: at(10),
-            },
-        )
-        .unwrap();
+        assert!(order.decide(&WorkOrderCommand::ExpireLease, &ctx(9)).is_err());
+        execute(&mut order, &WorkOrderCommand::ExpireLease, &ctx(10)).unwrap();
         assert_eq!(order.state, Some(WaitingRetry));
         assert_eq!(order.errors, vec!["lease expired".to_string()]);
     }
 
     #[test]
     fn submission_is_validated() {
-        let mut empty_kind = submission(3);
-        empty_kind.kind = "".into();
-        assert!(matches!(
-            WorkOrder::default().decide(&WorkOrderCommand::Submit(empty_kind)),
-            Err(DomainError::InvalidValue { field: "kind", .. })
-        ));
-        for attempts in [0, MAX_ATTEMPTS + 1] {
-            assert!(matches!(
-                WorkOrder::default().decide(&WorkOrderCommand::Submit(submission(attempts))),
-                Err(DomainError::InvalidValue {
-                    field: "max_attempts",
-                    ..
-                })
-            ));
+        // An empty kind or an out-of-range attempt count cannot become a command at all.
+        assert_eq!(Name::<128>::parse("").unwrap_err(), "must not be empty");
+        for attempts in [0, 101] {
+            assert_eq!(
+                crate::work_order::Attempts::parse(attempts).unwrap_err(),
+                "must be between 1 and 100"
+            );
         }
         assert!(matches!(
-            order_in(Pending).decide(&WorkOrderCommand::Submit(submission(3))),
+            order_in(Pending).decide(&WorkOrderCommand::Submit(submission(3)), &ctx(0)),
             Err(DomainError::AlreadyExists { .. })
         ));
     }
@@ -458,7 +414,7 @@ mod tests {
     #[test]
     fn commands_on_a_missing_order_are_not_found() {
         assert_eq!(
-            WorkOrder::default().decide(&prepare()),
+            WorkOrder::default().decide(&lease(), &ctx(1)),
             Err(DomainError::NotFound {
                 aggregate: "work_order"
             })

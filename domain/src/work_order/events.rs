@@ -72,7 +72,7 @@ impl WorkOrderEvent {
     pub fn target_state(&self) -> WorkOrderState {
         match self {
             WorkOrderEvent::Submitted { .. } | WorkOrderEvent::Requeued { .. } => WorkOrderState::Pending,
-            WorkOrderEvent::Leased { .. } => WorkOrderState::Preparing,
+            WorkOrderEvent::Leased { .. } => WorkOrderState::Leased,
             WorkOrderEvent::Started { .. } => WorkOrderState::Running,
             WorkOrderEvent::Completed { .. } => WorkOrderState::Completed,
             WorkOrderEvent::AttemptFailed { .. } => WorkOrderState::WaitingRetry,

@@ -8,7 +8,9 @@ use std::str::FromStr;
 #[serde(rename_all = "snake_case")]
 pub enum WorkOrderState {
     Pending,
-    Preparing,
+    /// An executor holds the order; written `preparing` on the wire.
+    #[serde(rename = "preparing")]
+    Leased,
     Running,
     WaitingRetry,
     Completed,
@@ -19,7 +21,7 @@ pub enum WorkOrderState {
 impl WorkOrderState {
     pub const ALL: [WorkOrderState; 7] = [
         WorkOrderState::Pending,
-        WorkOrderState::Preparing,
+        WorkOrderState::Leased,
         WorkOrderState::Running,
         WorkOrderState::WaitingRetry,
         WorkOrderState::Completed,
@@ -30,7 +32,7 @@ impl WorkOrderState {
     pub fn as_str(self) -> &'static str {
         match self {
             WorkOrderState::Pending => "pending",
-            WorkOrderState::Preparing => "preparing",
+            WorkOrderState::Leased => "preparing",
             WorkOrderState::Running => "running",
             WorkOrderState::WaitingRetry => "waiting_retry",
             WorkOrderState::Completed => "completed",
@@ -50,12 +52,12 @@ impl WorkOrderState {
         use WorkOrderState::*;
         matches!(
             (self, to),
-            (Pending, Preparing)
+            (Pending, Leased)
                 | (Pending, Cancelled)
-                | (Preparing, Running)
-                | (Preparing, WaitingRetry)
-                | (Preparing, Failed)
-                | (Preparing, Cancelled)
+                | (Leased, Running)
+                | (Leased, WaitingRetry)
+                | (Leased, Failed)
+                | (Leased, Cancelled)
                 | (Running, Completed)
                 | (Running, WaitingRetry)
                 | (Running, Failed)

@@ -4,7 +4,7 @@ use super::commands::{Registration, ServiceObservation, WorkerCommand};
 use super::events::{Activity, Capacity, License, SyncCounts, WorkerEvent, WorkerMetrics};
 use super::idle::{IdlePolicy, IdleStatus, RECENT_ACTIVITY_LIMIT};
 use super::state::{takes_work, ServiceStatus, WorkerStatus};
-use crate::kernel::{Aggregate, DomainError};
+use crate::kernel::{Aggregate, DecisionContext, DomainError};
 use chrono::{DateTime, Utc};
 
 /// A utilisation percentage must move by more than this many points to be recorded again.
@@ -126,19 +126,15 @@ impl Worker {
         Ok(())
     }
 
-    fn register(&self, registration: &Registration) -> Result<Vec<WorkerEvent>, DomainError> {
+    fn register(
+        &self,
+        registration: &Registration,
+        context: &DecisionContext,
+    ) -> Result<Vec<WorkerEvent>, DomainError> {
         if self.exists {
             return Err(DomainError::AlreadyExists {
                 aggregate: Self::KIND.name(),
             });
-        }
-        for (field, value) in [("name", &registration.name), ("region", &registration.region)] {
-            if value.trim().is_empty() {
-                return Err(DomainError::InvalidValue {
-                    field,
-                    message: "must not be empty".into(),
-                });
-            }
         }
         // A server that already exists (it has an endpoint) runs; one without waits to be made.
         let status = if registration.endpoint.is_some() {
@@ -147,27 +143,27 @@ impl Worker {
             WorkerStatus::Pending
         };
         Ok(vec![WorkerEvent::Registered {
-            name: registration.name.clone(),
-            region: registration.region.clone(),
-            endpoint: registration.endpoint.clone(),
-            template_name: registration.template_name.clone(),
-            instance_id: registration.instance_id.clone(),
+            name: registration.name.trim().to_owned(),
+            region: registration.region.trim().to_owned(),
+            endpoint: registration.endpoint.as_ref().map(|e| e.as_str().to_owned()),
+            template_name: registration.template_name.as_ref().map(ToString::to_string),
+            instance_id: registration.instance_id.as_ref().map(ToString::to_string),
             declared_capacity: registration.declared_capacity,
             status,
             insecure_tls: registration.insecure_tls,
             idle_detection_enabled: true,
-            registered_by: registration.registered_by.clone(),
-            registered_at: registration.registered_at,
+            registered_by: context.actor.clone(),
+            registered_at: context.now,
         }])
     }
 
-    fn observe(&self, seen: &ServiceObservation) -> Vec<WorkerEvent> {
+    fn observe(&self, seen: &ServiceObservation, observed_at: DateTime<Utc>) -> Vec<WorkerEvent> {
         let mut events = Vec::new();
         if seen.service_status != self.service_status {
             events.push(WorkerEvent::ServiceStatusChanged {
                 previous: self.service_status,
                 new: seen.service_status,
-                changed_at: seen.observed_at,
+                changed_at: observed_at,
             });
         }
         let version_changed = seen.cml_version.is_some() && seen.cml_version != self.cml_version;
@@ -179,10 +175,10 @@ impl Worker {
         };
         match seen.credentials_refused {
             Some(true) if !self.credentials_refused => events.push(WorkerEvent::CredentialsRefused {
-                refused_at: seen.observed_at,
+                refused_at: observed_at,
             }),
             Some(false) if self.credentials_refused => events.push(WorkerEvent::CredentialsAccepted {
-                accepted_at: seen.observed_at,
+                accepted_at: observed_at,
             }),
             _ => {}
         }
@@ -194,7 +190,7 @@ impl Worker {
                 cml_version: seen.cml_version.clone(),
                 license: seen.license.clone(),
                 metrics: seen.metrics,
-                recorded_at: seen.observed_at,
+                recorded_at: observed_at,
             });
         }
         events
@@ -250,10 +246,14 @@ impl Aggregate for Worker {
     type Event = WorkerEvent;
     type Command = WorkerCommand;
 
-    fn decide(&self, command: &WorkerCommand) -> Result<Vec<WorkerEvent>, DomainError> {
+    fn decide(&self, command: &WorkerCommand, context: &DecisionContext) -> Result<Vec<WorkerEvent>, DomainError> {
+        let at = context.now;
+        if !matches!(command, WorkerCommand::Register(_) | WorkerCommand::ChangeStatus { .. }) {
+            self.require_not_terminated()?;
+        }
         match command {
-            WorkerCommand::Register(registration) => self.register(registration),
-            WorkerCommand::ChangeStatus { to, reason, by, at } => {
+            WorkerCommand::Register(registration) => self.register(registration, context),
+            WorkerCommand::ChangeStatus { to, reason } => {
                 self.require_exists()?;
                 let from = self.status.unwrap_or(WorkerStatus::Pending);
                 if from == *to {
@@ -269,48 +269,32 @@ impl Aggregate for Worker {
                 Ok(vec![WorkerEvent::StatusChanged {
                     previous: from,
                     new: *to,
-                    reason: reason.clone(),
-                    changed_by: by.clone(),
-                    changed_at: *at,
+                    reason: reason.as_str().to_owned(),
+                    changed_by: context.actor.clone(),
+                    changed_at: at,
                 }])
             }
-            WorkerCommand::RecordObservation(seen) => {
-                self.require_not_terminated()?;
-                Ok(self.observe(seen))
-            }
-            WorkerCommand::RecordLabsSynced { counts, at } => {
-                self.require_not_terminated()?;
-                Ok(vec![WorkerEvent::LabsSynced {
-                    counts: *counts,
-                    synced_at: *at,
-                }])
-            }
-            WorkerCommand::RecordCredentialsChanged { by, at } => {
-                self.require_not_terminated()?;
-                Ok(vec![WorkerEvent::CredentialsChanged {
-                    changed_by: by.clone(),
-                    changed_at: *at,
-                }])
-            }
-            WorkerCommand::SetIdleDetection { enabled, by, at } => {
-                self.require_not_terminated()?;
+            WorkerCommand::RecordObservation(seen) => Ok(self.observe(seen, at)),
+            WorkerCommand::RecordLabsSynced { counts } => Ok(vec![WorkerEvent::LabsSynced {
+                counts: *counts,
+                synced_at: at,
+            }]),
+            WorkerCommand::RecordCredentialsChanged => Ok(vec![WorkerEvent::CredentialsChanged {
+                changed_by: context.actor.clone(),
+                changed_at: at,
+            }]),
+            WorkerCommand::SetIdleDetection { enabled } => {
                 if *enabled == self.idle_detection_enabled {
                     return Ok(Vec::new());
                 }
                 Ok(vec![WorkerEvent::IdleDetectionChanged {
                     enabled: *enabled,
-                    changed_by: by.clone(),
-                    changed_at: *at,
+                    changed_by: context.actor.clone(),
+                    changed_at: at,
                 }])
             }
-            WorkerCommand::RecordActivity { activities } => {
-                self.require_not_terminated()?;
-                Ok(self.record_activity(activities))
-            }
-            WorkerCommand::DetectIdle { policy, now } => {
-                self.require_not_terminated()?;
-                Ok(self.detect_idle(*policy, *now))
-            }
+            WorkerCommand::RecordActivity { activities } => Ok(self.record_activity(activities)),
+            WorkerCommand::DetectIdle { policy } => Ok(self.detect_idle(*policy, at)),
         }
     }
 

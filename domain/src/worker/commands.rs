@@ -1,22 +1,22 @@
 //! What can be asked of a worker.
 
+use super::endpoint::Endpoint;
 use super::events::{Activity, Capacity, License, SyncCounts, WorkerMetrics};
 use super::idle::IdlePolicy;
 use super::state::{ServiceStatus, WorkerStatus};
-use chrono::{DateTime, Utc};
+use crate::kernel::Command;
+use crate::values::{FreeText, Name};
 
 /// A new worker: an existing CML server (with an endpoint) or one still to be provisioned.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Registration {
-    pub name: String,
-    pub region: String,
-    pub endpoint: Option<String>,
-    pub template_name: Option<String>,
-    pub instance_id: Option<String>,
+    pub name: Name<128>,
+    pub region: Name<64>,
+    pub endpoint: Option<Endpoint>,
+    pub template_name: Option<Name<128>>,
+    pub instance_id: Option<Name<128>>,
     pub declared_capacity: Capacity,
     pub insecure_tls: bool,
-    pub registered_by: String,
-    pub registered_at: DateTime<Utc>,
 }
 
 /// What one monitoring pass saw on a worker; `None` where the call that reports it failed.
@@ -29,7 +29,6 @@ pub struct ServiceObservation {
     /// Whether CML refused the worker's credentials (`Some(false)`: a call that needed them
     /// succeeded; `None`: no such call got an answer).
     pub credentials_refused: Option<bool>,
-    pub observed_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -39,34 +38,40 @@ pub enum WorkerCommand {
     /// all this command with their target).
     ChangeStatus {
         to: WorkerStatus,
-        reason: String,
-        by: String,
-        at: DateTime<Utc>,
+        reason: FreeText<1024>,
     },
     /// Records a monitoring pass; only a changed status or a figure that moved is recorded.
     RecordObservation(ServiceObservation),
     RecordLabsSynced {
         counts: SyncCounts,
-        at: DateTime<Utc>,
     },
     /// Records that new credentials were sealed for the worker.
-    RecordCredentialsChanged {
-        by: String,
-        at: DateTime<Utc>,
-    },
+    RecordCredentialsChanged,
     SetIdleDetection {
         enabled: bool,
-        by: String,
-        at: DateTime<Utc>,
     },
     /// Activities read from the worker's telemetry, in any order; only newer ones count.
     RecordActivity {
         activities: Vec<Activity>,
     },
-    /// Records that the worker is idle, if it is under `policy` at `now` and was not reported
-    /// idle already for the same quiet period.
+    /// Records that the worker is idle, if it is under `policy` now and was not reported idle
+    /// already for the same quiet period.
     DetectIdle {
         policy: IdlePolicy,
-        now: DateTime<Utc>,
     },
+}
+
+impl Command for WorkerCommand {
+    fn name(&self) -> &'static str {
+        match self {
+            WorkerCommand::Register(_) => "cml_worker.register",
+            WorkerCommand::ChangeStatus { .. } => "cml_worker.change_status",
+            WorkerCommand::RecordObservation(_) => "cml_worker.record_observation",
+            WorkerCommand::RecordLabsSynced { .. } => "cml_worker.record_labs_synced",
+            WorkerCommand::RecordCredentialsChanged => "cml_worker.change_credentials",
+            WorkerCommand::SetIdleDetection { .. } => "cml_worker.set_idle_detection",
+            WorkerCommand::RecordActivity { .. } => "cml_worker.record_activity",
+            WorkerCommand::DetectIdle { .. } => "cml_worker.detect_idle",
+        }
+    }
 }

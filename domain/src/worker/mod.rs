@@ -8,6 +8,7 @@
 
 mod aggregate;
 mod commands;
+mod endpoint;
 mod events;
 mod idle;
 mod state;
@@ -17,6 +18,7 @@ mod upcasters;
 
 pub use aggregate::{figures_moved, Worker, COUNT_FRACTION_THRESHOLD, PERCENT_POINTS_THRESHOLD};
 pub use commands::{Registration, ServiceObservation, WorkerCommand};
+pub use endpoint::{check_endpoint, Endpoint};
 pub use events::{Activity, Capacity, License, LicenseType, SyncCounts, WorkerEvent, WorkerMetrics};
 pub use idle::{counts_as_activity, IdlePolicy, IdleStatus, AUTOMATED_USER_PREFIX, RECENT_ACTIVITY_LIMIT};
 pub use state::{takes_work, ServiceStatus, WorkerStatus};

@@ -2,9 +2,30 @@
 //! when they move, activity and idle detection.
 
 use super::*;
-use crate::kernel::{decode_event, encode_event, Aggregate, DomainError, DomainEvent};
-use crate::testing::execute;
+use crate::kernel::{decode_event, encode_event, Aggregate, DecisionContext, DomainError, DomainEvent};
+use crate::values::{FreeText, Name};
 use chrono::{DateTime, Duration, Utc};
+
+/// A command and the context it is decided in.
+type Timed = (WorkerCommand, DecisionContext);
+
+/// `command`, decided at minute `minute` for alice.
+fn timed(command: WorkerCommand, minute: i64) -> Timed {
+    let context = DecisionContext {
+        now: at(minute),
+        actor: "alice".into(),
+        jitter: 0.5,
+    };
+    (command, context)
+}
+
+fn execute(worker: &mut Worker, (command, context): &Timed) -> Result<Vec<WorkerEvent>, DomainError> {
+    crate::testing::execute(worker, command, context)
+}
+
+fn decide(worker: &Worker, (command, context): &Timed) -> Result<Vec<WorkerEvent>, DomainError> {
+    worker.decide(command, context)
+}
 
 fn at(minute: i64) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-01T10:00:00Z")
@@ -15,10 +36,10 @@ fn at(minute: i64) -> DateTime<Utc> {
 
 fn registration(endpoint: Option<&str>) -> Registration {
     Registration {
-        name: "worker-1".into(),
-        region: "eu-west-1".into(),
-        endpoint: endpoint.map(str::to_owned),
-        template_name: Some("standard".into()),
+        name: Name::parse("worker-1").unwrap(),
+        region: Name::parse("eu-west-1").unwrap(),
+        endpoint: endpoint.map(|e| Endpoint::parse(e).unwrap()),
+        template_name: Some(Name::parse("standard").unwrap()),
         instance_id: None,
         declared_capacity: Capacity {
             cpu_cores: 32,
@@ -27,8 +48,6 @@ fn registration(endpoint: Option<&str>) -> Registration {
             max_nodes: 100,
         },
         insecure_tls: false,
-        registered_by: "alice".into(),
-        registered_at: at(0),
     }
 }
 
@@ -36,19 +55,18 @@ fn registered() -> Worker {
     let mut worker = Worker::default();
     execute(
         &mut worker,
-        &WorkerCommand::Register(registration(Some("https://cml-1.example.net"))),
+        &timed(
+            WorkerCommand::Register(registration(Some("https://cml-1.example.net"))),
+            0,
+        ),
     )
     .unwrap();
     worker
 }
 
-fn change(to: WorkerStatus, minute: i64) -> WorkerCommand {
-    WorkerCommand::ChangeStatus {
-        to,
-        reason: "test".into(),
-        by: "alice".into(),
-        at: at(minute),
-    }
+fn change(to: WorkerStatus, minute: i64) -> Timed {
+    let reason = FreeText::parse("test").unwrap();
+    timed(WorkerCommand::ChangeStatus { to, reason }, minute)
 }
 
 fn metrics(cpu: f64, labs: u32) -> WorkerMetrics {
@@ -61,26 +79,26 @@ fn metrics(cpu: f64, labs: u32) -> WorkerMetrics {
     }
 }
 
-fn observation(status: ServiceStatus, metrics: Option<WorkerMetrics>, minute: i64) -> WorkerCommand {
-    WorkerCommand::RecordObservation(ServiceObservation {
+fn observation(status: ServiceStatus, metrics: Option<WorkerMetrics>, minute: i64) -> Timed {
+    let seen = ServiceObservation {
         service_status: status,
         cml_version: Some("2.9.0".into()),
         license: None,
         metrics,
         credentials_refused: None,
-        observed_at: at(minute),
-    })
+    };
+    timed(WorkerCommand::RecordObservation(seen), minute)
 }
 
-fn login_seen(refused: bool, minute: i64) -> WorkerCommand {
-    WorkerCommand::RecordObservation(ServiceObservation {
+fn login_seen(refused: bool, minute: i64) -> Timed {
+    let seen = ServiceObservation {
         service_status: ServiceStatus::Available,
         cml_version: Some("2.9.0".into()),
         license: None,
         metrics: None,
         credentials_refused: Some(refused),
-        observed_at: at(minute),
-    })
+    };
+    timed(WorkerCommand::RecordObservation(seen), minute)
 }
 
 #[test]
@@ -98,8 +116,7 @@ fn refused_credentials_are_recorded_once_and_cleared_by_an_accepted_login_or_new
     assert_eq!(accepted, vec![WorkerEvent::CredentialsAccepted { accepted_at: at(4) }]);
     assert!(!worker.credentials_refused);
     execute(&mut worker, &login_seen(true, 5)).unwrap();
-    let by = "user:alice".to_owned();
-    execute(&mut worker, &WorkerCommand::RecordCredentialsChanged { by, at: at(6) }).unwrap();
+    execute(&mut worker, &timed(WorkerCommand::RecordCredentialsChanged, 6)).unwrap();
     assert!(!worker.credentials_refused, "new credentials are untried");
 }
 
@@ -110,10 +127,10 @@ fn a_server_with_an_endpoint_registers_running_and_one_without_pending() {
     assert!(worker.idle_detection_enabled);
     assert!(!worker.can_take_work(), "CML not yet seen available");
     let mut pending = Worker::default();
-    execute(&mut pending, &WorkerCommand::Register(registration(None))).unwrap();
+    execute(&mut pending, &timed(WorkerCommand::Register(registration(None)), 0)).unwrap();
     assert_eq!(pending.status, Some(WorkerStatus::Pending));
     assert_eq!(
-        execute(&mut pending, &WorkerCommand::Register(registration(None))),
+        execute(&mut pending, &timed(WorkerCommand::Register(registration(None)), 0)),
         Err(DomainError::AlreadyExists {
             aggregate: "cml_worker"
         })
@@ -122,12 +139,8 @@ fn a_server_with_an_endpoint_registers_running_and_one_without_pending() {
 
 #[test]
 fn registration_needs_a_name_and_a_region() {
-    let mut missing = registration(None);
-    missing.region = " ".into();
-    assert!(matches!(
-        Worker::default().decide(&WorkerCommand::Register(missing)),
-        Err(DomainError::InvalidValue { field: "region", .. })
-    ));
+    // A blank region cannot become a registration at all: the value refuses it.
+    assert_eq!(Name::<64>::parse(" ").unwrap_err(), "must not be empty");
 }
 
 #[test]
@@ -152,10 +165,10 @@ fn drain_cancel_stop_follow_the_status_machine() {
     execute(&mut worker, &change(WorkerStatus::Terminated, 6)).unwrap();
     assert_eq!(worker.terminated_at, Some(at(6)));
     assert!(matches!(
-        worker.decide(&observation(ServiceStatus::Available, None, 7)),
+        decide(&worker, &observation(ServiceStatus::Available, None, 7)),
         Err(DomainError::RuleViolated(_))
     ));
-    assert!(Worker::default().decide(&change(WorkerStatus::Running, 1)).is_err());
+    assert!(decide(&Worker::default(), &change(WorkerStatus::Running, 1)).is_err());
 }
 
 #[test]
@@ -235,18 +248,28 @@ fn activity_keeps_the_newest_ten_and_ignores_what_it_has_seen() {
     let first: Vec<Activity> = (1..=8).map(|m| activity(m, "start_node")).collect();
     execute(
         &mut worker,
-        &WorkerCommand::RecordActivity {
-            activities: first.clone(),
-        },
+        &timed(
+            WorkerCommand::RecordActivity {
+                activities: first.clone(),
+            },
+            0,
+        ),
     )
     .unwrap();
     assert_eq!(worker.last_activity_at, Some(at(8)));
     assert_eq!(
-        execute(&mut worker, &WorkerCommand::RecordActivity { activities: first }),
+        execute(
+            &mut worker,
+            &timed(WorkerCommand::RecordActivity { activities: first }, 0)
+        ),
         Ok(vec![])
     );
     let more: Vec<Activity> = (9..=12).map(|m| activity(m, "stop_lab")).collect();
-    execute(&mut worker, &WorkerCommand::RecordActivity { activities: more }).unwrap();
+    execute(
+        &mut worker,
+        &timed(WorkerCommand::RecordActivity { activities: more }, 0),
+    )
+    .unwrap();
     assert_eq!(worker.recent_activity.len(), RECENT_ACTIVITY_LIMIT);
     assert_eq!(worker.recent_activity[0].at, at(12));
     assert_eq!(worker.recent_activity[9].at, at(3));
@@ -273,38 +296,44 @@ fn idle_after_the_timeout_is_reported_once_per_quiet_period() {
     let mut worker = registered();
     execute(
         &mut worker,
-        &WorkerCommand::RecordActivity {
-            activities: vec![activity(10, "start_lab")],
-        },
+        &timed(
+            WorkerCommand::RecordActivity {
+                activities: vec![activity(10, "start_lab")],
+            },
+            0,
+        ),
     )
     .unwrap();
     let status = worker.idle_status(at(69), policy);
     assert!(!status.idle, "{}", status.reason);
     assert_eq!(status.idle_minutes, 59);
     assert!(worker.idle_status(at(70), policy).idle);
-    let events = execute(&mut worker, &WorkerCommand::DetectIdle { policy, now: at(75) }).unwrap();
+    let events = execute(&mut worker, &timed(WorkerCommand::DetectIdle { policy }, 75)).unwrap();
     assert!(matches!(
         events[..],
         [WorkerEvent::IdleDetected { idle_minutes: 65, .. }]
     ));
     assert_eq!(
-        execute(&mut worker, &WorkerCommand::DetectIdle { policy, now: at(90) }),
+        execute(&mut worker, &timed(WorkerCommand::DetectIdle { policy }, 90)),
         Ok(vec![])
     );
     // New activity starts a new quiet period, reported again after its own timeout.
     execute(
         &mut worker,
-        &WorkerCommand::RecordActivity {
-            activities: vec![activity(100, "user_activity")],
-        },
+        &timed(
+            WorkerCommand::RecordActivity {
+                activities: vec![activity(100, "user_activity")],
+            },
+            0,
+        ),
     )
     .unwrap();
     assert_eq!(
-        execute(&mut worker, &WorkerCommand::DetectIdle { policy, now: at(120) }),
+        execute(&mut worker, &timed(WorkerCommand::DetectIdle { policy }, 120)),
         Ok(vec![])
     );
     assert_eq!(
-        execute(&mut worker, &WorkerCommand::DetectIdle { policy, now: at(160) })
+        execute(&mut worker, &timed(WorkerCommand::DetectIdle { policy }, 160))
             .unwrap()
             .len(),
         1
@@ -317,11 +346,7 @@ fn idle_detection_off_or_a_stopped_worker_or_a_snooze_is_never_idle() {
     let mut worker = registered();
     execute(
         &mut worker,
-        &WorkerCommand::SetIdleDetection {
-            enabled: false,
-            by: "alice".into(),
-            at: at(1),
-        },
+        &timed(WorkerCommand::SetIdleDetection { enabled: false }, 1),
     )
     .unwrap();
     let status = worker.idle_status(at(500), policy);
@@ -329,11 +354,7 @@ fn idle_detection_off_or_a_stopped_worker_or_a_snooze_is_never_idle() {
     assert_eq!(status.reason, "idle detection is off");
     execute(
         &mut worker,
-        &WorkerCommand::SetIdleDetection {
-            enabled: true,
-            by: "alice".into(),
-            at: at(2),
-        },
+        &timed(WorkerCommand::SetIdleDetection { enabled: true }, 2),
     )
     .unwrap();
     assert!(worker.idle_status(at(500), policy).idle);
@@ -350,7 +371,8 @@ fn idle_detection_off_or_a_stopped_worker_or_a_snooze_is_never_idle() {
 #[test]
 fn every_event_round_trips_through_its_wire_form() {
     let mut worker = Worker::default();
-    let mut events = execute(&mut worker, &WorkerCommand::Register(registration(Some("https://x")))).unwrap();
+    let register = WorkerCommand::Register(registration(Some("https://x")));
+    let mut events = execute(&mut worker, &timed(register, 0)).unwrap();
     events.extend(
         execute(
             &mut worker,
@@ -361,23 +383,28 @@ fn every_event_round_trips_through_its_wire_form() {
     events.extend(
         execute(
             &mut worker,
-            &WorkerCommand::RecordLabsSynced {
-                counts: SyncCounts {
-                    labs: 3,
-                    created: 1,
-                    ..SyncCounts::default()
+            &timed(
+                WorkerCommand::RecordLabsSynced {
+                    counts: SyncCounts {
+                        labs: 3,
+                        created: 1,
+                        ..SyncCounts::default()
+                    },
                 },
-                at: at(2),
-            },
+                2,
+            ),
         )
         .unwrap(),
     );
     events.extend(
         execute(
             &mut worker,
-            &WorkerCommand::RecordActivity {
-                activities: vec![activity(3, "start_lab")],
-            },
+            &timed(
+                WorkerCommand::RecordActivity {
+                    activities: vec![activity(3, "start_lab")],
+                },
+                0,
+            ),
         )
         .unwrap(),
     );
@@ -390,12 +417,9 @@ fn every_event_round_trips_through_its_wire_form() {
 
 #[test]
 fn credentials_changes_are_recorded_without_the_credentials_and_not_after_termination() {
-    let record = WorkerCommand::RecordCredentialsChanged {
-        by: "alice".into(),
-        at: at(3),
-    };
+    let record = timed(WorkerCommand::RecordCredentialsChanged, 3);
     assert_eq!(
-        Worker::default().decide(&record),
+        decide(&Worker::default(), &record),
         Err(DomainError::NotFound {
             aggregate: "cml_worker"
         })
@@ -406,5 +430,5 @@ fn credentials_changes_are_recorded_without_the_credentials_and_not_after_termin
     let payload = encode_event(&events[0]).unwrap();
     assert_eq!(payload, r#"{"changed_by":"alice","changed_at":"2026-01-01T10:03:00Z"}"#);
     execute(&mut worker, &change(WorkerStatus::Terminated, 4)).unwrap();
-    assert!(matches!(worker.decide(&record), Err(DomainError::RuleViolated(_))));
+    assert!(matches!(decide(&worker, &record), Err(DomainError::RuleViolated(_))));
 }

@@ -112,7 +112,7 @@ impl CmlConnector for HttpCmlConnector {
         if let Some(client) = self.cached(target) {
             return Ok(client);
         }
-        lablet_application::workers::check_endpoint(&target.endpoint).map_err(CmlError::BadEndpoint)?;
+        lablet_domain::worker::check_endpoint(&target.endpoint).map_err(CmlError::BadEndpoint)?;
         let credentials = self
             .vault
             .load(target.worker_id)

@@ -13,12 +13,13 @@
 
 use clap::Parser;
 use lablet_api::app::{build, build_mediator, serve_until};
-use lablet_application::lab_records::ObserveLab;
 use lablet_application::ports::ReadModelStore;
 use lablet_application::ports::SystemClock;
 use lablet_application::progress::ProjectionProgress;
+use lablet_application::Execute;
 use lablet_application::{Mediator, RequestContext};
-use lablet_domain::lab_record::{LabDetails, LabState};
+use lablet_domain::lab_record::{lab_record_id, LabDetails, LabObservation, LabRecord, LabRecordCommand, LabState};
+use lablet_domain::values::LabId;
 use lablet_infrastructure::config::StoreLocation;
 use lablet_infrastructure::postgres::PostgresReadModelStore;
 use lablet_infrastructure::sqlite::SqliteReadModelStore;
@@ -67,10 +68,12 @@ struct Args {
     postgres: Option<String>,
 }
 
-fn observation(worker_id: Uuid, lab: usize, state: LabState) -> ObserveLab {
-    ObserveLab {
+fn observation(worker_id: Uuid, lab: usize, state: LabState) -> Execute<LabRecord> {
+    let lab_id = LabId::parse(format!("lab-{lab:06}")).expect("a short lab id");
+    let id = lab_record_id(worker_id, &lab_id);
+    let seen = LabObservation {
         worker_id,
-        lab_id: format!("lab-{lab:06}"),
+        lab_id,
         details: LabDetails {
             title: format!("Lab {lab}"),
             description: "OSPF area 0 with two routers".into(),
@@ -84,7 +87,8 @@ fn observation(worker_id: Uuid, lab: usize, state: LabState) -> ObserveLab {
         state,
         cml_created_at: None,
         cml_modified_at: None,
-    }
+    };
+    Execute::on(id, LabRecordCommand::Observe(seen))
 }
 
 /// Sends `total` observations with `writers` concurrent writers; observation `n` goes to lab

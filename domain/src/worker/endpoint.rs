@@ -1,5 +1,10 @@
 //! What a worker endpoint may be: an http(s) base URL naming a host, without credentials, query
-//! or fragment. Checked when a worker is registered and again before a client is made.
+//! or fragment. An [`Endpoint`] is one, parsed where it enters; [`check_endpoint`] checks a
+//! stored one again before a client is made.
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::{de, Deserialize, Deserializer, Serialize};
+use std::borrow::Cow;
 
 /// Longest endpoint accepted.
 const MAX_ENDPOINT_LEN: usize = 2048;
@@ -40,9 +45,48 @@ pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A CML server's base URL, without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Endpoint(String);
+
+impl Endpoint {
+    pub fn parse(endpoint: &str) -> Result<Self, String> {
+        check_endpoint(endpoint)?;
+        Ok(Endpoint(endpoint.trim_end_matches('/').to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Endpoint {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Endpoint::parse(&String::deserialize(deserializer)?).map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for Endpoint {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        String::schema_name()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        String::json_schema(generator)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::check_endpoint;
+    use super::{check_endpoint, Endpoint};
+
+    #[test]
+    fn an_endpoint_loses_its_trailing_slash() {
+        assert_eq!(Endpoint::parse("https://cml/").unwrap().as_str(), "https://cml");
+    }
 
     #[test]
     fn endpoints_must_be_plain_http_urls_with_a_host() {
