@@ -8,9 +8,7 @@
 
 use crate::text::{free_text_problem, name_problem};
 use chrono::{DateTime, Utc};
-use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{de, Deserialize, Deserializer, Serialize};
-use std::borrow::Cow;
 use std::fmt;
 
 /// A name or an id of at most `MAX` characters: not blank, single-line, no control character.
@@ -147,19 +145,21 @@ impl<'de, const MIN: u32, const MAX: u32> Deserialize<'de> for Bounded<MIN, MAX>
 /// The schema of the wrapped value, inlined: the API documents a string or an integer.
 macro_rules! schema_of_inner {
     ($inner:ty, $ty:ty, $($generics:tt)*) => {
-        impl<$($generics)*> JsonSchema for $ty {
+        impl<$($generics)*> schemars::JsonSchema for $ty {
             fn inline_schema() -> bool {
                 true
             }
-            fn schema_name() -> Cow<'static, str> {
-                <$inner>::schema_name()
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                <$inner as schemars::JsonSchema>::schema_name()
             }
-            fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-                <$inner>::json_schema(generator)
+            fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                <$inner as schemars::JsonSchema>::json_schema(generator)
             }
         }
     };
 }
+
+pub(crate) use schema_of_inner;
 
 schema_of_inner!(String, Name<MAX>, const MAX: usize);
 schema_of_inner!(String, FreeText<MAX>, const MAX: usize);

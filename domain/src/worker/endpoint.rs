@@ -2,9 +2,7 @@
 //! or fragment. An [`Endpoint`] is one, parsed where it enters; [`check_endpoint`] checks a
 //! stored one again before a client is made.
 
-use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{de, Deserialize, Deserializer, Serialize};
-use std::borrow::Cow;
 
 /// Longest endpoint accepted.
 const MAX_ENDPOINT_LEN: usize = 2048;
@@ -67,17 +65,7 @@ impl<'de> Deserialize<'de> for Endpoint {
     }
 }
 
-impl JsonSchema for Endpoint {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> Cow<'static, str> {
-        String::schema_name()
-    }
-    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        String::json_schema(generator)
-    }
-}
+crate::values::schema_of_inner!(String, Endpoint,);
 
 #[cfg(test)]
 mod tests {
