@@ -86,7 +86,7 @@ impl From<EventStoreError> for AppError {
 impl From<ReadModelError> for AppError {
     fn from(err: ReadModelError) -> Self {
         match err {
-            ReadModelError::Unavailable(_) | ReadModelError::Superseded { .. } => {
+            ReadModelError::Unavailable(_) | ReadModelError::Superseded { .. } | ReadModelError::Fenced { .. } => {
                 AppError::Unavailable(err.to_string())
             }
             ReadModelError::Corrupt(_) | ReadModelError::UnknownCollection(_) => AppError::Internal(err.to_string()),

@@ -13,6 +13,7 @@ use crate::context::RequestContext;
 use crate::envelope::EventEnvelope;
 use crate::error::{AppError, FieldError};
 use crate::mediator::{Handler, Mediator, Request, RequestKind};
+use crate::ports::read_models::CommitFence;
 use crate::ports::{EventStore, ReadModelStore};
 use crate::repository::AggregateRepository;
 use crate::subscription::Subscription;
@@ -241,14 +242,17 @@ impl InboxProcessor {
         let generation = self.checkpoints.generation(INBOX_PROCESSOR).await?;
         let checkpoint = self.checkpoints.checkpoint(INBOX_PROCESSOR).await?.unwrap_or(0);
         let mut subscription = Subscription::new(self.events.clone(), checkpoint, 500);
+        let mut committed = checkpoint;
         loop {
             let batch = subscription.next_batch().await?;
             for envelope in batch.iter().filter(|e| e.event_type == "inbox_message.received") {
                 self.handle(envelope).await?;
             }
+            let fence = CommitFence::new(generation, committed);
             self.checkpoints
-                .commit(INBOX_PROCESSOR, generation, subscription.position(), Vec::new())
+                .commit(INBOX_PROCESSOR, fence, subscription.position(), Vec::new())
                 .await?;
+            committed = subscription.position();
         }
     }
 

@@ -9,8 +9,10 @@
 //! Three stages overlap: a reader task fetches the next batch from the log, the runner projects
 //! the current one against an in-memory cache of the documents it touched recently, and the
 //! previous changes commit meanwhile (at most one commit in flight, committed in order). The
-//! cache is the runner's own: it is the only writer of its collection, and a restart after an
-//! error starts from the committed checkpoint with an empty cache.
+//! cache is the runner's own, and it is trusted only while the runner is the one writer of its
+//! collection: every commit is fenced by the checkpoint it starts from, so a runner whose
+//! projection another runner moved (another replica, or a rebuild) is refused, writes nothing,
+//! and starts again from the committed checkpoint with an empty cache.
 //!
 //! While catching up, changes of several read batches gather before they commit, so a document
 //! touched by many events is written once per commit and only its newest 50 operations are
@@ -22,7 +24,7 @@ use crate::projector::{ProjectionError, Projector};
 use lablet_application::envelope::EventEnvelope;
 use lablet_application::ports::read_models::OPERATION_HISTORY_LIMIT;
 use lablet_application::ports::{
-    DocumentWrite, EventStore, EventStoreError, HistoryRecord, ReadModelError, ReadModelStore,
+    CommitFence, DocumentWrite, EventStore, EventStoreError, HistoryRecord, ReadModelError, ReadModelStore,
 };
 use lablet_application::progress::ProjectionProgress;
 use lablet_application::shutdown::pause_unless_stopped;
@@ -44,6 +46,8 @@ const DOCUMENT_CACHE: usize = 100_000;
 const READ_AHEAD: usize = 2;
 /// Pause before starting again after an error.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+/// Pause before starting again after another runner's commit refused this one's.
+const FENCED_BACKOFF: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
@@ -67,6 +71,14 @@ type DocumentCache = HashMap<String, (Map<String, Value>, u64)>;
 struct Gathered {
     history: HashMap<String, VecDeque<HistoryRecord>>,
     events: usize,
+    position: u64,
+}
+
+/// Where the runner's commits stand: the generation it read, and the checkpoint the next
+/// commit starts from (the position of the last commit handed over).
+#[derive(Clone, Copy)]
+struct Committed {
+    generation: u64,
     position: u64,
 }
 
@@ -150,6 +162,17 @@ impl ProjectionRunner {
                 );
                 continue;
             }
+            if let Err(RunnerError::ReadModel(ReadModelError::Fenced { found, .. })) = &outcome {
+                tracing::info!(
+                    projection = self.name(),
+                    checkpoint = found,
+                    "another runner committed this projection; following the log from its checkpoint"
+                );
+                if !pause_unless_stopped(&mut shutdown, FENCED_BACKOFF).await {
+                    return;
+                }
+                continue;
+            }
             if let Err(err) = outcome {
                 tracing::error!(projection = self.name(), error = %err, "projection stopped; restarting from its checkpoint");
                 // Parked where operators see it (`lablet projections status`); cleared by the
@@ -182,7 +205,7 @@ impl ProjectionRunner {
     /// Projects batches from the reader, committing gathered changes while the next batches are
     /// projected. Without `live`, returns the number of events read once the log is exhausted.
     async fn consume(&self, live: bool) -> Result<u64, RunnerError> {
-        let (mut feed, generation) = self.read_from_checkpoint(live).await?;
+        let (mut feed, mut committed) = self.read_from_checkpoint(live).await?;
         let mut cache = DocumentCache::new();
         let mut gathered = Gathered::default();
         let mut in_flight: Option<InFlight> = None;
@@ -195,7 +218,10 @@ impl ProjectionRunner {
                     Ok(next) => Some(next),
                     Err(mpsc::error::TryRecvError::Empty) => {
                         // Nothing more waiting: commit what has gathered now.
-                        in_flight = Some(self.commit(&mut gathered, &cache, in_flight.take(), generation).await?);
+                        in_flight = Some(
+                            self.commit(&mut gathered, &cache, in_flight.take(), &mut committed)
+                                .await?,
+                        );
                         continue;
                     }
                     Err(mpsc::error::TryRecvError::Disconnected) => None,
@@ -207,18 +233,26 @@ impl ProjectionRunner {
                     if cache.len() > DOCUMENT_CACHE {
                         // Forget only what has landed: a document of an uncommitted change must
                         // not be read back from the store before that change is committed.
-                        let committing = self.commit(&mut gathered, &cache, in_flight.take(), generation).await?;
+                        let committing = self
+                            .commit(&mut gathered, &cache, in_flight.take(), &mut committed)
+                            .await?;
                         self.finish(Some(committing)).await?;
                         cache.clear();
                     }
                     self.project(&batch, &mut cache, &mut gathered).await?;
                     if gathered.events >= COMMIT_EVERY {
-                        in_flight = Some(self.commit(&mut gathered, &cache, in_flight.take(), generation).await?);
+                        in_flight = Some(
+                            self.commit(&mut gathered, &cache, in_flight.take(), &mut committed)
+                                .await?,
+                        );
                     }
                 }
                 Feed::CaughtUp(position) => {
                     if gathered.events > 0 {
-                        in_flight = Some(self.commit(&mut gathered, &cache, in_flight.take(), generation).await?);
+                        in_flight = Some(
+                            self.commit(&mut gathered, &cache, in_flight.take(), &mut committed)
+                                .await?,
+                        );
                     }
                     self.finish(in_flight.take()).await?;
                     self.progress.publish(self.name(), position, true);
@@ -236,7 +270,7 @@ impl ProjectionRunner {
         gathered: &mut Gathered,
         cache: &DocumentCache,
         in_flight: Option<InFlight>,
-        generation: u64,
+        committed: &mut Committed,
     ) -> Result<InFlight, RunnerError> {
         self.finish(in_flight).await?;
         let collection = self.projector.collection().name;
@@ -256,8 +290,10 @@ impl ProjectionRunner {
             .collect();
         let position = gathered.position;
         gathered.events = 0;
+        let fence = CommitFence::new(committed.generation, committed.position);
+        committed.position = position;
         let (store, name) = (self.read_models.clone(), self.name());
-        let task = tokio::spawn(async move { store.commit(name, generation, position, writes).await });
+        let task = tokio::spawn(async move { store.commit(name, fence, position, writes).await });
         Ok(InFlight { task, position })
     }
 
@@ -272,8 +308,8 @@ impl ProjectionRunner {
 
     /// Starts a reader task at the committed checkpoint; with `live` it keeps following the log
     /// after catching up. The task ends when the receiver is dropped. Answers the feed and the
-    /// generation the checkpoint belongs to.
-    async fn read_from_checkpoint(&self, live: bool) -> Result<(FeedReceiver, u64), RunnerError> {
+    /// checkpoint with the generation it belongs to.
+    async fn read_from_checkpoint(&self, live: bool) -> Result<(FeedReceiver, Committed), RunnerError> {
         let generation = self.read_models.generation(self.name()).await?;
         let checkpoint = self.read_models.checkpoint(self.name()).await?.unwrap_or(0);
         self.progress.publish(self.name(), checkpoint, false);
@@ -299,16 +335,23 @@ impl ProjectionRunner {
                 }
             }
         });
-        Ok((receiver, generation))
+        let committed = Committed {
+            generation,
+            position: checkpoint,
+        };
+        Ok((receiver, committed))
     }
 
     /// Projects one batch and commits it with the checkpoint of its last event.
     pub async fn apply(&self, batch: &[EventEnvelope]) -> Result<(), RunnerError> {
         let mut gathered = Gathered::default();
         let mut cache = DocumentCache::new();
-        let generation = self.read_models.generation(self.name()).await?;
+        let mut committed = Committed {
+            generation: self.read_models.generation(self.name()).await?,
+            position: self.read_models.checkpoint(self.name()).await?.unwrap_or(0),
+        };
         self.project(batch, &mut cache, &mut gathered).await?;
-        let committing = self.commit(&mut gathered, &cache, None, generation).await?;
+        let committing = self.commit(&mut gathered, &cache, None, &mut committed).await?;
         self.finish(Some(committing)).await
     }
 

@@ -18,6 +18,6 @@ pub use event_store::{AppendOutcome, EventStore, EventStoreError, ExpectedVersio
 pub use ids::{IdSource, SequentialIds, UuidV7Ids};
 pub use outbox::{OutboxStore, OutboxStoreError, ParkedEvent, RelayMark, SinkProgress};
 pub use read_models::{
-    CollectionSpec, DocumentWrite, HistoryEntry, HistoryRecord, ListPage, ListQuery, ReadModelError, ReadModelStore,
-    StoredDocument,
+    CollectionSpec, CommitFence, DocumentWrite, HistoryEntry, HistoryRecord, ListPage, ListQuery, ReadModelError,
+    ReadModelStore, StoredDocument,
 };

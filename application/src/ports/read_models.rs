@@ -4,6 +4,12 @@
 //! oldest first). Projections write a batch of documents and their checkpoint together: an
 //! adapter that shares a database with its checkpoints commits both in one transaction, one that
 //! cannot guards every document with the last position applied to it.
+//!
+//! Every commit is fenced: it names the checkpoint its batch starts from and the generation
+//! its runner read, and lands only if the stored projection is still there. Two runners of one
+//! projection (two replicas, or a paused one waking up) can therefore never both write: the
+//! one that lost the race is refused with [`ReadModelError::Fenced`], writes nothing, and
+//! starts again from the committed checkpoint.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -116,6 +122,20 @@ pub struct ProjectionFault {
     pub at: DateTime<Utc>,
 }
 
+/// What a commit requires of the stored projection: the generation its runner read and the
+/// checkpoint its batch starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitFence {
+    pub generation: u64,
+    pub from: u64,
+}
+
+impl CommitFence {
+    pub fn new(generation: u64, from: u64) -> Self {
+        CommitFence { generation, from }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ReadModelError {
     #[error("read-model store unavailable: {0}")]
@@ -128,6 +148,14 @@ pub enum ReadModelError {
     /// nothing was written, and the runner must start again from the new checkpoint.
     #[error("projection {projection} was replaced by a rebuild (now generation {current})")]
     Superseded { projection: String, current: u64 },
+    /// Another runner committed the projection since this one's batch began: the stored
+    /// checkpoint is `found`, not the `expected` start of the batch. Nothing was written.
+    #[error("projection {projection} is at {found}, not {expected}: another runner committed it; nothing was written")]
+    Fenced {
+        projection: String,
+        expected: u64,
+        found: u64,
+    },
 }
 
 #[async_trait]
@@ -140,11 +168,12 @@ pub trait ReadModelStore: Send + Sync + 'static {
     ) -> Result<HashMap<String, StoredDocument>, ReadModelError>;
 
     /// Writes a projection batch and the projection's checkpoint, all or nothing, if the
-    /// projection is still at `generation`; otherwise writes nothing and answers `Superseded`.
+    /// projection is still at the fence's generation (else `Superseded`) and checkpoint (else
+    /// `Fenced`); a refused commit writes nothing. A projection that never committed is at 0.
     async fn commit(
         &self,
         projection: &str,
-        generation: u64,
+        fence: CommitFence,
         checkpoint: u64,
         writes: Vec<DocumentWrite>,
     ) -> Result<(), ReadModelError>;

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::TryStreamExt;
 use lablet_application::ports::read_models::{ProjectionFault, ProjectionStatus};
-use lablet_application::ports::{Clock, SystemClock};
+use lablet_application::ports::{Clock, CommitFence, SystemClock};
 use lablet_application::ports::{DocumentWrite, ListPage, ListQuery, ReadModelError, ReadModelStore, StoredDocument};
 use lablet_application::read_model_queries::COLLECTIONS;
 use mongodb::bson::{doc, Bson, Document};
@@ -111,18 +111,28 @@ impl ReadModelStore for MongoReadModelStore {
     async fn commit(
         &self,
         projection: &str,
-        generation: u64,
+        fence: CommitFence,
         checkpoint: u64,
         writes: Vec<DocumentWrite>,
     ) -> Result<(), ReadModelError> {
         for write in &writes {
             self.collection(write.collection)?;
         }
-        let current = generation_of(self.checkpoint_document(projection).await?.as_ref());
+        let stored = self.checkpoint_document(projection).await?;
+        let current = generation_of(stored.as_ref());
+        let generation = fence.generation;
         if current != generation {
             return Err(ReadModelError::Superseded {
                 projection: projection.to_owned(),
                 current,
+            });
+        }
+        let found = stored.as_ref().and_then(|c| c.get_i64("position").ok()).unwrap_or(0) as u64;
+        if found != fence.from {
+            return Err(ReadModelError::Fenced {
+                projection: projection.to_owned(),
+                expected: fence.from,
+                found,
             });
         }
         for write in &writes {
@@ -131,9 +141,12 @@ impl ReadModelStore for MongoReadModelStore {
         let saved = self
             .checkpoints()
             .update_one(
+                // Documents are guarded by their last position; the checkpoint moves only from
+                // where this batch began, so of two runners only one ever advances it.
                 doc! {
                     "_id": projection,
                     "$or": [{ "generation": generation as i64 }, { "generation": { "$exists": false } }],
+                    "position": fence.from as i64,
                 },
                 doc! {
                     "$set": { "position": checkpoint as i64, "generation": generation as i64, "updated_at": now_text() },
@@ -144,10 +157,23 @@ impl ReadModelStore for MongoReadModelStore {
             .await;
         match saved {
             Ok(_) => Ok(()),
-            Err(err) if is_duplicate_key(&err) => Err(ReadModelError::Superseded {
-                projection: projection.to_owned(),
-                current: generation_of(self.checkpoint_document(projection).await?.as_ref()),
-            }),
+            // The filter missed an existing checkpoint, so the upsert collided with it: a
+            // rebuild swapped a generation in, or another runner moved the checkpoint.
+            Err(err) if is_duplicate_key(&err) => {
+                let stored = self.checkpoint_document(projection).await?;
+                let current = generation_of(stored.as_ref());
+                if current != generation {
+                    return Err(ReadModelError::Superseded {
+                        projection: projection.to_owned(),
+                        current,
+                    });
+                }
+                Err(ReadModelError::Fenced {
+                    projection: projection.to_owned(),
+                    expected: fence.from,
+                    found: stored.as_ref().and_then(|c| c.get_i64("position").ok()).unwrap_or(0) as u64,
+                })
+            }
             Err(err) => Err(unavailable(err)),
         }
     }

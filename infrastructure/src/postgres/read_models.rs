@@ -13,7 +13,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool};
 use lablet_application::ports::read_models::{Filter, ProjectionFault, ProjectionStatus, OPERATION_HISTORY_LIMIT};
 use lablet_application::ports::{
-    CollectionSpec, DocumentWrite, HistoryRecord, ListPage, ListQuery, ReadModelError, ReadModelStore, StoredDocument,
+    CollectionSpec, CommitFence, DocumentWrite, HistoryRecord, ListPage, ListQuery, ReadModelError, ReadModelStore,
+    StoredDocument,
 };
 use lablet_application::read_model_queries::COLLECTIONS;
 use serde_json::value::RawValue;
@@ -39,7 +40,8 @@ const INSERT_SEGMENTS: &str = include_str!("sql/rm_insert_segments.sql");
 /// Deletes the segments that newer ones make redundant (they already hold $3 operations).
 const TRIM_SEGMENTS: &str = include_str!("sql/rm_trim_segments.sql");
 const SAVE_CHECKPOINT: &str = include_str!("sql/rm_save_checkpoint.sql");
-const LOCK_GENERATION: &str = include_str!("sql/rm_lock_generation.sql");
+const ENSURE_CHECKPOINT: &str = include_str!("sql/rm_ensure_checkpoint.sql");
+const LOCK_CHECKPOINT: &str = include_str!("sql/rm_lock_checkpoint.sql");
 const UPSERT: &str = include_str!("sql/rm_upsert.sql");
 const RECOUNT_HISTORY: &str = include_str!("sql/rm_recount_history.sql");
 const LOAD_DOCUMENTS: &str = include_str!("sql/rm_load_documents.sql");
@@ -244,7 +246,7 @@ impl ReadModelStore for PostgresReadModelStore {
     async fn commit(
         &self,
         projection: &str,
-        generation: u64,
+        fence: CommitFence,
         checkpoint: u64,
         writes: Vec<DocumentWrite>,
     ) -> Result<(), ReadModelError> {
@@ -253,18 +255,28 @@ impl ReadModelStore for PostgresReadModelStore {
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(unavailable)?;
-        let current = tx
-            .query_opt(LOCK_GENERATION, &[&projection])
+        tx.execute(ENSURE_CHECKPOINT, &[&projection])
+            .await
+            .map_err(unavailable)?;
+        let (current, found) = tx
+            .query_opt(LOCK_CHECKPOINT, &[&projection])
             .await
             .map_err(unavailable)?
-            .map_or(0, |row| row.get::<_, i64>(0) as u64);
-        if current != generation {
+            .map_or((0, 0), |row| (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64));
+        if current != fence.generation {
             return Err(ReadModelError::Superseded {
                 projection: projection.to_owned(),
                 current,
             });
         }
-        write_batch(&tx, projection, generation, checkpoint, &writes).await?;
+        if found != fence.from {
+            return Err(ReadModelError::Fenced {
+                projection: projection.to_owned(),
+                expected: fence.from,
+                found,
+            });
+        }
+        write_batch(&tx, projection, fence.generation, checkpoint, &writes).await?;
         tx.commit().await.map_err(unavailable)
     }
 

@@ -16,8 +16,8 @@ use crate::documents::{column_value, parse_body, with_history};
 use async_trait::async_trait;
 use lablet_application::ports::read_models::{Filter, OPERATION_HISTORY_LIMIT};
 use lablet_application::ports::read_models::{ProjectionFault, ProjectionStatus};
-use lablet_application::ports::CollectionSpec;
 use lablet_application::ports::{Clock, SystemClock};
+use lablet_application::ports::{CollectionSpec, CommitFence};
 use lablet_application::ports::{DocumentWrite, ListPage, ListQuery, ReadModelError, ReadModelStore, StoredDocument};
 use lablet_application::read_model_queries::COLLECTIONS;
 use rusqlite::types::Value as SqlValue;
@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 const COPY_HISTORY: &str = include_str!("sql/rebuild_copy_history.sql");
 const DELETE_HISTORY_OF: &str = include_str!("sql/rebuild_delete_history.sql");
 const GENERATION: &str = include_str!("sql/generation.sql");
+const FENCE: &str = include_str!("sql/fence.sql");
 const SWAP_CHECKPOINT: &str = include_str!("sql/rebuild_swap_checkpoint.sql");
 
 const LOAD_DOCUMENT: &str = include_str!("sql/load_document.sql");
@@ -255,20 +256,35 @@ fn trim_history(tx: &Connection, collection: &str, id: &str, mut count: i64) -> 
     Ok(count)
 }
 
-/// Writes a projection batch in one transaction if `generation` is still the projection's;
-/// answers `Ok(Err(current))` without writing anything otherwise.
+/// Why a fenced commit wrote nothing.
+enum Refused {
+    Superseded { current: u64 },
+    Fenced { found: u64 },
+}
+
+/// Writes a batch under the fence, in one `BEGIN IMMEDIATE` transaction: the check and the
+/// writes hold the database's write lock together, across processes too.
 fn write_batch(
     conn: &mut Connection,
     projection: &str,
-    generation: u64,
+    fence: CommitFence,
     checkpoint: u64,
     writes: &[DocumentWrite],
-) -> rusqlite::Result<Result<(), u64>> {
+) -> rusqlite::Result<Result<(), Refused>> {
     let to_sql = |e: serde_json::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let current = current_generation(&tx, projection)?;
-    if current != generation {
-        return Ok(Err(current));
+    let (current, found) = tx
+        .prepare_cached(FENCE)?
+        .query_row([projection], |row| {
+            Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64))
+        })
+        .optional()?
+        .unwrap_or((0, 0));
+    if current != fence.generation {
+        return Ok(Err(Refused::Superseded { current }));
+    }
+    if found != fence.from {
+        return Ok(Err(Refused::Fenced { found }));
     }
     {
         let mut insert_history = tx.prepare_cached(INSERT_HISTORY)?;
@@ -377,7 +393,7 @@ impl ReadModelStore for SqliteReadModelStore {
     async fn commit(
         &self,
         projection: &str,
-        generation: u64,
+        fence: CommitFence,
         checkpoint: u64,
         writes: Vec<DocumentWrite>,
     ) -> Result<(), ReadModelError> {
@@ -391,9 +407,14 @@ impl ReadModelStore for SqliteReadModelStore {
                 .writer
                 .lock()
                 .map_err(|_| unavailable("read-model writer lock poisoned"))?;
-            match write_batch(&mut conn, &projection, generation, checkpoint, &writes).map_err(unavailable)? {
+            match write_batch(&mut conn, &projection, fence, checkpoint, &writes).map_err(unavailable)? {
                 Ok(()) => Ok(()),
-                Err(current) => Err(ReadModelError::Superseded { projection, current }),
+                Err(Refused::Superseded { current }) => Err(ReadModelError::Superseded { projection, current }),
+                Err(Refused::Fenced { found }) => Err(ReadModelError::Fenced {
+                    projection,
+                    expected: fence.from,
+                    found,
+                }),
             }
         })
         .await

@@ -2,5 +2,6 @@
 //! adapter is done when its suite passes against the real engine.
 
 pub mod event_store;
+pub mod fenced_runners;
 pub mod outbox;
 pub mod read_models;

@@ -4,7 +4,7 @@
 use chrono::Utc;
 use lablet_application::ports::read_models::{Filter, OPERATION_HISTORY_LIMIT};
 use lablet_application::ports::{
-    DocumentWrite, HistoryEntry, HistoryRecord, ListQuery, ReadModelError, ReadModelStore,
+    CommitFence, DocumentWrite, HistoryEntry, HistoryRecord, ListQuery, ReadModelError, ReadModelStore,
 };
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -52,7 +52,7 @@ pub async fn documents_history_and_checkpoint(store: Arc<dyn ReadModelStore>) {
     store
         .commit(
             "lab_records",
-            0,
+            CommitFence::new(0, 0),
             3,
             vec![lab("a", "w1", "STOPPED", 1), lab("b", "w1", "STARTED", 2)],
         )
@@ -76,7 +76,10 @@ pub async fn documents_history_and_checkpoint(store: Arc<dyn ReadModelStore>) {
     let mut write = lab("a", "w1", "STARTED", 4);
     write.new_history = (4..64).map(|p| entry(p, "STARTED")).collect();
     write.last_position = 63;
-    store.commit("lab_records", 0, 63, vec![write]).await.unwrap();
+    store
+        .commit("lab_records", CommitFence::new(0, 3), 63, vec![write])
+        .await
+        .unwrap();
     let doc = parse(&store.get("lab_records", "a").await.unwrap().unwrap());
     let positions: Vec<u64> = doc["operation_history"]
         .as_array()
@@ -93,7 +96,10 @@ pub async fn documents_history_and_checkpoint(store: Arc<dyn ReadModelStore>) {
     for first in (64..104).step_by(4) {
         let mut write = lab("a", "w1", "STARTED", first + 3);
         write.new_history = (first..first + 4).map(|p| entry(p, "STARTED")).collect();
-        store.commit("lab_records", 0, first + 3, vec![write]).await.unwrap();
+        store
+            .commit("lab_records", CommitFence::new(0, first - 1), first + 3, vec![write])
+            .await
+            .unwrap();
     }
     let doc = parse(&store.get("lab_records", "a").await.unwrap().unwrap());
     let positions: Vec<u64> = doc["operation_history"]
@@ -120,7 +126,10 @@ pub async fn filters_sorting_and_paging(store: Arc<dyn ReadModelStore>) {
     let mut removed = lab("lab99", "w1", "STOPPED", 30);
     removed.body.insert("removed_at".into(), json!("2026-01-01T00:00:00Z"));
     writes.push(removed);
-    store.commit("lab_records", 0, 30, writes).await.unwrap();
+    store
+        .commit("lab_records", CommitFence::new(0, 0), 30, writes)
+        .await
+        .unwrap();
 
     let query = |filters: Vec<Filter>, limit: usize, after: Option<String>| ListQuery {
         filters,
@@ -199,7 +208,12 @@ pub async fn projection_errors_are_kept_until_the_next_commit(store: Arc<dyn Rea
     );
 
     store
-        .commit("lab_records", 0, 9, vec![lab("a", "w1", "STOPPED", 9)])
+        .commit(
+            "lab_records",
+            CommitFence::new(0, 0),
+            9,
+            vec![lab("a", "w1", "STOPPED", 9)],
+        )
         .await
         .unwrap();
     store
@@ -217,13 +231,18 @@ pub async fn projection_errors_are_kept_until_the_next_commit(store: Arc<dyn Rea
 pub async fn a_commit_of_another_generation_writes_nothing(store: Arc<dyn ReadModelStore>) {
     assert_eq!(store.generation("lab_records").await.unwrap(), 0);
     store
-        .commit("lab_records", 0, 4, vec![lab("a", "w1", "STOPPED", 4)])
+        .commit(
+            "lab_records",
+            CommitFence::new(0, 0),
+            4,
+            vec![lab("a", "w1", "STOPPED", 4)],
+        )
         .await
         .unwrap();
     let refused = store
         .commit(
             "lab_records",
-            1,
+            CommitFence::new(1, 4),
             8,
             vec![lab("a", "w1", "STARTED", 8), lab("b", "w1", "STARTED", 8)],
         )
@@ -244,6 +263,46 @@ pub async fn a_commit_of_another_generation_writes_nothing(store: Arc<dyn ReadMo
     assert_eq!(loaded["a"].body["state"], "STOPPED");
 }
 
+/// A commit that does not start where the stored checkpoint is (another runner moved it) is
+/// refused and writes nothing, on a projection that never committed too.
+pub async fn a_commit_from_a_moved_checkpoint_writes_nothing(store: Arc<dyn ReadModelStore>) {
+    store
+        .commit(
+            "lab_records",
+            CommitFence::new(0, 0),
+            4,
+            vec![lab("a", "w1", "STOPPED", 4)],
+        )
+        .await
+        .unwrap();
+    let late = store
+        .commit(
+            "lab_records",
+            CommitFence::new(0, 0),
+            6,
+            vec![lab("a", "w1", "STARTED", 6)],
+        )
+        .await;
+    assert_eq!(
+        late,
+        Err(ReadModelError::Fenced {
+            projection: "lab_records".into(),
+            expected: 0,
+            found: 4
+        })
+    );
+    let doc = parse(&store.get("lab_records", "a").await.unwrap().unwrap());
+    assert_eq!(doc["state"], "STOPPED");
+    assert_eq!(doc["operation_history"].as_array().unwrap().len(), 1);
+    assert_eq!(store.checkpoint("lab_records").await.unwrap(), Some(4));
+    let ahead = store.commit("work_orders", CommitFence::new(0, 7), 9, Vec::new()).await;
+    assert!(
+        matches!(ahead, Err(ReadModelError::Fenced { found: 0, .. })),
+        "a projection that never committed is at 0: {ahead:?}"
+    );
+    assert_eq!(store.checkpoint("work_orders").await.unwrap(), None);
+}
+
 pub async fn run_all<F, Fut>(fresh: F)
 where
     F: Fn() -> Fut,
@@ -253,4 +312,5 @@ where
     filters_sorting_and_paging(fresh().await).await;
     projection_errors_are_kept_until_the_next_commit(fresh().await).await;
     a_commit_of_another_generation_writes_nothing(fresh().await).await;
+    a_commit_from_a_moved_checkpoint_writes_nothing(fresh().await).await;
 }

@@ -409,3 +409,23 @@ async fn an_append_the_database_refuses_fails_alone_and_leaves_nothing_behind() 
     drop(store);
     database.drop_now().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runners_on_one_postgres_read_model_equal_a_single_replay() {
+    let Some(shared) = TestDatabase::create("two_runners_shared").await else {
+        return;
+    };
+    let replay = TestDatabase::create("two_runners_replay")
+        .await
+        .expect("PostgreSQL answered");
+    let events: Arc<dyn EventStore> = Arc::new(migrated_store(&shared.target()).await);
+    let open = |target: PostgresTarget| async move {
+        Arc::new(PostgresReadModelStore::open(&target).await.expect("the store opens")) as Arc<dyn ReadModelStore>
+    };
+    let shared_store = open(migrated_read_models(&shared).await).await;
+    let replay_store = open(migrated_read_models(&replay).await).await;
+    contract::fenced_runners::two_runners_on_one_collection_equal_a_single_replay(events, shared_store, replay_store)
+        .await;
+    shared.drop_now().await;
+    replay.drop_now().await;
+}

@@ -74,7 +74,7 @@ fn opening_an_unmigrated_file_fails_with_a_clear_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuilt_read_model_swaps_in_whole_and_fences_runners_that_started_before() {
     use contract::read_models::lab;
-    use lablet_application::ports::ReadModelError;
+    use lablet_application::ports::{CommitFence, ReadModelError};
     use lablet_infrastructure::sqlite::SwapOutcome;
 
     let dirs = Dirs::default();
@@ -87,17 +87,24 @@ async fn a_rebuilt_read_model_swaps_in_whole_and_fences_runners_that_started_bef
     let (_, live) = open("live.db");
     live.commit(
         "lab_records",
-        0,
+        CommitFence::new(0, 0),
         10,
         vec![lab("a", "w1", "STOPPED", 3), lab("b", "w1", "STARTED", 10)],
     )
     .await
     .unwrap();
-    live.commit("work_orders", 0, 10, Vec::new()).await.unwrap();
+    live.commit("work_orders", CommitFence::new(0, 0), 10, Vec::new())
+        .await
+        .unwrap();
 
     let (behind_path, behind) = open("behind.db");
     behind
-        .commit("lab_records", 0, 5, vec![lab("x", "w1", "STOPPED", 5)])
+        .commit(
+            "lab_records",
+            CommitFence::new(0, 0),
+            5,
+            vec![lab("x", "w1", "STOPPED", 5)],
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -113,7 +120,7 @@ async fn a_rebuilt_read_model_swaps_in_whole_and_fences_runners_that_started_bef
     rebuilt
         .commit(
             "lab_records",
-            0,
+            CommitFence::new(0, 0),
             12,
             vec![lab("a", "w1", "STARTED", 12), lab("c", "w2", "STOPPED", 7)],
         )
@@ -149,7 +156,12 @@ async fn a_rebuilt_read_model_swaps_in_whole_and_fences_runners_that_started_bef
     );
 
     let stale = live
-        .commit("lab_records", 0, 13, vec![lab("b", "w1", "STOPPED", 13)])
+        .commit(
+            "lab_records",
+            CommitFence::new(0, 12),
+            13,
+            vec![lab("b", "w1", "STOPPED", 13)],
+        )
         .await;
     assert_eq!(
         stale,
@@ -159,9 +171,14 @@ async fn a_rebuilt_read_model_swaps_in_whole_and_fences_runners_that_started_bef
         })
     );
     assert!(live.get("lab_records", "b").await.unwrap().is_none());
-    live.commit("lab_records", 1, 13, vec![lab("b", "w1", "STOPPED", 13)])
-        .await
-        .unwrap();
+    live.commit(
+        "lab_records",
+        CommitFence::new(1, 12),
+        13,
+        vec![lab("b", "w1", "STOPPED", 13)],
+    )
+    .await
+    .unwrap();
     assert_eq!(live.checkpoint("lab_records").await.unwrap(), Some(13));
 }
 
@@ -291,4 +308,25 @@ async fn sqlite_outbox_store_meets_the_contract() {
     migrate_file(&path, READ_MODELS).unwrap();
     let store = lablet_infrastructure::sqlite::SqliteOutboxStore::open(&path).unwrap();
     contract::outbox::run_all(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runners_on_one_sqlite_read_model_equal_a_single_replay() {
+    let dirs = Dirs::default();
+    let open_events = || {
+        let path = dirs.file("events.db");
+        migrate_file(&path, EVENT_STORE).unwrap();
+        Arc::new(SqliteEventStore::open(&path).unwrap()) as Arc<dyn EventStore>
+    };
+    let open_read_models = |name: &str| {
+        let path = dirs.file(name);
+        migrate_file(&path, READ_MODELS).unwrap();
+        Arc::new(SqliteReadModelStore::open(&path).unwrap()) as Arc<dyn ReadModelStore>
+    };
+    contract::fenced_runners::two_runners_on_one_collection_equal_a_single_replay(
+        open_events(),
+        open_read_models("shared.db"),
+        open_read_models("replay.db"),
+    )
+    .await;
 }
