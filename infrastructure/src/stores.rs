@@ -2,13 +2,15 @@
 
 use crate::config::{ConfigError, Settings, StoreLocation};
 use crate::credentials::SealedSecretTable;
-use crate::mongo::{MongoApiKeyStore, MongoOutboxStore, MongoReadModelStore, MongoSecretTable};
+use crate::mongo::{MongoApiKeyStore, MongoLeaseStore, MongoOutboxStore, MongoReadModelStore, MongoSecretTable};
 use crate::postgres::{
-    PostgresApiKeyStore, PostgresEventStore, PostgresOutboxStore, PostgresReadModelStore, PostgresSecretTable,
-    PostgresTarget,
+    PostgresApiKeyStore, PostgresEventStore, PostgresLeaseStore, PostgresOutboxStore, PostgresReadModelStore,
+    PostgresSecretTable, PostgresTarget,
 };
-use crate::sqlite::{SqliteApiKeyStore, SqliteEventStore, SqliteOutboxStore, SqliteReadModelStore, SqliteSecretTable};
-use lablet_application::ports::{ApiKeyStore, EventStore, OutboxStore, ReadModelStore};
+use crate::sqlite::{
+    SqliteApiKeyStore, SqliteEventStore, SqliteLeaseStore, SqliteOutboxStore, SqliteReadModelStore, SqliteSecretTable,
+};
+use lablet_application::ports::{ApiKeyStore, EventStore, LeaseStore, OutboxStore, ReadModelStore};
 use std::sync::Arc;
 
 /// The stores a Lablet process works with.
@@ -22,6 +24,8 @@ pub struct Stores {
     pub api_keys: Arc<dyn ApiKeyStore>,
     /// Sealed secrets (CML credentials), beside the read models.
     pub secrets: Arc<dyn SealedSecretTable>,
+    /// Which replica runs each singleton role, beside the read models.
+    pub leases: Arc<dyn LeaseStore>,
 }
 
 /// Opens both stores; a failure names the setting whose store could not be opened.
@@ -60,13 +64,15 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
         Arc<dyn OutboxStore>,
         Arc<dyn ApiKeyStore>,
         Arc<dyn SealedSecretTable>,
+        Arc<dyn LeaseStore>,
     );
-    let (read_models, outbox, api_keys, secrets): Beside = match &settings.read_models {
+    let (read_models, outbox, api_keys, secrets, leases): Beside = match &settings.read_models {
         StoreLocation::Sqlite(path) => (
             Arc::new(SqliteReadModelStore::open(path).map_err(read_model_error)?),
             Arc::new(SqliteOutboxStore::open(path).map_err(read_model_error)?),
             Arc::new(SqliteApiKeyStore::open(path).map_err(read_model_error)?),
             Arc::new(SqliteSecretTable::open(path).map_err(read_model_error)?),
+            Arc::new(SqliteLeaseStore::open(path).map_err(read_model_error)?),
         ),
         StoreLocation::Postgres(url) => {
             let failed = |e: crate::postgres::PostgresError| ConfigError {
@@ -79,6 +85,7 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
                 Arc::new(PostgresOutboxStore::open(&target).await.map_err(failed)?),
                 Arc::new(PostgresApiKeyStore::open(&target).await.map_err(failed)?),
                 Arc::new(PostgresSecretTable::open(&target).await.map_err(failed)?),
+                Arc::new(PostgresLeaseStore::open(&target).await.map_err(failed)?),
             )
         }
         StoreLocation::Kurrent(_) => {
@@ -96,7 +103,8 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
                 Arc::new(MongoReadModelStore::new(database.clone())),
                 Arc::new(MongoOutboxStore::new(database.clone())),
                 Arc::new(MongoApiKeyStore::new(database.clone())),
-                Arc::new(MongoSecretTable::new(database)),
+                Arc::new(MongoSecretTable::new(database.clone())),
+                Arc::new(MongoLeaseStore::new(database)),
             )
         }
     };
@@ -106,5 +114,6 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
         outbox,
         api_keys,
         secrets,
+        leases,
     })
 }

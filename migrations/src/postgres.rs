@@ -42,6 +42,11 @@ pub const READ_MODELS: &[Migration] = &[
         name: "outbox_delivered",
         sql: include_str!("../sql/postgres/read_models_0004_outbox_delivered.sql"),
     },
+    Migration {
+        version: 5,
+        name: "leases",
+        sql: include_str!("../sql/postgres/read_models_0005_leases.sql"),
+    },
 ];
 
 /// The table of applied migrations of the read models.

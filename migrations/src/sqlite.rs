@@ -70,6 +70,11 @@ pub const READ_MODELS: &[Migration] = &[
         name: "outbox_delivered",
         sql: include_str!("../sql/sqlite/read_models_0008_outbox_delivered.sql"),
     },
+    Migration {
+        version: 9,
+        name: "leases",
+        sql: include_str!("../sql/sqlite/read_models_0009_leases.sql"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -7,12 +7,14 @@
 //! `LABLET_TEST_MONGODB_URL` names one (see `docs/operations.md` for a compose file).
 
 mod api_keys;
+mod leases;
 mod outbox;
 mod read_models;
 mod sealed_secrets;
 pub mod shapes;
 
 pub use api_keys::MongoApiKeyStore;
+pub use leases::MongoLeaseStore;
 pub use outbox::MongoOutboxStore;
 pub use read_models::MongoReadModelStore;
 pub use sealed_secrets::MongoSecretTable;

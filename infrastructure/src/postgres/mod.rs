@@ -8,6 +8,7 @@
 mod api_keys;
 mod event_store;
 mod follower;
+mod leases;
 pub mod log_batch;
 pub mod log_writer;
 mod outbox;
@@ -17,6 +18,7 @@ mod sealed_secrets;
 
 pub use api_keys::PostgresApiKeyStore;
 pub use event_store::PostgresEventStore;
+pub use leases::PostgresLeaseStore;
 pub use outbox::PostgresOutboxStore;
 pub use read_models::PostgresReadModelStore;
 pub use sealed_secrets::PostgresSecretTable;

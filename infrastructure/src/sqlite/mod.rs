@@ -7,6 +7,7 @@
 mod api_keys;
 mod connection;
 mod event_store;
+mod leases;
 mod outbox;
 mod read_models;
 mod rows;
@@ -16,6 +17,7 @@ mod writer;
 pub use api_keys::SqliteApiKeyStore;
 pub use connection::{open_connection, SqliteError};
 pub use event_store::SqliteEventStore;
+pub use leases::SqliteLeaseStore;
 pub use outbox::SqliteOutboxStore;
 pub use read_models::{SqliteReadModelStore, SwapOutcome};
 pub use sealed_secrets::SqliteSecretTable;

@@ -3,5 +3,6 @@
 
 pub mod event_store;
 pub mod fenced_runners;
+pub mod leases;
 pub mod outbox;
 pub mod read_models;

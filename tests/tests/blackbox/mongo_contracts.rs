@@ -104,3 +104,21 @@ async fn an_unreachable_mongodb_stops_the_start_naming_the_setting() {
     assert!(message.starts_with("LABLET_READ_MODEL_URL"), "{message}");
     assert!(message.contains("does not answer"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_lease_store_meets_the_contract() {
+    let Some(server) = server_url("mongodb_lease_store_meets_the_contract") else {
+        return;
+    };
+    let urls = Mutex::new(Vec::new());
+    contract::leases::run_all(|| async {
+        let url = fresh_database(&server).await;
+        let store = lablet_infrastructure::mongo::MongoLeaseStore::new(connect(&url).await.expect("MongoDB answers"));
+        urls.lock().unwrap().push(url);
+        Arc::new(store) as Arc<dyn lablet_application::ports::LeaseStore>
+    })
+    .await;
+    for url in urls.into_inner().unwrap() {
+        drop_database(&url).await;
+    }
+}

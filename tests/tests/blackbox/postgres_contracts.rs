@@ -429,3 +429,26 @@ async fn two_runners_on_one_postgres_read_model_equal_a_single_replay() {
     shared.drop_now().await;
     replay.drop_now().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_lease_store_meets_the_contract() {
+    let Some(probe) = TestDatabase::create("postgres_lease_store_meets_the_contract").await else {
+        return;
+    };
+    probe.drop_now().await;
+    let databases = Mutex::new(Vec::new());
+    contract::leases::run_all(|| async {
+        let database = TestDatabase::create("leases")
+            .await
+            .expect("PostgreSQL answered before");
+        let store = lablet_infrastructure::postgres::PostgresLeaseStore::open(&migrated_read_models(&database).await)
+            .await
+            .expect("the store opens");
+        databases.lock().unwrap().push(database);
+        Arc::new(store) as Arc<dyn lablet_application::ports::LeaseStore>
+    })
+    .await;
+    for database in databases.into_inner().unwrap() {
+        database.drop_now().await;
+    }
+}

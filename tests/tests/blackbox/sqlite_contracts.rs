@@ -330,3 +330,15 @@ async fn two_runners_on_one_sqlite_read_model_equal_a_single_replay() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_lease_store_meets_the_contract() {
+    let dirs = Dirs::default();
+    contract::leases::run_all(|| async {
+        let path = dirs.file("read_models.db");
+        migrate_file(&path, READ_MODELS).unwrap();
+        Arc::new(lablet_infrastructure::sqlite::SqliteLeaseStore::open(&path).unwrap())
+            as Arc<dyn lablet_application::ports::LeaseStore>
+    })
+    .await;
+}
