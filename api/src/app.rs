@@ -8,8 +8,9 @@ use lablet_application::audit::{AuditQueries, ReadLogPage, ReadStreamPage, Strea
 use lablet_application::fleet::monitoring::Monitoring;
 use lablet_application::fleet::refresh::LabsRefresh;
 use lablet_application::fleet::FleetScheduler;
-use lablet_application::inbox::{GetInboxMessage, InboxHandlers, InboxProcessor, ReceiveCloudEvent};
+use lablet_application::inbox::{GetInboxMessage, InboxHandlers, InboxProcessor, ReceiveCloudEvent, INBOX_PROCESSOR};
 use lablet_application::instances::InstanceHandlers;
+use lablet_application::leadership::Leadership;
 use lablet_application::metrics::{Metrics, MetricsBehaviour};
 use lablet_application::outbox::{CloudEventSink, GetOutbox, OutboxHandlers, OutboxRelay, RedriveParked};
 use lablet_application::ports::CredentialVault;
@@ -31,11 +32,15 @@ use lablet_infrastructure::credentials::SealingVault;
 use lablet_infrastructure::secrets::SecretBox;
 use lablet_infrastructure::stores::{open_stores, Stores};
 use lablet_infrastructure::Settings;
+use lablet_projections::standby::follow_checkpoints;
 use lablet_projections::{standard_projectors, ProjectionRunner};
 use std::future::IntoFuture;
 use std::sync::Arc;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
+
+/// A singleton role's task, as its lease loop starts it.
+type RoleFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -252,27 +257,51 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
     ));
     let monitoring = Arc::new(Monitoring::new(mediator.clone(), connector, metrics.clone()));
     let (shutdown, stop) = watch::channel(false);
+    let leadership = Arc::new(Leadership::new(
+        stores.leases.clone(),
+        format!("{}-{}", std::process::id(), repository.ids().new_id().simple()),
+        settings.leases,
+        clock.clone(),
+        metrics.clone(),
+    ));
+    let mut background = vec![tokio::spawn(leadership.clone().heartbeat(stop.clone()))];
+    // Every replica runs every role under its lease: the holder works, the others wait.
+    let mut singleton = |role: String, start: Box<dyn Fn(watch::Receiver<bool>) -> RoleFuture + Send + Sync>| {
+        background.push(tokio::spawn(leadership.clone().run_role(role, stop.clone(), start)));
+    };
     let mut names = Vec::new();
-    let mut background = Vec::new();
     for projector in standard_projectors() {
-        let runner = ProjectionRunner::new(
-            stores.events.clone(),
-            stores.read_models.clone(),
-            projector,
-            progress.clone(),
+        let name = projector.collection().name;
+        names.push(name);
+        let (events, read_models, progress) = (stores.events.clone(), stores.read_models.clone(), progress.clone());
+        singleton(
+            format!("projection:{name}"),
+            Box::new(move |stop| {
+                let runner =
+                    ProjectionRunner::new(events.clone(), read_models.clone(), projector.clone(), progress.clone());
+                Box::pin(runner.run(stop))
+            }),
         );
-        names.push(runner.name());
-        background.push(tokio::spawn(runner.run(stop.clone())));
     }
-    let inbox = InboxProcessor::new(
-        stores.events.clone(),
-        stores.read_models.clone(),
-        mediator.clone(),
-        repository,
+    let (events, read_models, inbox_mediator) = (stores.events.clone(), stores.read_models.clone(), mediator.clone());
+    singleton(
+        INBOX_PROCESSOR.to_owned(),
+        Box::new(move |stop| {
+            let inbox = InboxProcessor::new(
+                events.clone(),
+                read_models.clone(),
+                inbox_mediator.clone(),
+                repository.clone(),
+            );
+            Box::pin(inbox.run(stop))
+        }),
     );
-    background.push(tokio::spawn(inbox.run(stop.clone())));
     for relay in relays {
-        background.push(tokio::spawn(relay.run(stop.clone())));
+        let relay = Arc::new(relay);
+        singleton(
+            format!("outbox:{}", relay.sink_name()),
+            Box::new(move |stop| Box::pin(relay.clone().run(stop))),
+        );
     }
     let fleet = FleetScheduler {
         refresh: labs_refresh.clone(),
@@ -280,7 +309,17 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
         settings: settings.fleet.clone(),
         clock: clock.clone(),
     };
-    background.push(tokio::spawn(fleet.run(stop.clone())));
+    singleton(
+        "fleet".to_owned(),
+        Box::new(move |stop| Box::pin(fleet.clone().run(stop))),
+    );
+    background.push(tokio::spawn(follow_checkpoints(
+        stores.events.clone(),
+        stores.read_models.clone(),
+        progress.clone(),
+        names.clone(),
+        stop.clone(),
+    )));
     let authenticator = Authenticator::new(&settings.auth, stores.api_keys.clone()).map_err(StartupError::Auth)?;
     let state = AppState {
         mediator,
@@ -296,6 +335,7 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
             crate::openapi::document(&endpoints(settings.auth.metrics_public)).map_err(StartupError::OpenApi)?,
         ),
         draining: Arc::default(),
+        leadership,
     };
     Ok(App {
         state,

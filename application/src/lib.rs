@@ -12,6 +12,7 @@ pub mod error;
 pub mod fleet;
 pub mod inbox;
 pub mod instances;
+pub mod leadership;
 pub mod mediator;
 pub mod metrics;
 pub mod outbox;

@@ -67,6 +67,8 @@ pub struct Metrics {
     appended: Mutex<BTreeMap<&'static str, u64>>,
     /// Fleet job outcomes: (job, outcome) → count.
     fleet: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// Role → times this replica took its lease.
+    lease_changes: Mutex<BTreeMap<String, u64>>,
 }
 
 /// The outcome label of a mediator request.
@@ -115,6 +117,13 @@ impl Metrics {
     pub fn count_fleet(&self, job: &'static str, outcome: &'static str, n: u64) {
         if let Ok(mut fleet) = self.fleet.lock() {
             *fleet.entry((job, outcome)).or_default() += n;
+        }
+    }
+
+    /// Counts that this replica took the lease of `role`.
+    pub fn count_lease_change(&self, role: &str) {
+        if let Ok(mut changes) = self.lease_changes.lock() {
+            *changes.entry(role.to_owned()).or_default() += 1;
         }
     }
 
@@ -177,6 +186,12 @@ impl Metrics {
                 out,
                 "lablet_fleet_job_outcomes_total{{job=\"{job}\",outcome=\"{outcome}\"}} {count}"
             );
+        }
+        let lease_changes = self.lease_changes.lock().map(|c| c.clone()).unwrap_or_default();
+        out.push_str("# HELP lablet_lease_changes_total Times this replica took a role's lease.\n");
+        out.push_str("# TYPE lablet_lease_changes_total counter\n");
+        for (role, count) in &lease_changes {
+            let _ = writeln!(out, "lablet_lease_changes_total{{role=\"{}\"}} {count}", escape(role));
         }
         for gauge in gauges {
             let _ = writeln!(out, "# HELP {} {}", gauge.name, gauge.help);

@@ -97,6 +97,9 @@ pub struct Settings {
     pub fleet: lablet_application::fleet::FleetSettings,
     /// `LABLET_CML_*`: how CML servers are called.
     pub cml: crate::cml::CmlClientSettings,
+    /// `LABLET_LEASE_TTL_MS` (10000) and `LABLET_LEASE_RENEW_MS` (3000): how long a replica
+    /// holds a singleton role without renewing it, and how often it renews.
+    pub leases: lablet_application::leadership::LeaseSettings,
 }
 
 /// Limits every HTTP request shares.
@@ -312,6 +315,7 @@ impl Settings {
             secret_key: None,
             fleet: lablet_application::fleet::FleetSettings::default(),
             cml: crate::cml::CmlClientSettings::default(),
+            leases: lablet_application::leadership::LeaseSettings::default(),
         }
     }
 
@@ -347,6 +351,18 @@ impl Settings {
         settings.http_limits = HttpLimits::from_lookup(&lookup)?;
         settings.auth = crate::auth_settings::AuthSettings::from_lookup(&data_dir, &lookup)?;
         (settings.fleet, settings.cml) = crate::fleet_settings::from_lookup(&lookup)?;
+        if let Some(ms) = lookup("LABLET_LEASE_TTL_MS") {
+            settings.leases.ttl = Duration::from_millis(positive("LABLET_LEASE_TTL_MS", &ms)?);
+        }
+        if let Some(ms) = lookup("LABLET_LEASE_RENEW_MS") {
+            settings.leases.renew_every = Duration::from_millis(positive("LABLET_LEASE_RENEW_MS", &ms)?);
+        }
+        if settings.leases.renew_every >= settings.leases.ttl {
+            return Err(ConfigError {
+                setting: "LABLET_LEASE_RENEW_MS",
+                message: "must be shorter than LABLET_LEASE_TTL_MS, or leases lapse between renewals".into(),
+            });
+        }
         Ok(settings)
     }
 }

@@ -10,6 +10,7 @@ pub mod history;
 pub mod projector;
 pub mod projectors;
 pub mod runner;
+pub mod standby;
 pub mod testing;
 
 pub use projector::{ProjectionError, Projector};

@@ -60,6 +60,11 @@ impl TestDatabase {
         }
     }
 
+    /// The database's URL, for a server process.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     pub fn target(&self) -> PostgresTarget {
         PostgresTarget::parse(&self.url).expect("the test database URL")
     }

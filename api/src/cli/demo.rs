@@ -66,7 +66,23 @@ fn labs_of(simulator: usize) -> Vec<LabSeed> {
         .collect()
 }
 
+/// Waits until every read model has applied `position`. After a crash, the dead process's
+/// leases keep the projections until they expire: wait that long, not a query's few seconds.
+async fn read_models_at(app: &App, position: u64) -> Result<(), String> {
+    let patience = app.state.leadership.settings().ttl + Duration::from_secs(30);
+    for projection in app.state.projections.iter() {
+        app.state
+            .progress
+            .wait_for(projection, position, patience)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 async fn retire_earlier_demo_workers(app: &App, context: &RequestContext) -> Result<(), String> {
+    let head = app.state.events.head_position().await.map_err(|e| e.to_string())?;
+    read_models_at(app, head).await?;
     let query = ListDocuments {
         collection: WORKERS,
         query: ListQuery {
@@ -78,7 +94,7 @@ async fn retire_earlier_demo_workers(app: &App, context: &RequestContext) -> Res
             after_id: None,
             include_history: false,
         },
-        min_position: Some(app.state.events.head_position().await.map_err(|e| e.to_string())?),
+        min_position: Some(head),
     };
     let page = app
         .state
@@ -99,11 +115,13 @@ async fn retire_earlier_demo_workers(app: &App, context: &RequestContext) -> Res
                 reason: FreeText::parse("an earlier demo's simulator is gone")?,
             };
             let retire = Execute::<Worker>::on(earlier.id, retire);
-            app.state
+            let retired = app
+                .state
                 .mediator
                 .send(retire, context)
                 .await
                 .map_err(|e| e.to_string())?;
+            read_models_at(app, retired.position).await?;
             app.state
                 .labs_refresh
                 .remove_labs_of_terminated(earlier.id, context)

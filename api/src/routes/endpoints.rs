@@ -393,6 +393,13 @@ pub fn endpoints(metrics_public: bool) -> Vec<Endpoint> {
         )
         .doc(|d| d.answers::<lablet_application::inbox::InboxReceipt>(200)),
         E::get(
+            "/api/v1/cluster",
+            Access::OPERATE,
+            "Replicas seen recently and the singleton roles each holds",
+            cluster::view,
+        )
+        .doc(|d| d.answers::<cluster::ClusterView>(200)),
+        E::get(
             "/api/v1/outbox",
             Access::OBSERVE,
             "Delivery to integrators: checkpoints, lag, parked events",

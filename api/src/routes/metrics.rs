@@ -53,6 +53,16 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         help: "The position of the last event in the log.",
         values: vec![(Vec::new(), head as f64)],
     }];
+    gauges.push(Gauge {
+        name: "lablet_lease_held",
+        help: "1 while this replica holds the lease of a singleton role.",
+        values: state
+            .leadership
+            .roles()
+            .into_iter()
+            .map(|(role, held)| (vec![("role", role)], if held { 1.0 } else { 0.0 }))
+            .collect(),
+    });
     let (mut positions, mut lags, mut waits) = (Vec::new(), Vec::new(), Vec::new());
     for name in state.projections.iter() {
         let applied = state.progress.applied(name).position;

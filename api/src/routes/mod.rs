@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 mod audit;
+mod cluster;
 mod endpoints;
 mod health;
 mod inbox;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub openapi: Arc<Value>,
     /// Set once shutdown has begun: readiness fails and every answer closes its connection.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// This replica's leases: which singleton roles it runs now.
+    pub leadership: Arc<lablet_application::leadership::Leadership>,
 }
 
 /// A read-model document: its fields differ by collection; every one has these.

@@ -42,6 +42,7 @@ struct Timers {
     running: bool,
 }
 
+#[derive(Clone)]
 pub struct FleetScheduler {
     pub refresh: Arc<LabsRefresh>,
     pub monitoring: Arc<Monitoring>,

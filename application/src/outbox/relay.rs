@@ -196,8 +196,8 @@ impl OutboxRelay {
     }
 
     /// Relays until `shutdown` turns true, starting again from the checkpoint after errors.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let this = Arc::new(self);
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let this = self;
         while !*shutdown.borrow() {
             match this.clone().relay(shutdown.clone()).await {
                 Ok(()) => return,
