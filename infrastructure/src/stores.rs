@@ -10,7 +10,7 @@ use crate::postgres::{
 use crate::sqlite::{
     SqliteApiKeyStore, SqliteEventStore, SqliteLeaseStore, SqliteOutboxStore, SqliteReadModelStore, SqliteSecretTable,
 };
-use lablet_application::ports::{ApiKeyStore, EventStore, LeaseStore, OutboxStore, ReadModelStore};
+use lablet_application::ports::{ApiKeyStore, EventStore, LeaseStore, OutboxStore, ReadModelRebuilds, ReadModelStore};
 use std::sync::Arc;
 
 /// The stores a Lablet process works with.
@@ -18,6 +18,8 @@ use std::sync::Arc;
 pub struct Stores {
     pub events: Arc<dyn EventStore>,
     pub read_models: Arc<dyn ReadModelStore>,
+    /// Staging areas and swaps for rebuilding the read models.
+    pub rebuilds: Arc<dyn ReadModelRebuilds>,
     /// The relays' checkpoints and parked events, beside the read models.
     pub outbox: Arc<dyn OutboxStore>,
     /// API keys for machine callers, beside the read models.
@@ -61,27 +63,34 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
     };
     type Beside = (
         Arc<dyn ReadModelStore>,
+        Arc<dyn ReadModelRebuilds>,
         Arc<dyn OutboxStore>,
         Arc<dyn ApiKeyStore>,
         Arc<dyn SealedSecretTable>,
         Arc<dyn LeaseStore>,
     );
-    let (read_models, outbox, api_keys, secrets, leases): Beside = match &settings.read_models {
-        StoreLocation::Sqlite(path) => (
-            Arc::new(SqliteReadModelStore::open(path).map_err(read_model_error)?),
-            Arc::new(SqliteOutboxStore::open(path).map_err(read_model_error)?),
-            Arc::new(SqliteApiKeyStore::open(path).map_err(read_model_error)?),
-            Arc::new(SqliteSecretTable::open(path).map_err(read_model_error)?),
-            Arc::new(SqliteLeaseStore::open(path).map_err(read_model_error)?),
-        ),
+    let (read_models, rebuilds, outbox, api_keys, secrets, leases): Beside = match &settings.read_models {
+        StoreLocation::Sqlite(path) => {
+            let read_models = Arc::new(SqliteReadModelStore::open(path).map_err(read_model_error)?);
+            (
+                read_models.clone(),
+                read_models,
+                Arc::new(SqliteOutboxStore::open(path).map_err(read_model_error)?),
+                Arc::new(SqliteApiKeyStore::open(path).map_err(read_model_error)?),
+                Arc::new(SqliteSecretTable::open(path).map_err(read_model_error)?),
+                Arc::new(SqliteLeaseStore::open(path).map_err(read_model_error)?),
+            )
+        }
         StoreLocation::Postgres(url) => {
             let failed = |e: crate::postgres::PostgresError| ConfigError {
                 setting: "LABLET_READ_MODEL_URL",
                 message: e.to_string(),
             };
             let target = PostgresTarget::parse(url).map_err(failed)?;
+            let read_models = Arc::new(PostgresReadModelStore::open(&target).await.map_err(failed)?);
             (
-                Arc::new(PostgresReadModelStore::open(&target).await.map_err(failed)?),
+                read_models.clone(),
+                read_models,
                 Arc::new(PostgresOutboxStore::open(&target).await.map_err(failed)?),
                 Arc::new(PostgresApiKeyStore::open(&target).await.map_err(failed)?),
                 Arc::new(PostgresSecretTable::open(&target).await.map_err(failed)?),
@@ -99,8 +108,10 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
                 setting: "LABLET_READ_MODEL_URL",
                 message: e.to_string(),
             })?;
+            let read_models = Arc::new(MongoReadModelStore::new(database.clone()));
             (
-                Arc::new(MongoReadModelStore::new(database.clone())),
+                read_models.clone(),
+                read_models,
                 Arc::new(MongoOutboxStore::new(database.clone())),
                 Arc::new(MongoApiKeyStore::new(database.clone())),
                 Arc::new(MongoSecretTable::new(database.clone())),
@@ -111,6 +122,7 @@ pub async fn open_stores(settings: &Settings) -> Result<Stores, ConfigError> {
     Ok(Stores {
         events,
         read_models,
+        rebuilds,
         outbox,
         api_keys,
         secrets,

@@ -9,10 +9,12 @@
 pub mod history;
 pub mod projector;
 pub mod projectors;
+pub mod rebuild;
 pub mod runner;
 pub mod standby;
 pub mod testing;
 
 pub use projector::{ProjectionError, Projector};
 pub use projectors::standard_projectors;
+pub use rebuild::{Finish, Rebuild, RebuildError, RebuildOutcome};
 pub use runner::ProjectionRunner;

@@ -42,10 +42,16 @@ pub fn start_server_logging(binary: &str, data_dir: &Path, port: u16, env: &[(&s
 
 /// Runs `lablet <args>` over `data_dir` to its end.
 pub fn run_cli(binary: &str, data_dir: &Path, args: &[&str]) -> CliOutput {
+    run_cli_with(binary, data_dir, args, &[])
+}
+
+/// [`run_cli`] with `env` added to its environment.
+pub fn run_cli_with(binary: &str, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> CliOutput {
     let output = Command::new(binary)
         .args(args)
         .env("LABLET_DATA_DIR", data_dir)
         .env("LABLET_LOG", "warn")
+        .envs(env.iter().copied())
         .output()
         .expect("the command runs");
     CliOutput {

@@ -249,7 +249,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .await
                 .map_err(|e| e.to_string())?;
             let stores = open_stores(&settings).await.map_err(|e| e.to_string())?;
-            return rebuild::rebuild(&stores, &settings, &names, verify).await;
+            return rebuild::rebuild(&stores, &names, verify).await;
         }
         Command::Events { command } => {
             lablet_migrations::migrate_all(&settings)

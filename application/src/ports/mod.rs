@@ -10,6 +10,7 @@ pub mod ids;
 pub mod leases;
 pub mod outbox;
 pub mod read_models;
+pub mod rebuilds;
 
 pub use api_keys::{ApiKeyRecord, ApiKeyStore, ApiKeyStoreError};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -23,3 +24,4 @@ pub use read_models::{
     CollectionSpec, CommitFence, DocumentWrite, HistoryEntry, HistoryRecord, ListPage, ListQuery, ReadModelError,
     ReadModelStore, StoredDocument,
 };
+pub use rebuilds::{ReadModelRebuilds, Staging, SwapOutcome};

@@ -10,6 +10,7 @@ mod api_keys;
 mod leases;
 mod outbox;
 mod read_models;
+mod rebuilds;
 mod sealed_secrets;
 pub mod shapes;
 

@@ -18,40 +18,52 @@ use mongodb::{Collection, Database};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 
-const CHECKPOINTS: &str = "projection_checkpoints";
+pub(super) const CHECKPOINTS: &str = "projection_checkpoints";
 
 #[derive(Clone)]
 pub struct MongoReadModelStore {
-    database: Database,
+    pub(super) database: Database,
+    /// Put before every collection name: empty for the live read models, a rebuild's own
+    /// prefix for its staging area.
+    pub(super) prefix: String,
 }
 
-fn unavailable(err: impl std::fmt::Display) -> ReadModelError {
+pub(super) fn unavailable(err: impl std::fmt::Display) -> ReadModelError {
     ReadModelError::Unavailable(format!("MongoDB: {err}"))
 }
 
-fn now_text() -> String {
+pub(super) fn now_text() -> String {
     SystemClock.now().to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 impl MongoReadModelStore {
     pub fn new(database: Database) -> Self {
-        MongoReadModelStore { database }
+        MongoReadModelStore {
+            database,
+            prefix: String::new(),
+        }
+    }
+
+    /// The staging area of a rebuild: the collections of `database` whose names start with
+    /// `prefix`.
+    pub(super) fn staged(database: Database, prefix: String) -> Self {
+        MongoReadModelStore { database, prefix }
     }
 
     /// The collection of a known read model; never one named by input.
-    fn collection(&self, name: &str) -> Result<Collection<Document>, ReadModelError> {
+    pub(super) fn collection(&self, name: &str) -> Result<Collection<Document>, ReadModelError> {
         COLLECTIONS
             .iter()
             .find(|spec| spec.name == name)
-            .map(|spec| self.database.collection(spec.name))
+            .map(|spec| self.database.collection(&format!("{}{}", self.prefix, spec.name)))
             .ok_or_else(|| ReadModelError::UnknownCollection(name.to_owned()))
     }
 
-    fn checkpoints(&self) -> Collection<Document> {
-        self.database.collection(CHECKPOINTS)
+    pub(super) fn checkpoints(&self) -> Collection<Document> {
+        self.database.collection(&format!("{}{CHECKPOINTS}", self.prefix))
     }
 
-    async fn checkpoint_document(&self, projection: &str) -> Result<Option<Document>, ReadModelError> {
+    pub(super) async fn checkpoint_document(&self, projection: &str) -> Result<Option<Document>, ReadModelError> {
         self.checkpoints()
             .find_one(doc! { "_id": projection })
             .await
@@ -73,7 +85,7 @@ impl MongoReadModelStore {
     }
 }
 
-fn generation_of(checkpoint: Option<&Document>) -> u64 {
+pub(super) fn generation_of(checkpoint: Option<&Document>) -> u64 {
     checkpoint
         .and_then(|c| c.get_i64("generation").ok())
         .map_or(0, |g| g as u64)

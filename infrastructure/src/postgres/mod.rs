@@ -13,6 +13,7 @@ pub mod log_batch;
 pub mod log_writer;
 mod outbox;
 mod read_models;
+mod rebuilds;
 mod rows;
 mod sealed_secrets;
 
@@ -21,6 +22,7 @@ pub use event_store::PostgresEventStore;
 pub use leases::PostgresLeaseStore;
 pub use outbox::PostgresOutboxStore;
 pub use read_models::PostgresReadModelStore;
+pub use rebuilds::STAGING_SCHEMA_PREFIX;
 pub use sealed_secrets::PostgresSecretTable;
 
 use std::str::FromStr;

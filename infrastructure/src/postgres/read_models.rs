@@ -40,8 +40,8 @@ const INSERT_SEGMENTS: &str = include_str!("sql/rm_insert_segments.sql");
 /// Deletes the segments that newer ones make redundant (they already hold $3 operations).
 const TRIM_SEGMENTS: &str = include_str!("sql/rm_trim_segments.sql");
 const SAVE_CHECKPOINT: &str = include_str!("sql/rm_save_checkpoint.sql");
-const ENSURE_CHECKPOINT: &str = include_str!("sql/rm_ensure_checkpoint.sql");
-const LOCK_CHECKPOINT: &str = include_str!("sql/rm_lock_checkpoint.sql");
+pub(super) const ENSURE_CHECKPOINT: &str = include_str!("sql/rm_ensure_checkpoint.sql");
+pub(super) const LOCK_CHECKPOINT: &str = include_str!("sql/rm_lock_checkpoint.sql");
 const UPSERT: &str = include_str!("sql/rm_upsert.sql");
 const RECOUNT_HISTORY: &str = include_str!("sql/rm_recount_history.sql");
 const LOAD_DOCUMENTS: &str = include_str!("sql/rm_load_documents.sql");
@@ -51,14 +51,15 @@ const LIST: &str = include_str!("sql/rm_list.sql");
 #[derive(Clone)]
 pub struct PostgresReadModelStore {
     pool: Pool,
+    pub(super) target: PostgresTarget,
 }
 
-fn unavailable(err: impl std::fmt::Display) -> ReadModelError {
+pub(super) fn unavailable(err: impl std::fmt::Display) -> ReadModelError {
     ReadModelError::Unavailable(format!("PostgreSQL: {err}"))
 }
 
 /// The spec of a known collection; SQL is never built from an unknown name.
-fn spec(collection: &str) -> Result<CollectionSpec, ReadModelError> {
+pub(super) fn spec(collection: &str) -> Result<CollectionSpec, ReadModelError> {
     COLLECTIONS
         .iter()
         .find(|spec| spec.name == collection)
@@ -66,7 +67,7 @@ fn spec(collection: &str) -> Result<CollectionSpec, ReadModelError> {
         .ok_or_else(|| ReadModelError::UnknownCollection(collection.to_owned()))
 }
 
-fn table(spec: CollectionSpec) -> String {
+pub(super) fn table(spec: CollectionSpec) -> String {
     format!("lablet_rm_{}", spec.name)
 }
 
@@ -107,10 +108,11 @@ impl PostgresReadModelStore {
         target.require_table(&client, "lablet_rm_checkpoints").await?;
         Ok(PostgresReadModelStore {
             pool: pool(target, POOL_SIZE)?,
+            target: target.clone(),
         })
     }
 
-    async fn client(&self) -> Result<Object, ReadModelError> {
+    pub(super) async fn client(&self) -> Result<Object, ReadModelError> {
         self.pool.get().await.map_err(unavailable)
     }
 }

@@ -10,6 +10,7 @@ mod event_store;
 mod leases;
 mod outbox;
 mod read_models;
+mod rebuilds;
 mod rows;
 mod sealed_secrets;
 mod writer;
@@ -19,7 +20,8 @@ pub use connection::{open_connection, SqliteError};
 pub use event_store::SqliteEventStore;
 pub use leases::SqliteLeaseStore;
 pub use outbox::SqliteOutboxStore;
-pub use read_models::{SqliteReadModelStore, SwapOutcome};
+pub use read_models::SqliteReadModelStore;
+pub use rebuilds::SCRATCH_PREFIX;
 pub use sealed_secrets::SqliteSecretTable;
 
 /// A short checkpoint of the write-ahead log (the writer between batches, a background thread

@@ -27,11 +27,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-const COPY_HISTORY: &str = include_str!("sql/rebuild_copy_history.sql");
-const DELETE_HISTORY_OF: &str = include_str!("sql/rebuild_delete_history.sql");
 const GENERATION: &str = include_str!("sql/generation.sql");
 const FENCE: &str = include_str!("sql/fence.sql");
-const SWAP_CHECKPOINT: &str = include_str!("sql/rebuild_swap_checkpoint.sql");
 
 const LOAD_DOCUMENT: &str = include_str!("sql/load_document.sql");
 const UPSERT_DOCUMENT: &str = include_str!("sql/upsert_document.sql");
@@ -43,9 +40,6 @@ const SAVE_CHECKPOINT: &str = include_str!("sql/save_checkpoint.sql");
 const LOAD_CHECKPOINT: &str = include_str!("sql/load_checkpoint.sql");
 const RECORD_PROJECTION_ERROR: &str = include_str!("sql/record_projection_error.sql");
 const PROJECTION_STATUS: &str = include_str!("sql/projection_status.sql");
-const CHECKPOINT_IN: &str = include_str!("sql/rebuild_checkpoint_in.sql");
-const CLEAR_LIVE: &str = include_str!("sql/rebuild_clear_live.sql");
-const COPY_DOCUMENTS: &str = include_str!("sql/rebuild_copy_documents.sql");
 const LOAD_DOCUMENTS_IN: &str = include_str!("sql/load_documents_in.sql");
 const LIST_DOCUMENTS: &str = include_str!("sql/list_documents.sql");
 
@@ -57,16 +51,16 @@ const MAX_IDLE_READERS: usize = 8;
 
 #[derive(Clone)]
 pub struct SqliteReadModelStore {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    path: PathBuf,
-    writer: Mutex<Connection>,
+pub(super) struct Inner {
+    pub(super) path: PathBuf,
+    pub(super) writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
 }
 
-fn unavailable(err: impl std::fmt::Display) -> ReadModelError {
+pub(super) fn unavailable(err: impl std::fmt::Display) -> ReadModelError {
     ReadModelError::Unavailable(err.to_string())
 }
 
@@ -83,7 +77,7 @@ fn spec(collection: &str) -> Result<CollectionSpec, ReadModelError> {
         .ok_or_else(|| ReadModelError::UnknownCollection(collection.to_owned()))
 }
 
-fn table(collection: &str) -> Result<&'static str, ReadModelError> {
+pub(super) fn table(collection: &str) -> Result<&'static str, ReadModelError> {
     spec(collection).map(|spec| spec.name)
 }
 
@@ -115,35 +109,6 @@ impl SqliteReadModelStore {
         })
     }
 
-    /// Replaces projection `collection` (its documents, their history and its checkpoint) with
-    /// the one rebuilt in the read-model file `rebuilt`, in one transaction, and bumps its
-    /// generation so that a runner that started before the swap cannot commit over it. Readers
-    /// see the old read model or the new one, never a mix. Refused, changing nothing, while the
-    /// rebuilt checkpoint is behind the live one: readers never see a read model go back.
-    pub async fn swap_in(&self, collection: &'static str, rebuilt: &Path) -> Result<SwapOutcome, ReadModelError> {
-        let table = table(collection)?;
-        let inner = self.inner.clone();
-        let rebuilt = rebuilt
-            .to_str()
-            .ok_or_else(|| unavailable("the rebuilt file's path is not UTF-8"))?
-            .to_owned();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner
-                .writer
-                .lock()
-                .map_err(|_| unavailable("read-model writer lock poisoned"))?;
-            conn.execute("ATTACH DATABASE ?1 AS rebuilt", [&rebuilt])
-                .map_err(unavailable)?;
-            let outcome = swap_tables(&mut conn, table).map_err(unavailable);
-            let detached = conn.execute("DETACH DATABASE rebuilt", []).map_err(unavailable);
-            let outcome = outcome?;
-            detached?;
-            Ok(outcome)
-        })
-        .await
-        .map_err(unavailable)?
-    }
-
     async fn read<T, F>(&self, read: F) -> Result<T, ReadModelError>
     where
         T: Send + 'static,
@@ -167,52 +132,6 @@ impl SqliteReadModelStore {
         .await
         .map_err(unavailable)?
     }
-}
-
-/// What [`SqliteReadModelStore::swap_in`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SwapOutcome {
-    /// The rebuilt read model is live at `position`, as generation `generation`.
-    Swapped {
-        position: u64,
-        generation: u64,
-        documents: u64,
-    },
-    /// Nothing changed: the rebuilt checkpoint is behind the live one; catch up and try again.
-    Behind { live: u64, rebuilt: u64 },
-    /// Nothing changed: the rebuilt file holds no checkpoint for the projection.
-    NothingRebuilt,
-}
-
-/// The swap itself, with the rebuilt file attached as `rebuilt`.
-fn swap_tables(conn: &mut Connection, table: &'static str) -> rusqlite::Result<SwapOutcome> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let position_in = |schema: &str| -> rusqlite::Result<Option<i64>> {
-        tx.query_row(&CHECKPOINT_IN.replace("{schema}", schema), [table], |row| row.get(0))
-            .optional()
-    };
-    let Some(rebuilt) = position_in("rebuilt")? else {
-        return Ok(SwapOutcome::NothingRebuilt);
-    };
-    let live = position_in("main")?.unwrap_or(0);
-    if rebuilt < live {
-        return Ok(SwapOutcome::Behind {
-            live: live as u64,
-            rebuilt: rebuilt as u64,
-        });
-    }
-    tx.execute(&CLEAR_LIVE.replace("{table}", table), [])?;
-    let documents = tx.execute(&COPY_DOCUMENTS.replace("{table}", table), [])?;
-    tx.execute(DELETE_HISTORY_OF, [table])?;
-    tx.execute(COPY_HISTORY, [table])?;
-    tx.execute(SWAP_CHECKPOINT, params![table, rebuilt, SystemClock.now().to_rfc3339()])?;
-    let generation = current_generation(&tx, table)?;
-    tx.commit()?;
-    Ok(SwapOutcome::Swapped {
-        position: rebuilt as u64,
-        generation,
-        documents: documents as u64,
-    })
 }
 
 /// The newest 50 operations of a document, oldest first, as JSON text.
@@ -341,7 +260,7 @@ fn write_batch(
     tx.commit().map(Ok)
 }
 
-fn current_generation(conn: &Connection, projection: &str) -> rusqlite::Result<u64> {
+pub(super) fn current_generation(conn: &Connection, projection: &str) -> rusqlite::Result<u64> {
     conn.prepare_cached(GENERATION)?
         .query_row([projection], |row| row.get::<_, i64>(0))
         .optional()

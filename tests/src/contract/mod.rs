@@ -6,3 +6,4 @@ pub mod fenced_runners;
 pub mod leases;
 pub mod outbox;
 pub mod read_models;
+pub mod rebuilds;

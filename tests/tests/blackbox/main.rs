@@ -21,6 +21,7 @@ mod outbox;
 mod postgres_contracts;
 mod projections;
 mod read_your_writes;
+mod rebuilds;
 mod replicas;
 mod security;
 mod shutdown;

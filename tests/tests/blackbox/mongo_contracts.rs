@@ -59,6 +59,27 @@ async fn mongodb_read_model_store_meets_the_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_rebuilds_meet_the_contract() {
+    let Some(server) = server_url("mongodb_rebuilds_meet_the_contract") else {
+        return;
+    };
+    let url = fresh_database(&server).await;
+    lablet_migrations::mongo::migrate(&url).await.expect("the indexes");
+    let database = connect(&url).await.expect("MongoDB answers");
+    let live = Arc::new(MongoReadModelStore::new(database.clone()));
+    contract::rebuilds::a_staged_read_model_swaps_in_whole_and_fences_runners_that_started_before(live).await;
+    let left = database
+        .list_collection_names()
+        .await
+        .expect("the collections")
+        .into_iter()
+        .filter(|name| name.starts_with("rebuild_"))
+        .collect::<Vec<_>>();
+    assert!(left.is_empty(), "discarded staging collections are gone: {left:?}");
+    drop_database(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongodb_outbox_store_meets_the_contract() {
     let Some(server) = server_url("mongodb_outbox_store_meets_the_contract") else {
         return;

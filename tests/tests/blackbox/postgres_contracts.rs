@@ -57,6 +57,26 @@ async fn migrated_read_models(database: &TestDatabase) -> PostgresTarget {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rebuilds_meet_the_contract() {
+    let Some(database) = TestDatabase::create("postgres_rebuilds_meet_the_contract").await else {
+        return;
+    };
+    let target = migrated_read_models(&database).await;
+    let live = Arc::new(PostgresReadModelStore::open(&target).await.expect("the store opens"));
+    contract::rebuilds::a_staged_read_model_swaps_in_whole_and_fences_runners_that_started_before(live).await;
+    let client = target.connect().await.expect("PostgreSQL answers");
+    let staging = client
+        .query_one(
+            "SELECT count(*) FROM pg_namespace WHERE starts_with(nspname, $1)",
+            &[&lablet_infrastructure::postgres::STAGING_SCHEMA_PREFIX],
+        )
+        .await
+        .expect("a count");
+    assert_eq!(staging.get::<_, i64>(0), 0, "discarded staging schemas are gone");
+    database.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_read_model_store_meets_the_contract() {
     let Some(probe) = TestDatabase::create("postgres_read_model_store_meets_the_contract").await else {
         return;

@@ -72,114 +72,19 @@ fn opening_an_unmigrated_file_fails_with_a_clear_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rebuilt_read_model_swaps_in_whole_and_fences_runners_that_started_before() {
-    use contract::read_models::lab;
-    use lablet_application::ports::{CommitFence, ReadModelError};
-    use lablet_infrastructure::sqlite::SwapOutcome;
-
+async fn sqlite_rebuilds_meet_the_contract() {
     let dirs = Dirs::default();
-    let open = |name: &str| {
-        let path = dirs.file(name);
-        migrate_file(&path, READ_MODELS).unwrap();
-        let store = SqliteReadModelStore::open(&path).unwrap();
-        (path, store)
-    };
-    let (_, live) = open("live.db");
-    live.commit(
-        "lab_records",
-        CommitFence::new(0, 0),
-        10,
-        vec![lab("a", "w1", "STOPPED", 3), lab("b", "w1", "STARTED", 10)],
-    )
-    .await
-    .unwrap();
-    live.commit("work_orders", CommitFence::new(0, 0), 10, Vec::new())
-        .await
-        .unwrap();
-
-    let (behind_path, behind) = open("behind.db");
-    behind
-        .commit(
-            "lab_records",
-            CommitFence::new(0, 0),
-            5,
-            vec![lab("x", "w1", "STOPPED", 5)],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        live.swap_in("lab_records", &behind_path).await.unwrap(),
-        SwapOutcome::Behind { live: 10, rebuilt: 5 }
-    );
-    assert!(
-        live.get("lab_records", "x").await.unwrap().is_none(),
-        "a refused swap changes nothing"
-    );
-
-    let (rebuilt_path, rebuilt) = open("rebuilt.db");
-    rebuilt
-        .commit(
-            "lab_records",
-            CommitFence::new(0, 0),
-            12,
-            vec![lab("a", "w1", "STARTED", 12), lab("c", "w2", "STOPPED", 7)],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        live.swap_in("lab_records", &rebuilt_path).await.unwrap(),
-        SwapOutcome::Swapped {
-            position: 12,
-            generation: 1,
-            documents: 2
-        }
-    );
-    assert!(
-        live.get("lab_records", "b").await.unwrap().is_none(),
-        "the old documents are gone"
-    );
-    let a: serde_json::Value =
-        serde_json::from_str(live.get("lab_records", "a").await.unwrap().unwrap().get()).unwrap();
-    assert_eq!(a["state"], "STARTED");
-    assert_eq!(
-        a["operation_history"].as_array().unwrap().len(),
-        1,
-        "history comes from the rebuild"
-    );
-    assert!(live.get("lab_records", "c").await.unwrap().is_some());
-    assert_eq!(live.checkpoint("lab_records").await.unwrap(), Some(12));
-    assert_eq!(live.generation("lab_records").await.unwrap(), 1);
-    assert_eq!(
-        live.checkpoint("work_orders").await.unwrap(),
-        Some(10),
-        "other projections untouched"
-    );
-
-    let stale = live
-        .commit(
-            "lab_records",
-            CommitFence::new(0, 12),
-            13,
-            vec![lab("b", "w1", "STOPPED", 13)],
-        )
-        .await;
-    assert_eq!(
-        stale,
-        Err(ReadModelError::Superseded {
-            projection: "lab_records".into(),
-            current: 1
-        })
-    );
-    assert!(live.get("lab_records", "b").await.unwrap().is_none());
-    live.commit(
-        "lab_records",
-        CommitFence::new(1, 12),
-        13,
-        vec![lab("b", "w1", "STOPPED", 13)],
-    )
-    .await
-    .unwrap();
-    assert_eq!(live.checkpoint("lab_records").await.unwrap(), Some(13));
+    let path = dirs.file("read_models.db");
+    migrate_file(&path, READ_MODELS).unwrap();
+    let live = Arc::new(SqliteReadModelStore::open(&path).unwrap());
+    contract::rebuilds::a_staged_read_model_swaps_in_whole_and_fences_runners_that_started_before(live).await;
+    let directory = path.parent().unwrap();
+    let left: Vec<_> = std::fs::read_dir(directory)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(lablet_infrastructure::sqlite::SCRATCH_PREFIX))
+        .collect();
+    assert!(left.is_empty(), "discarded scratch files are gone: {left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,2 @@
+-- A swap: the staged documents ({schema}) come in.
+INSERT INTO {table} SELECT * FROM {schema}.{table}

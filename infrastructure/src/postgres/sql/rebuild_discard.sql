@@ -1,0 +1,2 @@
+-- Deletes a rebuild's staging area.
+DROP SCHEMA IF EXISTS {schema} CASCADE
