@@ -14,7 +14,7 @@ use lablet_application::leadership::Leadership;
 use lablet_application::metrics::{Metrics, MetricsBehaviour};
 use lablet_application::outbox::{CloudEventSink, GetOutbox, OutboxHandlers, OutboxRelay, RedriveParked};
 use lablet_application::ports::CredentialVault;
-use lablet_application::ports::{Clock, SystemClock};
+use lablet_application::ports::{Clock, LeaseFence, SystemClock};
 use lablet_application::progress::ProjectionProgress;
 use lablet_application::read_model_queries::{GetDocument, ListDocuments, ReadModelQueries};
 use lablet_application::repository::AggregateRepository;
@@ -266,9 +266,10 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
     ));
     let mut background = vec![tokio::spawn(leadership.clone().heartbeat(stop.clone()))];
     // Every replica runs every role under its lease: the holder works, the others wait.
-    let mut singleton = |role: String, start: Box<dyn Fn(watch::Receiver<bool>) -> RoleFuture + Send + Sync>| {
-        background.push(tokio::spawn(leadership.clone().run_role(role, stop.clone(), start)));
-    };
+    let mut singleton =
+        |role: String, start: Box<dyn Fn(watch::Receiver<bool>, LeaseFence) -> RoleFuture + Send + Sync>| {
+            background.push(tokio::spawn(leadership.clone().run_role(role, stop.clone(), start)));
+        };
     let mut names = Vec::new();
     for projector in standard_projectors() {
         let name = projector.collection().name;
@@ -276,7 +277,7 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
         let (events, read_models, progress) = (stores.events.clone(), stores.read_models.clone(), progress.clone());
         singleton(
             format!("projection:{name}"),
-            Box::new(move |stop| {
+            Box::new(move |stop, _| {
                 let runner =
                     ProjectionRunner::new(events.clone(), read_models.clone(), projector.clone(), progress.clone());
                 Box::pin(runner.run(stop))
@@ -286,7 +287,7 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
     let (events, read_models, inbox_mediator) = (stores.events.clone(), stores.read_models.clone(), mediator.clone());
     singleton(
         INBOX_PROCESSOR.to_owned(),
-        Box::new(move |stop| {
+        Box::new(move |stop, _| {
             let inbox = InboxProcessor::new(
                 events.clone(),
                 read_models.clone(),
@@ -300,7 +301,7 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
         let relay = Arc::new(relay);
         singleton(
             format!("outbox:{}", relay.sink_name()),
-            Box::new(move |stop| Box::pin(relay.clone().run(stop))),
+            Box::new(move |stop, fence| Box::pin(relay.clone().run(stop, fence))),
         );
     }
     let fleet = FleetScheduler {
@@ -311,7 +312,7 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
     };
     singleton(
         "fleet".to_owned(),
-        Box::new(move |stop| Box::pin(fleet.clone().run(stop))),
+        Box::new(move |stop, _| Box::pin(fleet.clone().run(stop))),
     );
     background.push(tokio::spawn(follow_checkpoints(
         stores.events.clone(),

@@ -10,11 +10,12 @@
 //! commit, and releases the lease so that another replica takes over at once.
 //!
 //! A lease is a promise about time, and a paused process can outlive it; correctness rests on
-//! the fences beneath: a projection commit lands only from the checkpoint it started at, every
+//! the fences beneath: a projection commit lands only from the checkpoint it started at, a
+//! relay's writes carry its lease's token and are refused once a newer holder exists, every
 //! command carries its expected version, and the outbox delivers at least once.
 
 use crate::metrics::Metrics;
-use crate::ports::{Clock, Lease, LeaseStore};
+use crate::ports::{Clock, Lease, LeaseFence, LeaseStore};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -119,11 +120,12 @@ impl Leadership {
             .await
     }
 
-    /// Runs `role` (started by `start` with a stop signal of its own) whenever this replica
-    /// holds the role's lease, until `stop` turns true.
+    /// Runs `role` (started by `start` with a stop signal of its own and the lease it runs
+    /// under, whose fence its writes carry) whenever this replica holds the role's lease, until
+    /// `stop` turns true.
     pub async fn run_role<F, Fut>(self: Arc<Self>, role: String, mut stop: watch::Receiver<bool>, start: F)
     where
-        F: Fn(watch::Receiver<bool>) -> Fut + Send + Sync + 'static,
+        F: Fn(watch::Receiver<bool>, LeaseFence) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.record(&role, None);
@@ -147,7 +149,7 @@ impl Leadership {
             };
             self.record(&role, Some(lease.clone()));
             let (stop_role, role_stopped) = watch::channel(false);
-            let task = tokio::spawn(start(role_stopped));
+            let task = tokio::spawn(start(role_stopped, LeaseFence::from(&lease)));
             let ended = self.hold(&role, lease, &mut stop).await;
             let _ = stop_role.send(true);
             if let Err(err) = task.await {

@@ -7,9 +7,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// One accepted delivery.
 #[derive(Debug, Clone)]
@@ -118,4 +119,46 @@ impl TestSink {
     pub fn refused(&self) -> u64 {
         self.state.lock().unwrap().refused
     }
+}
+
+/// Waits until the sink has every id in `wanted`, for at most `seconds`.
+pub async fn wait_for_delivery(sink: &TestSink, wanted: &HashSet<String>, seconds: u64) {
+    for _ in 0..seconds * 20 {
+        let got: HashSet<String> = sink.received().into_iter().map(|r| r.id).collect();
+        if wanted.is_subset(&got) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got: HashSet<String> = sink.received().into_iter().map(|r| r.id).collect();
+    panic!(
+        "{} of {} events never arrived",
+        wanted.difference(&got).count(),
+        wanted.len()
+    );
+}
+
+/// Per subject, the positions in the order they first arrived must only grow.
+pub fn assert_in_order_per_subject(received: &[Received]) {
+    let mut seen = HashSet::new();
+    let mut last: HashMap<&str, u64> = HashMap::new();
+    for event in received {
+        if !seen.insert(event.id.clone()) {
+            continue;
+        }
+        let previous = last.insert(&event.subject, event.sequence).unwrap_or(0);
+        assert!(
+            event.sequence > previous,
+            "subject {} got position {} after {}",
+            event.subject,
+            event.sequence,
+            previous
+        );
+    }
+}
+
+/// How many deliveries of `received` repeat an event delivered before.
+pub fn repeated_deliveries(received: &[Received]) -> usize {
+    let mut seen = HashSet::new();
+    received.iter().filter(|event| !seen.insert(event.id.as_str())).count()
 }

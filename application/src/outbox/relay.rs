@@ -16,7 +16,7 @@
 
 use crate::envelope::EventEnvelope;
 use crate::ports::{
-    Clock, EventStore, EventStoreError, OutboxStore, OutboxStoreError, ParkedEvent, RelayMark, SystemClock,
+    Clock, EventStore, EventStoreError, LeaseFence, OutboxStore, OutboxStoreError, ParkedEvent, RelayMark, SystemClock,
 };
 use crate::ports::{IdSource, UuidV7Ids};
 use crate::shutdown::{pause_unless_stopped, stopped};
@@ -195,12 +195,17 @@ impl OutboxRelay {
         self.sink.name()
     }
 
-    /// Relays until `shutdown` turns true, starting again from the checkpoint after errors.
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    /// Relays under the sink's lease (`fence`) until `shutdown` turns true, starting again
+    /// from the checkpoint after errors; stops at once if another replica took the lease.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>, fence: LeaseFence) {
         let this = self;
         while !*shutdown.borrow() {
-            match this.clone().relay(shutdown.clone()).await {
+            match this.clone().relay(shutdown.clone(), fence.clone()).await {
                 Ok(()) => return,
+                Err(RelayError::Outbox(err @ OutboxStoreError::Fenced { .. })) => {
+                    tracing::warn!(sink = this.sink.name(), error = %err, "outbox relay fenced out; another replica relays now");
+                    return;
+                }
                 Err(err) => {
                     tracing::error!(sink = this.sink.name(), error = %err, "outbox relay stopped; restarting from its checkpoint");
                     if !pause_unless_stopped(&mut shutdown, ERROR_BACKOFF).await {
@@ -212,10 +217,10 @@ impl OutboxRelay {
     }
 
     /// One run from the checkpoint; returns `Ok` on shutdown.
-    async fn relay(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> Result<(), RelayError> {
+    async fn relay(self: Arc<Self>, mut shutdown: watch::Receiver<bool>, fence: LeaseFence) -> Result<(), RelayError> {
         let sink = self.sink.name().to_owned();
         let checkpoint = self.outbox.checkpoint(&sink).await?;
-        let mut state = RelayState::new(checkpoint);
+        let mut state = RelayState::new(checkpoint, fence);
         state.delivered_ahead = self
             .outbox
             .delivered_beyond_checkpoint(&sink)
@@ -300,7 +305,7 @@ impl OutboxRelay {
             state.enqueue_back(subject, Outgoing { event, redrive: false });
         }
         if !parked.is_empty() {
-            self.outbox.park(parked).await?;
+            self.outbox.park(parked, &state.fence).await?;
         }
         Ok(())
     }
@@ -316,11 +321,13 @@ impl OutboxRelay {
         } = outcome;
         for item in &delivered {
             if item.redrive {
-                self.outbox.unpark(sink, item.event.event_id).await?;
+                self.outbox.unpark(sink, item.event.event_id, &state.fence).await?;
             }
         }
         if let Some(reached) = delivered.iter().map(|item| item.event.position).max() {
-            self.outbox.record_delivered(sink, &subject, reached).await?;
+            self.outbox
+                .record_delivered(sink, &subject, reached, &state.fence)
+                .await?;
         }
         let mut finished: Vec<Outgoing> = delivered;
         if let Some((head, attempts, error)) = failed {
@@ -340,7 +347,7 @@ impl OutboxRelay {
                 ));
                 held.push(item);
             }
-            self.outbox.park(records).await?;
+            self.outbox.park(records, &state.fence).await?;
             state.held.insert(subject.clone(), head.event.event_id);
             finished.push(head);
             finished.extend(held);
@@ -359,7 +366,7 @@ impl OutboxRelay {
     /// Puts the parked events of every subject with a redrive request back in front of its
     /// queue, in position order, and releases the hold.
     async fn take_redrives(&self, state: &mut RelayState, sink: &str) -> Result<(), RelayError> {
-        let requests = self.outbox.take_redrive_requests(sink).await?;
+        let requests = self.outbox.take_redrive_requests(sink, &state.fence).await?;
         let mut by_subject: HashMap<String, Vec<ParkedEvent>> = HashMap::new();
         for parked in requests {
             by_subject.entry(parked.subject.clone()).or_default().push(parked);
@@ -377,7 +384,7 @@ impl OutboxRelay {
                     Some(event) if event.event_id == record.event_id => events.push(event),
                     _ => {
                         tracing::warn!(sink, event_id = %record.event_id, "a parked event is no longer in the log; forgetting it");
-                        self.outbox.unpark(sink, record.event_id).await?;
+                        self.outbox.unpark(sink, record.event_id, &state.fence).await?;
                     }
                 }
             }
@@ -398,7 +405,7 @@ impl OutboxRelay {
             outstanding: state.outstanding.len() as u64,
         };
         if mark != state.saved {
-            self.outbox.save_checkpoint(sink, mark).await?;
+            self.outbox.save_checkpoint(sink, mark, &state.fence).await?;
             state.saved = mark;
         }
         Ok(())
@@ -506,11 +513,14 @@ struct RelayState {
     delivered_ahead: HashMap<String, u64>,
     read_position: u64,
     saved: RelayMark,
+    /// The lease every write of this run is made under.
+    fence: LeaseFence,
 }
 
 impl RelayState {
-    fn new(checkpoint: u64) -> Self {
+    fn new(checkpoint: u64, fence: LeaseFence) -> Self {
         RelayState {
+            fence,
             queues: HashMap::new(),
             ready: VecDeque::new(),
             busy: HashSet::new(),
@@ -588,6 +598,13 @@ impl RelayState {
 mod tests {
     use super::*;
 
+    fn test_fence() -> LeaseFence {
+        LeaseFence {
+            role: "outbox:test".into(),
+            token: 1,
+        }
+    }
+
     #[test]
     fn backoff_doubles_from_the_base_up_to_the_cap_with_equal_jitter() {
         let settings = RelaySettings {
@@ -604,7 +621,7 @@ mod tests {
 
     #[test]
     fn the_checkpoint_stays_before_the_oldest_outstanding_event() {
-        let mut state = RelayState::new(10);
+        let mut state = RelayState::new(10, test_fence());
         assert_eq!(state.checkpoint(), 10);
         state.read_position = 20;
         state.outstanding.extend([14, 17]);
@@ -626,7 +643,7 @@ mod tests {
             fn the_checkpoint_never_passes_an_undelivered_event(
                 steps in proptest::collection::vec((any::<bool>(), 0usize..64), 1..300),
             ) {
-                let mut state = RelayState::new(0);
+                let mut state = RelayState::new(0, test_fence());
                 let mut previous = state.checkpoint();
                 for (read, pick) in steps {
                     if read || state.outstanding.is_empty() {

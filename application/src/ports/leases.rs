@@ -20,6 +20,23 @@ pub struct Lease {
     pub expires_at: DateTime<Utc>,
 }
 
+/// The lease a write is made under: a store refuses the write, changing nothing, once the
+/// role's stored token is newer than this one (another replica took the role since).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseFence {
+    pub role: String,
+    pub token: u64,
+}
+
+impl From<&Lease> for LeaseFence {
+    fn from(lease: &Lease) -> Self {
+        LeaseFence {
+            role: lease.role.clone(),
+            token: lease.token,
+        }
+    }
+}
+
 /// A replica that said it is alive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ReplicaSeen {

@@ -18,7 +18,7 @@ pub use cml::{CmlClient, CmlConnector, CmlError, CmlTarget};
 pub use credentials::{CmlCredentials, CredentialVault, VaultError};
 pub use event_store::{AppendOutcome, EventStore, EventStoreError, ExpectedVersion, LAG_COUNT_LIMIT};
 pub use ids::{IdSource, SequentialIds, UuidV7Ids};
-pub use leases::{Lease, LeaseError, LeaseStore, ReplicaSeen};
+pub use leases::{Lease, LeaseError, LeaseFence, LeaseStore, ReplicaSeen};
 pub use outbox::{OutboxStore, OutboxStoreError, ParkedEvent, RelayMark, SinkProgress};
 pub use read_models::{
     CollectionSpec, CommitFence, DocumentWrite, HistoryEntry, HistoryRecord, ListPage, ListQuery, ReadModelError,

@@ -4,7 +4,13 @@
 //! subjects it delivered beyond that (so that a restart does not send them again), and which
 //! events it gave up on. Everything is kept per sink (`http`, `nats`), so every sink receives
 //! every event at least once whatever the others do.
+//!
+//! A relay runs under its sink's lease (`outbox:<sink>`), and every write it makes carries the
+//! lease's [`LeaseFence`]: once another replica has taken the role, the old holder's writes are
+//! refused with [`OutboxStoreError::Fenced`], so a relay that was paused past its lease can
+//! neither park, unpark nor take the redrive requests of its successor.
 
+use super::leases::LeaseFence;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -60,6 +66,10 @@ pub enum OutboxStoreError {
     Unavailable(String),
     #[error("outbox record cannot be read: {0}")]
     Corrupt(String),
+    /// The write was made under a lease another replica has taken since (its token is now
+    /// `current`); nothing was written.
+    #[error("the lease of {role} moved to token {current}; a write under token {token} was refused")]
+    Fenced { role: String, token: u64, current: u64 },
 }
 
 #[async_trait]
@@ -69,20 +79,26 @@ pub trait OutboxStore: Send + Sync + 'static {
 
     /// Saves the sink's mark (its checkpoint only ever moves forward) and forgets the
     /// delivered subjects the checkpoint has passed.
-    async fn save_checkpoint(&self, sink: &str, mark: RelayMark) -> Result<(), OutboxStoreError>;
+    async fn save_checkpoint(&self, sink: &str, mark: RelayMark, fence: &LeaseFence) -> Result<(), OutboxStoreError>;
 
     /// Records that every event of `subject` up to `position` reached the sink, so a relay
     /// restarting from an older checkpoint does not send them again.
-    async fn record_delivered(&self, sink: &str, subject: &str, position: u64) -> Result<(), OutboxStoreError>;
+    async fn record_delivered(
+        &self,
+        sink: &str,
+        subject: &str,
+        position: u64,
+        fence: &LeaseFence,
+    ) -> Result<(), OutboxStoreError>;
 
     /// The subjects delivered beyond the sink's checkpoint, each with the position it reached.
     async fn delivered_beyond_checkpoint(&self, sink: &str) -> Result<Vec<(String, u64)>, OutboxStoreError>;
 
     /// Parks events, or updates them if they are parked already (a failed redrive).
-    async fn park(&self, events: Vec<ParkedEvent>) -> Result<(), OutboxStoreError>;
+    async fn park(&self, events: Vec<ParkedEvent>, fence: &LeaseFence) -> Result<(), OutboxStoreError>;
 
     /// Forgets a parked event once it has been delivered.
-    async fn unpark(&self, sink: &str, event_id: Uuid) -> Result<(), OutboxStoreError>;
+    async fn unpark(&self, sink: &str, event_id: Uuid, fence: &LeaseFence) -> Result<(), OutboxStoreError>;
 
     /// Parked events by position, of one sink or of all, at most `limit`.
     async fn parked(&self, sink: Option<&str>, limit: usize) -> Result<Vec<ParkedEvent>, OutboxStoreError>;
@@ -97,7 +113,8 @@ pub trait OutboxStore: Send + Sync + 'static {
 
     /// Takes the redrive requests of `sink`: every parked event of each subject with a request,
     /// by position (a subject is redriven whole, in order), with the requests cleared.
-    async fn take_redrive_requests(&self, sink: &str) -> Result<Vec<ParkedEvent>, OutboxStoreError>;
+    async fn take_redrive_requests(&self, sink: &str, fence: &LeaseFence)
+        -> Result<Vec<ParkedEvent>, OutboxStoreError>;
 
     /// Every sink that has a checkpoint or parked events.
     async fn progress(&self) -> Result<Vec<SinkProgress>, OutboxStoreError>;

@@ -26,6 +26,17 @@ impl MongoLeaseStore {
     }
 }
 
+/// A role's current fencing token, if it was ever taken.
+pub(super) async fn current_token(database: &Database, role: &str) -> Result<Option<u64>, mongodb::error::Error> {
+    let lease = database
+        .collection::<Document>("leases")
+        .find_one(doc! { "_id": role })
+        .await?;
+    Ok(lease
+        .and_then(|lease| lease.get_i64("token").ok())
+        .map(|token| token as u64))
+}
+
 fn unavailable(err: impl std::fmt::Display) -> LeaseError {
     LeaseError::Unavailable(format!("MongoDB: {err}"))
 }

@@ -2,12 +2,17 @@
 //! `outbox_delivered` (`_id` = `{sink, subject}`: subjects delivered beyond the checkpoint) and
 //! `outbox_parked` (`_id` = `{sink, event_id}`). Times are RFC 3339 text with microseconds, as
 //! the other engines keep them; ids are text.
+//!
+//! A relay's writes are checked against its lease (`leases`) first. MongoDB has no transaction
+//! across collections here, so the check and the write are two steps: a replica paused between
+//! them can still make one write after its successor took over (on SQLite and PostgreSQL the
+//! check and the write are one transaction).
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::TryStreamExt;
 use lablet_application::ports::{Clock, SystemClock};
-use lablet_application::ports::{OutboxStore, OutboxStoreError, ParkedEvent, RelayMark, SinkProgress};
+use lablet_application::ports::{LeaseFence, OutboxStore, OutboxStoreError, ParkedEvent, RelayMark, SinkProgress};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::{Collection, Database};
 use std::collections::BTreeMap;
@@ -86,6 +91,21 @@ impl MongoOutboxStore {
         self.database.collection("outbox_parked")
     }
 
+    /// Refuses a write made under `fence` once another replica has taken the lease.
+    async fn check_fence(&self, fence: &LeaseFence) -> Result<(), OutboxStoreError> {
+        let current = super::leases::current_token(&self.database, &fence.role)
+            .await
+            .map_err(unavailable)?;
+        match current {
+            Some(current) if current > fence.token => Err(OutboxStoreError::Fenced {
+                role: fence.role.clone(),
+                token: fence.token,
+                current,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     async fn find_parked(&self, filter: Document, limit: Option<i64>) -> Result<Vec<ParkedEvent>, OutboxStoreError> {
         let parked_events = self.parked_events();
         let mut find = parked_events.find(filter).sort(doc! { "position": 1, "sink": 1 });
@@ -113,7 +133,8 @@ impl OutboxStore for MongoOutboxStore {
         Ok(found.and_then(|d| d.get_i64("position").ok()).map_or(0, |p| p as u64))
     }
 
-    async fn save_checkpoint(&self, sink: &str, mark: RelayMark) -> Result<(), OutboxStoreError> {
+    async fn save_checkpoint(&self, sink: &str, mark: RelayMark, fence: &LeaseFence) -> Result<(), OutboxStoreError> {
+        self.check_fence(fence).await?;
         self.checkpoints()
             .update_one(
                 doc! { "_id": sink },
@@ -133,7 +154,14 @@ impl OutboxStore for MongoOutboxStore {
             .map_err(unavailable)
     }
 
-    async fn record_delivered(&self, sink: &str, subject: &str, position: u64) -> Result<(), OutboxStoreError> {
+    async fn record_delivered(
+        &self,
+        sink: &str,
+        subject: &str,
+        position: u64,
+        fence: &LeaseFence,
+    ) -> Result<(), OutboxStoreError> {
+        self.check_fence(fence).await?;
         self.delivered()
             .update_one(
                 doc! { "_id": { "sink": sink, "subject": subject } },
@@ -167,7 +195,8 @@ impl OutboxStore for MongoOutboxStore {
             .collect()
     }
 
-    async fn park(&self, events: Vec<ParkedEvent>) -> Result<(), OutboxStoreError> {
+    async fn park(&self, events: Vec<ParkedEvent>, fence: &LeaseFence) -> Result<(), OutboxStoreError> {
+        self.check_fence(fence).await?;
         for event in &events {
             let event_id = event.event_id.to_string();
             self.parked_events()
@@ -193,7 +222,8 @@ impl OutboxStore for MongoOutboxStore {
         Ok(())
     }
 
-    async fn unpark(&self, sink: &str, event_id: Uuid) -> Result<(), OutboxStoreError> {
+    async fn unpark(&self, sink: &str, event_id: Uuid, fence: &LeaseFence) -> Result<(), OutboxStoreError> {
+        self.check_fence(fence).await?;
         self.parked_events()
             .delete_one(doc! { "_id": { "sink": sink, "event_id": event_id.to_string() } })
             .await
@@ -242,7 +272,12 @@ impl OutboxStore for MongoOutboxStore {
             .map_err(unavailable)
     }
 
-    async fn take_redrive_requests(&self, sink: &str) -> Result<Vec<ParkedEvent>, OutboxStoreError> {
+    async fn take_redrive_requests(
+        &self,
+        sink: &str,
+        fence: &LeaseFence,
+    ) -> Result<Vec<ParkedEvent>, OutboxStoreError> {
+        self.check_fence(fence).await?;
         let requested = doc! { "sink": sink, "redrive_requested_at": { "$type": "string" } };
         let subjects: Vec<Bson> = self
             .parked_events()

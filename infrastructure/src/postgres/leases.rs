@@ -6,7 +6,7 @@ use super::{pool, PostgresError, PostgresTarget};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use lablet_application::ports::{Lease, LeaseError, LeaseStore, ReplicaSeen};
+use lablet_application::ports::{Lease, LeaseError, LeaseFence, LeaseStore, ReplicaSeen};
 use tokio_postgres::Row;
 
 const ACQUIRE: &str = include_str!("sql/lease_acquire.sql");
@@ -14,6 +14,20 @@ const RELEASE: &str = include_str!("sql/lease_release.sql");
 const LIST: &str = include_str!("sql/lease_list.sql");
 const HEARTBEAT: &str = include_str!("sql/replica_heartbeat.sql");
 const REPLICAS: &str = include_str!("sql/replicas_seen.sql");
+const TOKEN: &str = include_str!("sql/lease_token.sql");
+
+/// The newer token that fences out a write made under `fence`, if another replica took the
+/// role since. Run first in the write's transaction: the shared lock it takes on the lease row
+/// holds a new holder's acquire off until the write has committed.
+pub(super) async fn newer_token(
+    tx: &deadpool_postgres::Transaction<'_>,
+    fence: &LeaseFence,
+) -> Result<Option<u64>, tokio_postgres::Error> {
+    let current = tx.query_opt(TOKEN, &[&fence.role]).await?;
+    Ok(current
+        .map(|row| row.get::<_, i64>(0) as u64)
+        .filter(|current| *current > fence.token))
+}
 
 const POOL_SIZE: usize = 2;
 

@@ -1,10 +1,11 @@
 //! The outbox relays' state on PostgreSQL, beside the read models: each sink's checkpoint
 //! (`lablet_outbox_checkpoints`) and the events it parked (`lablet_outbox_parked`).
 
+use super::leases::newer_token;
 use super::{pool, PostgresError, PostgresTarget};
 use async_trait::async_trait;
-use deadpool_postgres::{Object, Pool};
-use lablet_application::ports::{OutboxStore, OutboxStoreError, ParkedEvent, RelayMark, SinkProgress};
+use deadpool_postgres::{Object, Pool, Transaction};
+use lablet_application::ports::{LeaseFence, OutboxStore, OutboxStoreError, ParkedEvent, RelayMark, SinkProgress};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -64,6 +65,20 @@ impl PostgresOutboxStore {
     }
 }
 
+/// Begins the transaction of a write made under `fence`: refused (`Fenced`, nothing written)
+/// if another replica took the lease since.
+async fn begin_fenced<'a>(client: &'a mut Object, fence: &LeaseFence) -> Result<Transaction<'a>, OutboxStoreError> {
+    let tx = client.transaction().await.map_err(unavailable)?;
+    match newer_token(&tx, fence).await.map_err(unavailable)? {
+        Some(current) => Err(OutboxStoreError::Fenced {
+            role: fence.role.clone(),
+            token: fence.token,
+            current,
+        }),
+        None => Ok(tx),
+    }
+}
+
 #[async_trait]
 impl OutboxStore for PostgresOutboxStore {
     async fn checkpoint(&self, sink: &str) -> Result<u64, OutboxStoreError> {
@@ -76,9 +91,9 @@ impl OutboxStore for PostgresOutboxStore {
         Ok(row.map_or(0, |row| row.get::<_, i64>(0) as u64))
     }
 
-    async fn save_checkpoint(&self, sink: &str, mark: RelayMark) -> Result<(), OutboxStoreError> {
+    async fn save_checkpoint(&self, sink: &str, mark: RelayMark, fence: &LeaseFence) -> Result<(), OutboxStoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(unavailable)?;
+        let tx = begin_fenced(&mut client, fence).await?;
         tx.execute(
             SAVE_MARK,
             &[
@@ -94,13 +109,19 @@ impl OutboxStore for PostgresOutboxStore {
         tx.commit().await.map_err(unavailable)
     }
 
-    async fn record_delivered(&self, sink: &str, subject: &str, position: u64) -> Result<(), OutboxStoreError> {
-        self.client()
-            .await?
-            .execute(RECORD_DELIVERED, &[&sink, &subject, &(position as i64)])
+    async fn record_delivered(
+        &self,
+        sink: &str,
+        subject: &str,
+        position: u64,
+        fence: &LeaseFence,
+    ) -> Result<(), OutboxStoreError> {
+        let mut client = self.client().await?;
+        let tx = begin_fenced(&mut client, fence).await?;
+        tx.execute(RECORD_DELIVERED, &[&sink, &subject, &(position as i64)])
             .await
-            .map(|_| ())
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
     }
 
     async fn delivered_beyond_checkpoint(&self, sink: &str) -> Result<Vec<(String, u64)>, OutboxStoreError> {
@@ -116,9 +137,9 @@ impl OutboxStore for PostgresOutboxStore {
             .collect())
     }
 
-    async fn park(&self, events: Vec<ParkedEvent>) -> Result<(), OutboxStoreError> {
+    async fn park(&self, events: Vec<ParkedEvent>, fence: &LeaseFence) -> Result<(), OutboxStoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(unavailable)?;
+        let tx = begin_fenced(&mut client, fence).await?;
         for event in &events {
             tx.execute(
                 PARK,
@@ -140,13 +161,11 @@ impl OutboxStore for PostgresOutboxStore {
         tx.commit().await.map_err(unavailable)
     }
 
-    async fn unpark(&self, sink: &str, event_id: Uuid) -> Result<(), OutboxStoreError> {
-        self.client()
-            .await?
-            .execute(UNPARK, &[&sink, &event_id])
-            .await
-            .map(|_| ())
-            .map_err(unavailable)
+    async fn unpark(&self, sink: &str, event_id: Uuid, fence: &LeaseFence) -> Result<(), OutboxStoreError> {
+        let mut client = self.client().await?;
+        let tx = begin_fenced(&mut client, fence).await?;
+        tx.execute(UNPARK, &[&sink, &event_id]).await.map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
     }
 
     async fn parked(&self, sink: Option<&str>, limit: usize) -> Result<Vec<ParkedEvent>, OutboxStoreError> {
@@ -178,9 +197,13 @@ impl OutboxStore for PostgresOutboxStore {
             .map_err(unavailable)
     }
 
-    async fn take_redrive_requests(&self, sink: &str) -> Result<Vec<ParkedEvent>, OutboxStoreError> {
+    async fn take_redrive_requests(
+        &self,
+        sink: &str,
+        fence: &LeaseFence,
+    ) -> Result<Vec<ParkedEvent>, OutboxStoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(unavailable)?;
+        let tx = begin_fenced(&mut client, fence).await?;
         let parked: Vec<ParkedEvent> = tx
             .query(REDRIVE_REQUESTED, &[&sink])
             .await

@@ -5,7 +5,7 @@
 use super::connection::{SharedConnection, SqliteError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use lablet_application::ports::{Lease, LeaseError, LeaseStore, ReplicaSeen};
+use lablet_application::ports::{Lease, LeaseError, LeaseFence, LeaseStore, ReplicaSeen};
 use rusqlite::{params, OptionalExtension, Row};
 use std::path::Path;
 
@@ -14,6 +14,15 @@ const RELEASE: &str = include_str!("sql/lease_release.sql");
 const LIST: &str = include_str!("sql/lease_list.sql");
 const HEARTBEAT: &str = include_str!("sql/replica_heartbeat.sql");
 const REPLICAS: &str = include_str!("sql/replicas_seen.sql");
+const TOKEN: &str = include_str!("sql/lease_token.sql");
+
+/// The newer token that fences out a write made under `fence`, if another replica took the
+/// role since; run inside the write's `BEGIN IMMEDIATE` transaction, so no acquire can come
+/// between the check and the write.
+pub(super) fn newer_token(conn: &rusqlite::Connection, fence: &LeaseFence) -> rusqlite::Result<Option<u64>> {
+    let current: Option<i64> = conn.query_row(TOKEN, [&fence.role], |row| row.get(0)).optional()?;
+    Ok(current.map(|t| t as u64).filter(|current| *current > fence.token))
+}
 
 pub struct SqliteLeaseStore {
     conn: SharedConnection,

@@ -6,11 +6,12 @@
 //! may move a checkpoint back, which only means some events are delivered again.
 
 use super::connection::{parse_utc, SharedConnection, SqliteError};
+use super::leases::newer_token;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lablet_application::ports::{Clock, SystemClock};
-use lablet_application::ports::{OutboxStore, OutboxStoreError, ParkedEvent, RelayMark, SinkProgress};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use lablet_application::ports::{LeaseFence, OutboxStore, OutboxStoreError, ParkedEvent, RelayMark, SinkProgress};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use std::path::Path;
 use uuid::Uuid;
 
@@ -56,6 +57,32 @@ impl SqliteOutboxStore {
         F: FnOnce(&mut Connection) -> Result<T, OutboxStoreError> + Send + 'static,
     {
         self.conn.run(OutboxStoreError::Unavailable, work).await
+    }
+
+    /// Runs `write` in one `BEGIN IMMEDIATE` transaction, after checking that no replica took
+    /// the lease it is made under (else `Fenced`, and nothing is written).
+    async fn fenced<T, F>(&self, fence: &LeaseFence, write: F) -> Result<T, OutboxStoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, OutboxStoreError> + Send + 'static,
+    {
+        let fence = fence.clone();
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            if let Some(current) = newer_token(&tx, &fence).map_err(unavailable)? {
+                return Err(OutboxStoreError::Fenced {
+                    role: fence.role,
+                    token: fence.token,
+                    current,
+                });
+            }
+            let written = write(&tx)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(written)
+        })
+        .await
     }
 }
 
@@ -139,10 +166,9 @@ impl OutboxStore for SqliteOutboxStore {
         .await
     }
 
-    async fn save_checkpoint(&self, sink: &str, mark: RelayMark) -> Result<(), OutboxStoreError> {
+    async fn save_checkpoint(&self, sink: &str, mark: RelayMark, fence: &LeaseFence) -> Result<(), OutboxStoreError> {
         let sink = sink.to_owned();
-        self.with(move |conn| {
-            let tx = conn.transaction().map_err(unavailable)?;
+        self.fenced(fence, move |tx| {
             tx.execute(
                 SAVE_MARK,
                 params![
@@ -155,14 +181,20 @@ impl OutboxStore for SqliteOutboxStore {
             )
             .map_err(unavailable)?;
             tx.execute(PRUNE_DELIVERED, [&sink]).map_err(unavailable)?;
-            tx.commit().map_err(unavailable)
+            Ok(())
         })
         .await
     }
 
-    async fn record_delivered(&self, sink: &str, subject: &str, position: u64) -> Result<(), OutboxStoreError> {
+    async fn record_delivered(
+        &self,
+        sink: &str,
+        subject: &str,
+        position: u64,
+        fence: &LeaseFence,
+    ) -> Result<(), OutboxStoreError> {
         let (sink, subject) = (sink.to_owned(), subject.to_owned());
-        self.with(move |conn| {
+        self.fenced(fence, move |conn| {
             conn.prepare_cached(RECORD_DELIVERED)
                 .and_then(|mut statement| statement.execute(params![sink, subject, position as i64]))
                 .map(|_| ())
@@ -187,9 +219,8 @@ impl OutboxStore for SqliteOutboxStore {
         .await
     }
 
-    async fn park(&self, events: Vec<ParkedEvent>) -> Result<(), OutboxStoreError> {
-        self.with(move |conn| {
-            let tx = conn.transaction().map_err(unavailable)?;
+    async fn park(&self, events: Vec<ParkedEvent>, fence: &LeaseFence) -> Result<(), OutboxStoreError> {
+        self.fenced(fence, move |tx| {
             {
                 let mut insert = tx.prepare_cached(PARK).map_err(unavailable)?;
                 for event in &events {
@@ -208,14 +239,14 @@ impl OutboxStore for SqliteOutboxStore {
                         .map_err(unavailable)?;
                 }
             }
-            tx.commit().map_err(unavailable)
+            Ok(())
         })
         .await
     }
 
-    async fn unpark(&self, sink: &str, event_id: Uuid) -> Result<(), OutboxStoreError> {
+    async fn unpark(&self, sink: &str, event_id: Uuid, fence: &LeaseFence) -> Result<(), OutboxStoreError> {
         let sink = sink.to_owned();
-        self.with(move |conn| {
+        self.fenced(fence, move |conn| {
             conn.execute(UNPARK, params![sink, event_id.to_string()])
                 .map(|_| ())
                 .map_err(unavailable)
@@ -258,15 +289,17 @@ impl OutboxStore for SqliteOutboxStore {
         .await
     }
 
-    async fn take_redrive_requests(&self, sink: &str) -> Result<Vec<ParkedEvent>, OutboxStoreError> {
+    async fn take_redrive_requests(
+        &self,
+        sink: &str,
+        fence: &LeaseFence,
+    ) -> Result<Vec<ParkedEvent>, OutboxStoreError> {
         let sink = sink.to_owned();
-        self.with(move |conn| {
-            let tx = conn.transaction().map_err(unavailable)?;
-            let parked = query_parked(&tx, REDRIVE_REQUESTED, [&sink])?;
+        self.fenced(fence, move |tx| {
+            let parked = query_parked(tx, REDRIVE_REQUESTED, [&sink])?;
             if !parked.is_empty() {
                 tx.execute(CLEAR_REDRIVE, [&sink]).map_err(unavailable)?;
             }
-            tx.commit().map_err(unavailable)?;
             Ok(parked)
         })
         .await

@@ -85,8 +85,10 @@ async fn mongodb_outbox_store_meets_the_contract() {
         return;
     };
     let url = fresh_database(&server).await;
-    let store = MongoOutboxStore::new(connect(&url).await.expect("MongoDB answers"));
-    contract::outbox::run_all(Arc::new(store)).await;
+    let database = connect(&url).await.expect("MongoDB answers");
+    let store = MongoOutboxStore::new(database.clone());
+    let leases = lablet_infrastructure::mongo::MongoLeaseStore::new(database);
+    contract::outbox::run_all(Arc::new(store), Arc::new(leases)).await;
     drop_database(&url).await;
 }
 

@@ -6,7 +6,7 @@ use lablet_infrastructure::cloudevents::HttpMode;
 use lablet_infrastructure::config::NatsSettings;
 use lablet_tests::process::{free_port, run_cli};
 use lablet_tests::server::{get_json, wait_ready};
-use lablet_tests::sink::{Received, TestSink};
+use lablet_tests::sink::{assert_in_order_per_subject, repeated_deliveries, wait_for_delivery, Received, TestSink};
 use lablet_tests::TestServer;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -66,42 +66,6 @@ async fn log_events(client: &reqwest::Client, base: &str) -> Vec<LoggedEvent> {
             Some(last) if items.len() == 1000 => from = last["position"].as_u64().unwrap(),
             _ => return events,
         }
-    }
-}
-
-/// Waits until the sink has every id in `wanted`, for at most `seconds`.
-async fn wait_for_delivery(sink: &TestSink, wanted: &HashSet<String>, seconds: u64) {
-    for _ in 0..seconds * 20 {
-        let got: HashSet<String> = sink.received().into_iter().map(|r| r.id).collect();
-        if wanted.is_subset(&got) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let got: HashSet<String> = sink.received().into_iter().map(|r| r.id).collect();
-    panic!(
-        "{} of {} events never arrived",
-        wanted.difference(&got).count(),
-        wanted.len()
-    );
-}
-
-/// Per subject, the positions in the order they first arrived must only grow.
-fn assert_in_order_per_subject(received: &[Received]) {
-    let mut seen = HashSet::new();
-    let mut last: HashMap<&str, u64> = HashMap::new();
-    for event in received {
-        if !seen.insert(event.id.clone()) {
-            continue;
-        }
-        let previous = last.insert(&event.subject, event.sequence).unwrap_or(0);
-        assert!(
-            event.sequence > previous,
-            "subject {} got position {} after {}",
-            event.subject,
-            event.sequence,
-            previous
-        );
     }
 }
 
@@ -170,14 +134,10 @@ async fn every_event_arrives_at_least_once_and_in_order_through_random_failures_
     // A restart sends again only what was in flight when the relay was killed: at most one run
     // (64 events) per subject being delivered, and there are 8 subjects (labs) here; with only
     // a checkpoint, every event after the oldest undelivered one was sent again.
-    let mut copies: HashMap<&str, usize> = HashMap::new();
-    for event in &received {
-        *copies.entry(event.id.as_str()).or_default() += 1;
-    }
-    let repeated: usize = copies.values().map(|n| n - 1).sum();
+    let repeated = repeated_deliveries(&received);
     lablet_tests::report_measure(
         "outbox deliveries repeated after a kill -9",
-        &format!("{repeated} of {} events", copies.len()),
+        &format!("{repeated} of {} events", received.len() - repeated),
     );
     assert!(repeated <= 8 * 64, "{repeated} deliveries repeated after the kill");
     assert!(

@@ -104,10 +104,12 @@ async fn postgres_outbox_store_meets_the_contract() {
     let Some(database) = TestDatabase::create("postgres_outbox_store_meets_the_contract").await else {
         return;
     };
-    let store = PostgresOutboxStore::open(&migrated_read_models(&database).await)
+    let target = migrated_read_models(&database).await;
+    let store = PostgresOutboxStore::open(&target).await.expect("the store opens");
+    let leases = lablet_infrastructure::postgres::PostgresLeaseStore::open(&target)
         .await
         .expect("the store opens");
-    contract::outbox::run_all(Arc::new(store)).await;
+    contract::outbox::run_all(Arc::new(store), Arc::new(leases)).await;
     database.drop_now().await;
 }
 

@@ -4,13 +4,15 @@
 //! read-your-writes, and its history holds exactly the newest operations acknowledged for it:
 //! none doubled, none missing. Also: the replica holding the roles is killed (SIGKILL) and
 //! another takes every role over within the lease time; and a paused holder's late commits
-//! are refused by the fences.
+//! are refused by the fences. A CloudEvents sink takes the outbox through all of it: every
+//! event arrives, in order per subject, and the repeats the failovers cause are reported.
 
 use lablet_tests::postgres::TestDatabase;
 use lablet_tests::process::{free_port, start_server};
 use lablet_tests::server::{admin_client, get_json, wait_ready};
+use lablet_tests::sink::{assert_in_order_per_subject, repeated_deliveries, wait_for_delivery, TestSink};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -20,6 +22,7 @@ const WRITERS: usize = 16;
 const LABS: usize = 40;
 const OBSERVATIONS_PER_WRITER: usize = 75;
 const WORKER: &str = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
+const STATES: [&str; 3] = ["STARTED", "STOPPED", "BOOTED"];
 /// Short leases, so that the failover test waits seconds, not tens of seconds.
 const LEASES: [(&str, &str); 2] = [("LABLET_LEASE_TTL_MS", "2000"), ("LABLET_LEASE_RENEW_MS", "500")];
 
@@ -55,7 +58,9 @@ async fn write(client: reqwest::Client, bases: Vec<String>, writer: usize, round
         let body = json!({
             "worker_id": WORKER,
             "lab_id": format!("lab-{:02}", (writer * 7 + i) % LABS),
-            "state": if (writer + i + round).is_multiple_of(2) { "STARTED" } else { "STOPPED" },
+            // Varies along each lab's observations (not only from lab to lab), so that most of
+            // them change the lab and are in its history.
+            "state": STATES[(i + 2 * writer + round) % STATES.len()],
         });
         let answer = client
             .post(format!("{base}/api/v1/lab-records/observations"))
@@ -156,6 +161,12 @@ async fn the_survivor_takes_every_role_over(client: &reqwest::Client, holder: Re
         roles.contains("projection:lab_records"),
         "the first replica holds the roles: {roles:?}"
     );
+    // Writes go on through the kill, so that the outbox is delivering when its holder dies.
+    let writing = {
+        let (client, base) = (client.clone(), survivor.base.clone());
+        tokio::spawn(async move { write(client, vec![base], 5, 3).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
     drop(holder); // SIGKILL
     let killed_at = Instant::now();
     loop {
@@ -169,6 +180,7 @@ async fn the_survivor_takes_every_role_over(client: &reqwest::Client, holder: Re
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(!writing.await.expect("the writer").is_empty(), "the writes went on");
     let cluster = get_json(client, &format!("{}/api/v1/cluster", survivor.base)).await;
     assert!(
         cluster["leases"]
@@ -280,11 +292,15 @@ async fn two_replicas_on_one_postgres_database() {
     let url = database.url().to_owned();
     let data_dir = tempfile::tempdir().unwrap();
     let client = admin_client(data_dir.path());
-    let mut env = vec![
-        ("LABLET_EVENT_STORE_URL", url.as_str()),
-        ("LABLET_READ_MODEL_URL", url.as_str()),
-    ];
-    env.extend(LEASES);
+    let sink = TestSink::default();
+    let sink_url = sink.start().await;
+    let env = replica_env(
+        &sink_url,
+        &[
+            ("LABLET_EVENT_STORE_URL", url.as_str()),
+            ("LABLET_READ_MODEL_URL", url.as_str()),
+        ],
+    );
     let first = Replica::start(data_dir.path(), &env).await;
     let second = Replica::start(data_dir.path(), &env).await;
     let mut by_lab = Acknowledged::new();
@@ -295,22 +311,77 @@ async fn two_replicas_on_one_postgres_database() {
     drop(first);
     let survivor = Replica::start(data_dir.path(), &env).await;
     the_survivor_takes_every_role_over(&client, second, &survivor).await;
+    every_event_reached_the_sink_in_order(&client, &survivor, &sink, "PostgreSQL").await;
     drop(survivor);
     database.drop_now().await;
+}
+
+/// Every event id of the log, through the audit API.
+async fn log_event_ids(client: &reqwest::Client, replica: &Replica) -> HashSet<String> {
+    let (mut ids, mut from) = (HashSet::new(), 0);
+    loop {
+        let page = get_json(
+            client,
+            &format!("{}/api/v1/audit/events?from_position={from}&limit=1000", replica.base),
+        )
+        .await;
+        let items = page["items"].as_array().expect("events");
+        for item in items {
+            ids.insert(item["event_id"].as_str().expect("an id").to_owned());
+        }
+        match items.last() {
+            Some(last) if items.len() == 1000 => from = last["position"].as_u64().expect("a position"),
+            _ => return ids,
+        }
+    }
+}
+
+/// After the pause and the kill: the sink has every event of the log, in order per subject;
+/// reports how many deliveries the failovers repeated.
+async fn every_event_reached_the_sink_in_order(
+    client: &reqwest::Client,
+    replica: &Replica,
+    sink: &TestSink,
+    engine: &str,
+) {
+    let wanted = log_event_ids(client, replica).await;
+    wait_for_delivery(sink, &wanted, 60).await;
+    let received = sink.received();
+    assert_in_order_per_subject(&received);
+    lablet_tests::report_measure(
+        &format!("outbox deliveries repeated through a pause and a kill of the holder ({engine})"),
+        &format!("{} of {} events", repeated_deliveries(&received), wanted.len()),
+    );
+}
+
+/// The replicas' environment: short leases and the sink at `sink_url`, plus `stores`.
+fn replica_env<'a>(sink_url: &'a str, stores: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = stores.to_vec();
+    env.extend(LEASES);
+    env.extend([
+        ("LABLET_CLOUDEVENTS_SINK_URL", sink_url),
+        ("LABLET_OUTBOX_RETRY_BASE_MS", "2"),
+        ("LABLET_OUTBOX_RETRY_MAX_MS", "20"),
+    ]);
+    env
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_one_data_directory() {
     let data_dir = tempfile::tempdir().unwrap();
     let client = admin_client(data_dir.path());
-    let first = Replica::start(data_dir.path(), &LEASES).await;
-    let second = Replica::start(data_dir.path(), &LEASES).await;
+    let sink = TestSink::default();
+    let sink_url = sink.start().await;
+    let env = replica_env(&sink_url, &[]);
+    let first = Replica::start(data_dir.path(), &env).await;
+    let second = Replica::start(data_dir.path(), &env).await;
     let mut by_lab = Acknowledged::new();
     write_all(&client, &[&first, &second], 0, &mut by_lab).await;
     every_acknowledged_change_is_in_each_history_once(&client, &[&first, &second], &by_lab).await;
     a_paused_holder_wakes_up_fenced_out(&client, &first, &second, by_lab.into_keys().collect()).await;
     // The woken replica is a standby now; without it, the next survivor must take every role.
     drop(first);
-    let survivor = Replica::start(data_dir.path(), &LEASES).await;
+    let survivor = Replica::start(data_dir.path(), &env).await;
     the_survivor_takes_every_role_over(&client, second, &survivor).await;
+    every_event_reached_the_sink_in_order(&client, &survivor, &sink, "SQLite").await;
 }

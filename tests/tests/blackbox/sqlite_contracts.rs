@@ -212,7 +212,8 @@ async fn sqlite_outbox_store_meets_the_contract() {
     let path = dirs.file("read_models.db");
     migrate_file(&path, READ_MODELS).unwrap();
     let store = lablet_infrastructure::sqlite::SqliteOutboxStore::open(&path).unwrap();
-    contract::outbox::run_all(Arc::new(store)).await;
+    let leases = lablet_infrastructure::sqlite::SqliteLeaseStore::open(&path).unwrap();
+    contract::outbox::run_all(Arc::new(store), Arc::new(leases)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
