@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 const URL_VARIABLE: &str = "LABLET_TEST_MONGODB_URL";
 
 /// The server URL, or `None` (saying so) when the MongoDB suites are skipped.
-fn server_url(test: &str) -> Option<String> {
+pub(crate) fn server_url(test: &str) -> Option<String> {
     let url = std::env::var(URL_VARIABLE).ok().filter(|url| !url.is_empty());
     if url.is_none() {
         lablet_tests::report_skipped(
@@ -28,13 +28,13 @@ fn server_url(test: &str) -> Option<String> {
 }
 
 /// A fresh database on the server, migrated (indexes created).
-async fn fresh_database(server: &str) -> String {
+pub(crate) async fn fresh_database(server: &str) -> String {
     let url = with_database(server, &format!("lablet_test_{}", uuid::Uuid::now_v7().simple()));
     lablet_migrations::mongo::migrate(&url).await.expect("indexes");
     url
 }
 
-async fn drop_database(url: &str) {
+pub(crate) async fn drop_database(url: &str) {
     if let Ok(database) = connect(url).await {
         let _ = database.drop().await;
     }
@@ -144,4 +144,28 @@ async fn mongodb_lease_store_meets_the_contract() {
     for url in urls.into_inner().unwrap() {
         drop_database(&url).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runners_on_one_mongodb_read_model_equal_a_single_replay() {
+    let Some(server) = server_url("two_runners_on_one_mongodb_read_model_equal_a_single_replay") else {
+        return;
+    };
+    let log = tempfile::tempdir().unwrap();
+    let path = log.path().join("events.db");
+    lablet_migrations::sqlite::migrate_file(&path, lablet_migrations::sqlite::EVENT_STORE).unwrap();
+    let events: Arc<dyn lablet_application::ports::EventStore> =
+        Arc::new(lablet_infrastructure::sqlite::SqliteEventStore::open(&path).unwrap());
+    let (shared, replay) = (fresh_database(&server).await, fresh_database(&server).await);
+    let open = |url: String| async move {
+        Arc::new(MongoReadModelStore::new(connect(&url).await.expect("MongoDB answers"))) as Arc<dyn ReadModelStore>
+    };
+    contract::fenced_runners::two_runners_on_one_collection_equal_a_single_replay(
+        events,
+        open(shared.clone()).await,
+        open(replay.clone()).await,
+    )
+    .await;
+    drop_database(&shared).await;
+    drop_database(&replay).await;
 }

@@ -385,3 +385,41 @@ async fn two_replicas_on_one_data_directory() {
     the_survivor_takes_every_role_over(&client, second, &survivor).await;
     every_event_reached_the_sink_in_order(&client, &survivor, &sink, "SQLite").await;
 }
+
+/// The same on a PostgreSQL log with the read models (and the leases) on MongoDB, when
+/// `LABLET_TEST_MONGODB_URL` names a server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_postgres_and_mongodb() {
+    use crate::mongo_contracts::{drop_database, fresh_database, server_url};
+    let Some(server) = server_url("two_replicas_on_postgres_and_mongodb") else {
+        return;
+    };
+    let Some(database) = TestDatabase::create("two_replicas_mongodb").await else {
+        return;
+    };
+    let (log, read_models) = (database.url().to_owned(), fresh_database(&server).await);
+    let data_dir = tempfile::tempdir().unwrap();
+    let client = admin_client(data_dir.path());
+    let sink = TestSink::default();
+    let sink_url = sink.start().await;
+    let env = replica_env(
+        &sink_url,
+        &[
+            ("LABLET_EVENT_STORE_URL", log.as_str()),
+            ("LABLET_READ_MODEL_URL", read_models.as_str()),
+        ],
+    );
+    let first = Replica::start(data_dir.path(), &env).await;
+    let second = Replica::start(data_dir.path(), &env).await;
+    let mut by_lab = Acknowledged::new();
+    write_all(&client, &[&first, &second], 0, &mut by_lab).await;
+    every_acknowledged_change_is_in_each_history_once(&client, &[&first, &second], &by_lab).await;
+    a_paused_holder_wakes_up_fenced_out(&client, &first, &second, by_lab.into_keys().collect()).await;
+    drop(first);
+    let survivor = Replica::start(data_dir.path(), &env).await;
+    the_survivor_takes_every_role_over(&client, second, &survivor).await;
+    every_event_reached_the_sink_in_order(&client, &survivor, &sink, "PostgreSQL and MongoDB").await;
+    drop(survivor);
+    drop_database(&read_models).await;
+    database.drop_now().await;
+}
