@@ -12,6 +12,7 @@ pub mod kernel;
 pub mod kind;
 pub mod lab_record;
 pub mod lablet_instance;
+pub mod placement;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]

@@ -170,6 +170,17 @@ pub fn endpoints(metrics_public: bool) -> Vec<Endpoint> {
                 .answers::<CommandOutcome>(200)
                 .problems(&[409])
         }),
+        E::post(
+            "/api/v1/workers/{id}/capacity",
+            Access::ADMIN,
+            "Change what a worker declares it can hold (available capacity never goes below zero)",
+            workers::declare_capacity,
+        )
+        .doc(|d| {
+            d.body::<workers::CapacityBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
         E::get(
             "/api/v1/workers/{id}/idle-status",
             Access::READ,

@@ -225,6 +225,31 @@ pub async fn idle_detection(
     ))
 }
 
+/// What a worker declares it can hold, as an admin corrects it.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityBody {
+    declared_capacity: Capacity,
+}
+
+pub async fn declare_capacity(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<CapacityBody>,
+) -> ApiResult<Response> {
+    let command = Execute::<Worker>::on(
+        parse_id("id", &id)?,
+        WorkerCommand::DeclareCapacity {
+            capacity: body.declared_capacity,
+        },
+    );
+    Ok(command_answer(
+        StatusCode::OK,
+        state.mediator.send(command, &ctx).await?,
+    ))
+}
+
 pub async fn idle_status(
     State(state): State<AppState>,
     Context(ctx): Context,

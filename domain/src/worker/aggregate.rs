@@ -1,5 +1,6 @@
 //! Worker state, decisions and the fold of its events.
 
+use super::allocation::{Allocation, Allocations, PortRange};
 use super::commands::{Registration, ServiceObservation, WorkerCommand};
 use super::events::{Activity, Capacity, License, SyncCounts, WorkerEvent, WorkerMetrics};
 use super::idle::{IdlePolicy, IdleStatus, RECENT_ACTIVITY_LIMIT};
@@ -21,8 +22,12 @@ pub struct Worker {
     pub template_name: Option<String>,
     pub instance_id: Option<String>,
     pub declared_capacity: Capacity,
-    /// Held by the lablet instances placed on the worker.
+    /// Held by the lablet instances placed on the worker (the sum of `allocations`).
     pub allocated_capacity: Capacity,
+    /// What each lablet instance placed here holds.
+    pub allocations: Allocations,
+    /// The ports it hands out.
+    pub port_range: PortRange,
     pub status: Option<WorkerStatus>,
     pub service_status: ServiceStatus,
     pub cml_version: Option<String>,
@@ -295,6 +300,19 @@ impl Aggregate for Worker {
             }
             WorkerCommand::RecordActivity { activities } => Ok(self.record_activity(activities)),
             WorkerCommand::DetectIdle { policy } => Ok(self.detect_idle(*policy, at)),
+            WorkerCommand::Allocate(request) => self.allocate(request, at),
+            WorkerCommand::Release { instance_id, reason } => Ok(self.release(*instance_id, reason.as_str(), at)),
+            WorkerCommand::DeclareCapacity { capacity } => {
+                if *capacity == self.declared_capacity {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![WorkerEvent::CapacityDeclared {
+                    previous: self.declared_capacity,
+                    new: *capacity,
+                    declared_by: context.actor.clone(),
+                    declared_at: at,
+                }])
+            }
         }
     }
 
@@ -373,6 +391,26 @@ impl Aggregate for Worker {
                 self.recent_activity = recent.clone();
             }
             WorkerEvent::IdleDetected { idle_since, .. } => self.idle_reported_for = Some(*idle_since),
+            WorkerEvent::CapacityAllocated {
+                instance_id,
+                capacity,
+                ports,
+                ..
+            } => {
+                self.allocated_capacity = self.allocated_capacity.plus(*capacity);
+                let allocation = Allocation {
+                    capacity: *capacity,
+                    ports: ports.clone(),
+                };
+                self.allocations.add(*instance_id, allocation);
+            }
+            WorkerEvent::CapacityReleased {
+                instance_id, capacity, ..
+            } => {
+                self.allocated_capacity = self.allocated_capacity.minus(*capacity);
+                self.allocations.remove(*instance_id);
+            }
+            WorkerEvent::CapacityDeclared { new, .. } => self.declared_capacity = *new,
         }
     }
 }

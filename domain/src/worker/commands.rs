@@ -1,11 +1,13 @@
 //! What can be asked of a worker.
 
+use super::allocation::AllocationRequest;
 use super::endpoint::Endpoint;
 use super::events::{Activity, Capacity, License, SyncCounts, WorkerMetrics};
 use super::idle::IdlePolicy;
 use super::state::{ServiceStatus, WorkerStatus};
 use crate::kernel::Command;
 use crate::values::{FreeText, Name};
+use uuid::Uuid;
 
 /// A new worker: an existing CML server (with an endpoint) or one still to be provisioned.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +61,17 @@ pub enum WorkerCommand {
     DetectIdle {
         policy: IdlePolicy,
     },
+    /// Gives a lablet instance capacity and ports (nothing if it holds the same already).
+    Allocate(AllocationRequest),
+    /// Takes an instance's capacity and ports back (nothing if it holds none).
+    Release {
+        instance_id: Uuid,
+        reason: FreeText<1024>,
+    },
+    /// Changes what the worker declares it can hold (an admin's correction).
+    DeclareCapacity {
+        capacity: Capacity,
+    },
 }
 
 impl Command for WorkerCommand {
@@ -72,6 +85,9 @@ impl Command for WorkerCommand {
             WorkerCommand::SetIdleDetection { .. } => "cml_worker.set_idle_detection",
             WorkerCommand::RecordActivity { .. } => "cml_worker.record_activity",
             WorkerCommand::DetectIdle { .. } => "cml_worker.detect_idle",
+            WorkerCommand::Allocate(_) => "cml_worker.allocate",
+            WorkerCommand::Release { .. } => "cml_worker.release",
+            WorkerCommand::DeclareCapacity { .. } => "cml_worker.declare_capacity",
         }
     }
 }

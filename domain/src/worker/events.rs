@@ -3,6 +3,8 @@
 use super::state::{ServiceStatus, WorkerStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
 
 /// What a worker can hold, per dimension.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -22,6 +24,16 @@ impl Capacity {
             memory_gb: self.memory_gb.saturating_sub(used.memory_gb),
             storage_gb: self.storage_gb.saturating_sub(used.storage_gb),
             max_nodes: self.max_nodes.saturating_sub(used.max_nodes),
+        }
+    }
+
+    /// `self + more` per dimension (saturating).
+    pub fn plus(self, more: Capacity) -> Capacity {
+        Capacity {
+            cpu_cores: self.cpu_cores.saturating_add(more.cpu_cores),
+            memory_gb: self.memory_gb.saturating_add(more.memory_gb),
+            storage_gb: self.storage_gb.saturating_add(more.storage_gb),
+            max_nodes: self.max_nodes.saturating_add(more.max_nodes),
         }
     }
 }
@@ -141,6 +153,29 @@ crate::domain_events! {
             idle_since: DateTime<Utc>,
             idle_minutes: i64,
             detected_at: DateTime<Utc>,
+        },
+        /// A lablet instance took capacity and ports on the worker.
+        "cml_worker.capacity_allocated" => CapacityAllocated {
+            instance_id: Uuid,
+            capacity: Capacity,
+            /// Port name → port.
+            ports: BTreeMap<String, u16>,
+            allocated_at: DateTime<Utc>,
+        },
+        /// A lablet instance gave its capacity and ports back.
+        "cml_worker.capacity_released" => CapacityReleased {
+            instance_id: Uuid,
+            capacity: Capacity,
+            ports: BTreeMap<String, u16>,
+            reason: String,
+            released_at: DateTime<Utc>,
+        },
+        /// An admin changed what the worker declares it can hold.
+        "cml_worker.capacity_declared" => CapacityDeclared {
+            previous: Capacity,
+            new: Capacity,
+            declared_by: String,
+            declared_at: DateTime<Utc>,
         },
     }
     upcasters: super::upcasters::UPCASTERS;

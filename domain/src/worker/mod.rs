@@ -4,9 +4,13 @@
 //! terminated), and Lablet's jobs keep its picture current: the CML service status, version,
 //! license and figures from monitoring, the labs sync from the refresh, and the user activity
 //! that idle detection reads. Monitoring records only what moved, so a quiet fleet writes almost
-//! no events. Credentials never enter this aggregate; they are sealed elsewhere.
+//! no events. Credentials never enter this aggregate; they are sealed elsewhere. The lablet
+//! instances placed on a worker allocate their capacity and ports here (`allocation`).
 
 mod aggregate;
+mod allocation;
+#[cfg(test)]
+mod allocation_tests;
 mod commands;
 mod endpoint;
 mod events;
@@ -17,6 +21,7 @@ mod tests;
 mod upcasters;
 
 pub use aggregate::{figures_moved, Worker, COUNT_FRACTION_THRESHOLD, PERCENT_POINTS_THRESHOLD};
+pub use allocation::{Allocation, AllocationRequest, Allocations, PortRange, DEFAULT_PORT_RANGE};
 pub use commands::{Registration, ServiceObservation, WorkerCommand};
 pub use endpoint::{check_endpoint, Endpoint};
 pub use events::{Activity, Capacity, License, LicenseType, SyncCounts, WorkerEvent, WorkerMetrics};

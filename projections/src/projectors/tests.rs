@@ -205,3 +205,73 @@ fn workers_show_status_capacity_figures_and_refused_credentials() {
     assert_eq!(document["credentials_refused"], true);
     snapshot("workers", &document, &history);
 }
+
+#[test]
+fn workers_show_the_capacity_and_ports_their_instances_hold() {
+    let declared = Capacity {
+        cpu_cores: 16,
+        memory_gb: 64,
+        storage_gb: 100,
+        max_nodes: 40,
+    };
+    let needs = Capacity {
+        cpu_cores: 4,
+        memory_gb: 16,
+        storage_gb: 20,
+        max_nodes: 6,
+    };
+    let (first, second) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+    let ports = |pairs: &[(&str, u16)]| pairs.iter().map(|(n, p)| ((*n).to_owned(), *p)).collect();
+    let events = [
+        WorkerEvent::Registered {
+            name: "cml-1".into(),
+            region: "eu-west-1".into(),
+            endpoint: Some("https://cml-1.example.test".into()),
+            template_name: None,
+            instance_id: None,
+            declared_capacity: declared,
+            status: WorkerStatus::Running,
+            insecure_tls: false,
+            idle_detection_enabled: true,
+            registered_by: "user:alice".into(),
+            registered_at: at(0),
+        },
+        WorkerEvent::CapacityAllocated {
+            instance_id: first,
+            capacity: needs,
+            ports: ports(&[("console", 2000), ("ssh", 2001)]),
+            allocated_at: at(1),
+        },
+        WorkerEvent::CapacityAllocated {
+            instance_id: second,
+            capacity: needs,
+            ports: ports(&[("ssh", 2002)]),
+            allocated_at: at(2),
+        },
+        WorkerEvent::CapacityReleased {
+            instance_id: first,
+            capacity: needs,
+            ports: ports(&[("console", 2000), ("ssh", 2001)]),
+            reason: "terminated".into(),
+            released_at: at(3),
+        },
+        WorkerEvent::CapacityDeclared {
+            previous: declared,
+            new: Capacity {
+                cpu_cores: 6,
+                ..declared
+            },
+            declared_by: "user:admin".into(),
+            declared_at: at(4),
+        },
+    ];
+    let (document, history) = project(&WorkersProjector, &stream("cml_worker-1", &events)).unwrap();
+    assert_eq!(document["allocated_capacity"]["cpu_cores"], 4);
+    assert_eq!(document["available_capacity"]["cpu_cores"], 2, "6 declared, 4 held");
+    assert_eq!(document["available_capacity"]["memory_gb"], 48);
+    assert_eq!(document["ports_in_use"], 1);
+    assert_eq!(document["free_ports"], 7999);
+    assert_eq!(document["allocations"][second.to_string()]["ports"]["ssh"], 2002);
+    assert!(document["allocations"].get(first.to_string()).is_none());
+    snapshot("workers_allocations", &document, &history);
+}

@@ -2,16 +2,22 @@
 //!
 //! `utilisation` is computed here, from the last metrics and the declared capacity: CPU, memory
 //! and disk as CML reports them, nodes as running nodes over the declared `max_nodes`.
+//! `allocations` holds what each lablet instance placed on the worker holds (capacity and
+//! ports); `allocated_capacity`, `available_capacity`, `ports_in_use` and `free_ports` follow.
 
 use crate::projector::{decode, existing, Patch, ProjectionError, Projector};
 use chrono::{DateTime, Utc};
 use lablet_application::envelope::EventEnvelope;
 use lablet_application::ports::CollectionSpec;
 use lablet_application::read_model_queries::WORKERS;
-use lablet_domain::worker::{Activity, Capacity, ServiceStatus, WorkerEvent, WorkerMetrics, WorkerStatus};
+use lablet_domain::worker::{
+    Activity, Allocation, Capacity, PortRange, ServiceStatus, WorkerEvent, WorkerMetrics, WorkerStatus,
+};
 use lablet_domain::AggregateKind;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 /// The shape of a worker document (plus `version` and `updated_at`, stamped by the runner).
 #[derive(Debug, Clone, Serialize)]
@@ -29,6 +35,11 @@ pub struct WorkerView {
     pub declared_capacity: Capacity,
     pub allocated_capacity: Capacity,
     pub available_capacity: Capacity,
+    /// Lablet instance id → what it holds here.
+    pub allocations: BTreeMap<String, Allocation>,
+    pub port_range: PortRange,
+    pub ports_in_use: usize,
+    pub free_ports: usize,
     pub metrics: Option<WorkerMetrics>,
     pub utilisation: Option<Utilisation>,
     pub insecure_tls: bool,
@@ -70,11 +81,37 @@ fn utilisation(metrics: &WorkerMetrics, capacity: &Capacity) -> Utilisation {
     }
 }
 
-fn declared_capacity(current: &Map<String, Value>) -> Capacity {
+/// A field of the current document, or its default when absent.
+fn field<T: DeserializeOwned + Default>(current: &Map<String, Value>, name: &str) -> T {
     current
-        .get("declared_capacity")
+        .get(name)
         .and_then(|value| serde_json::from_value(value.clone()).ok())
         .unwrap_or_default()
+}
+
+fn declared_capacity(current: &Map<String, Value>) -> Capacity {
+    field(current, "declared_capacity")
+}
+
+/// Sets the allocations and every figure that follows from them and the declared capacity.
+fn set_allocations(
+    patch: &mut Patch,
+    current: &Map<String, Value>,
+    declared: Capacity,
+    allocations: BTreeMap<String, Allocation>,
+) -> Result<(), ProjectionError> {
+    let allocated = allocations
+        .values()
+        .fold(Capacity::default(), |sum, allocation| sum.plus(allocation.capacity));
+    let ports_in_use: usize = allocations.values().map(|allocation| allocation.ports.len()).sum();
+    let range: PortRange = field(current, "port_range");
+    patch
+        .set("allocated_capacity", allocated)?
+        .set("available_capacity", declared.minus(allocated))?
+        .set("ports_in_use", ports_in_use)?
+        .set("free_ports", range.len().saturating_sub(ports_in_use))?
+        .set("allocations", allocations)?;
+    Ok(())
 }
 
 pub struct WorkersProjector;
@@ -123,6 +160,10 @@ impl Projector for WorkersProjector {
                 declared_capacity,
                 allocated_capacity: Capacity::default(),
                 available_capacity: declared_capacity,
+                allocations: BTreeMap::new(),
+                port_range: PortRange::default(),
+                ports_in_use: 0,
+                free_ports: PortRange::default().len(),
                 metrics: None,
                 utilisation: None,
                 insecure_tls,
@@ -205,6 +246,25 @@ impl Projector for WorkersProjector {
             }
             WorkerEvent::IdleDetected { detected_at, .. } => {
                 patch.set("idle_detected_at", detected_at)?;
+            }
+            WorkerEvent::CapacityAllocated {
+                instance_id,
+                capacity,
+                ports,
+                ..
+            } => {
+                let mut allocations: BTreeMap<String, Allocation> = field(current, "allocations");
+                allocations.insert(instance_id.to_string(), Allocation { capacity, ports });
+                set_allocations(&mut patch, current, declared_capacity(current), allocations)?;
+            }
+            WorkerEvent::CapacityReleased { instance_id, .. } => {
+                let mut allocations: BTreeMap<String, Allocation> = field(current, "allocations");
+                allocations.remove(&instance_id.to_string());
+                set_allocations(&mut patch, current, declared_capacity(current), allocations)?;
+            }
+            WorkerEvent::CapacityDeclared { new, .. } => {
+                patch.set("declared_capacity", new)?;
+                set_allocations(&mut patch, current, new, field(current, "allocations"))?;
             }
         }
         Ok(patch)

@@ -4,6 +4,7 @@
 
 mod audit;
 mod bad_input;
+mod capacity;
 mod cml_client;
 mod crash;
 mod fleet;
