@@ -1,6 +1,7 @@
-//! Pieces of the benchmark command (`lablet-bench`): latency statistics, memory readings, and
-//! the raw SQLite baseline.
+//! Pieces of the benchmark commands (`lablet-bench`, `lablet-placement-bench`): latency
+//! statistics, memory readings, the raw SQLite baseline, and the placement inputs and peers.
 
 pub mod baseline;
+pub mod placement;
 pub mod postgres_baseline;
 pub mod stats;
