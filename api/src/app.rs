@@ -23,6 +23,7 @@ use lablet_application::workers::{
 };
 use lablet_application::{Execute, Mediator};
 use lablet_domain::lab_record::LabRecord;
+use lablet_domain::lablet_definition::LabletDefinition;
 use lablet_domain::lablet_instance::LabletInstance;
 use lablet_domain::work_order::WorkOrder;
 use lablet_domain::worker::Worker;
@@ -144,6 +145,7 @@ fn register_handlers(
     mediator.register::<Execute<LabRecord>>(repository.clone());
     mediator.register::<Execute<WorkOrder>>(repository.clone());
     mediator.register::<Execute<Worker>>(repository.clone());
+    mediator.register::<Execute<LabletDefinition>>(repository.clone());
     mediator.register::<Execute<LabletInstance>>(Arc::new(InstanceHandlers::new(repository.clone())));
 
     let workers = Arc::new(WorkerHandlers::new(

@@ -13,6 +13,7 @@ use crate::ports::{EventStore, EventStoreError};
 use async_trait::async_trait;
 use lablet_domain::inbox_message::InboxMessage;
 use lablet_domain::lab_record::LabRecord;
+use lablet_domain::lablet_definition::LabletDefinition;
 use lablet_domain::lablet_instance::LabletInstance;
 use lablet_domain::work_order::WorkOrder;
 use lablet_domain::worker::Worker;
@@ -439,6 +440,7 @@ impl Handler<StreamStateAt> for AuditQueries {
             AggregateKind::WorkOrder => fold::<WorkOrder>(store, stream, at).await?,
             AggregateKind::Worker => fold::<Worker>(store, stream, at).await?,
             AggregateKind::InboxMessage => fold::<InboxMessage>(store, stream, at).await?,
+            AggregateKind::LabletDefinition => fold::<LabletDefinition>(store, stream, at).await?,
         };
         if version == 0 {
             return Err(AppError::NotFound(format!("stream {stream} at position {at}")));

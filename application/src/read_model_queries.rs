@@ -29,7 +29,11 @@ pub const WORKERS: CollectionSpec = CollectionSpec {
     name: "workers",
     filter_fields: &["status", "region"],
 };
-pub const COLLECTIONS: [CollectionSpec; 4] = [LAB_RECORDS, LABLET_INSTANCES, WORK_ORDERS, WORKERS];
+pub const LABLET_DEFINITIONS: CollectionSpec = CollectionSpec {
+    name: "lablet_definitions",
+    filter_fields: &["name", "status"],
+};
+pub const COLLECTIONS: [CollectionSpec; 5] = [LAB_RECORDS, LABLET_INSTANCES, WORK_ORDERS, WORKERS, LABLET_DEFINITIONS];
 
 /// The read model that documents the aggregates of `kind`, if it has one.
 pub fn collection_of_kind(kind: AggregateKind) -> Option<CollectionSpec> {
@@ -39,6 +43,7 @@ pub fn collection_of_kind(kind: AggregateKind) -> Option<CollectionSpec> {
         AggregateKind::WorkOrder => Some(WORK_ORDERS),
         AggregateKind::Worker => Some(WORKERS),
         AggregateKind::InboxMessage => None,
+        AggregateKind::LabletDefinition => Some(LABLET_DEFINITIONS),
     }
 }
 

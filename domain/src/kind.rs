@@ -18,16 +18,18 @@ pub enum AggregateKind {
     WorkOrder,
     Worker,
     InboxMessage,
+    LabletDefinition,
 }
 
 impl AggregateKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [AggregateKind; 5] = [
+    pub const ALL: [AggregateKind; 6] = [
         AggregateKind::LabRecord,
         AggregateKind::LabletInstance,
         AggregateKind::WorkOrder,
         AggregateKind::Worker,
         AggregateKind::InboxMessage,
+        AggregateKind::LabletDefinition,
     ];
 
     /// The snake_case name that prefixes the kind's streams and event types. Stored data
@@ -39,6 +41,7 @@ impl AggregateKind {
             AggregateKind::WorkOrder => "work_order",
             AggregateKind::Worker => "cml_worker",
             AggregateKind::InboxMessage => "inbox_message",
+            AggregateKind::LabletDefinition => "lablet_definition",
         }
     }
 

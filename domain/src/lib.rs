@@ -11,6 +11,7 @@ pub mod inbox_message;
 pub mod kernel;
 pub mod kind;
 pub mod lab_record;
+pub mod lablet_definition;
 pub mod lablet_instance;
 pub mod placement;
 #[cfg(test)]

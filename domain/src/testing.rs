@@ -114,6 +114,11 @@ where
         events.0
     }
 
+    /// The error the command was refused with, if it was.
+    pub fn decided_error(&self) -> Option<&DomainError> {
+        self.decided.as_ref().err()
+    }
+
     /// Checks that the command was refused with `expected`.
     pub fn then_error(self, expected: DomainError) {
         match self.decided {

@@ -47,6 +47,11 @@ pub const READ_MODELS: &[Migration] = &[
         name: "leases",
         sql: include_str!("../sql/postgres/read_models_0005_leases.sql"),
     },
+    Migration {
+        version: 6,
+        name: "lablet_definitions",
+        sql: include_str!("../sql/postgres/read_models_0006_lablet_definitions.sql"),
+    },
 ];
 
 /// The table of applied migrations of the read models.

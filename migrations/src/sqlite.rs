@@ -75,6 +75,11 @@ pub const READ_MODELS: &[Migration] = &[
         name: "leases",
         sql: include_str!("../sql/sqlite/read_models_0009_leases.sql"),
     },
+    Migration {
+        version: 10,
+        name: "lablet_definitions",
+        sql: include_str!("../sql/sqlite/read_models_0010_lablet_definitions.sql"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -255,6 +255,21 @@ pub fn instance_request(reservation: &str, owner: &str) -> Value {
 }
 
 /// The fields a problem document's `errors` name, in order.
+/// A definition body: `name` at `version`, a three-node topology at an HTTPS artifact.
+pub fn definition_request(name: &str, version: &str) -> Value {
+    serde_json::json!({
+        "name": name,
+        "version": version,
+        "spec": {
+            "artifact_uri": format!("https://artifacts.example.net/{name}/{version}.yaml"),
+            "topology_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "resources": {"cpu_cores": 4, "memory_gb": 16, "storage_gb": 20},
+            "node_count": 3,
+            "ports": [{"name": "console", "protocol": "tcp"}]
+        }
+    })
+}
+
 pub fn error_fields(problem: &Value) -> Vec<&str> {
     problem["errors"]
         .as_array()

@@ -258,6 +258,64 @@ pub fn endpoints(metrics_public: bool) -> Vec<Endpoint> {
                 .problems(&[409])
         }),
         E::post(
+            "/api/v1/definitions",
+            Access::OPERATE,
+            "Create a lablet definition with its first version (pending until its artifact is synced)",
+            definitions::create,
+        )
+        .doc(|d| {
+            d.body::<definitions::CreateBody>()
+                .answers::<Created>(201)
+                .problems(&[409])
+        }),
+        E::get(
+            "/api/v1/definitions",
+            Access::READ,
+            "List lablet definitions (by name, by the newest version's status)",
+            definitions::list,
+        )
+        .doc(|d| {
+            d.query::<definitions::ListParams>()
+                .waits_for_position()
+                .answers::<DocumentPage>(200)
+        }),
+        E::get(
+            "/api/v1/definitions/{id}",
+            Access::READ,
+            "One lablet definition with its versions",
+            definitions::get_one,
+        )
+        .doc(|d| d.waits_for_position().answers::<Document>(200)),
+        E::post(
+            "/api/v1/definitions/{id}/versions",
+            Access::OPERATE,
+            "Add the next version of a definition",
+            definitions::add_version,
+        )
+        .doc(|d| {
+            d.body::<definitions::VersionBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::post(
+            "/api/v1/definitions/{id}/versions/{version}/deprecate",
+            Access::OPERATE,
+            "Deprecate a version: no new instances, running ones go on",
+            definitions::deprecate,
+        )
+        .doc(|d| {
+            d.optional_body::<definitions::DeprecateBody>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::post(
+            "/api/v1/definitions/{id}/versions/{version}/archive",
+            Access::OPERATE,
+            "Archive a version that is not active",
+            definitions::archive,
+        )
+        .doc(|d| d.answers::<CommandOutcome>(200).problems(&[409])),
+        E::post(
             "/api/v1/work-orders",
             Access::OPERATE,
             "Submit a work order",

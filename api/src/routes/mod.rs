@@ -3,6 +3,7 @@
 pub mod api_keys;
 mod audit;
 mod cluster;
+mod definitions;
 mod endpoints;
 mod health;
 mod inbox;

@@ -80,9 +80,11 @@ pub fn is_public(event: &EventEnvelope) -> bool {
 /// Whether the events of `kind` are published to integrators.
 fn publishes(kind: AggregateKind) -> bool {
     match kind {
-        AggregateKind::LabRecord | AggregateKind::LabletInstance | AggregateKind::WorkOrder | AggregateKind::Worker => {
-            true
-        }
+        AggregateKind::LabRecord
+        | AggregateKind::LabletInstance
+        | AggregateKind::WorkOrder
+        | AggregateKind::Worker
+        | AggregateKind::LabletDefinition => true,
         AggregateKind::InboxMessage => false,
     }
 }

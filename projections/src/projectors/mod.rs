@@ -1,6 +1,7 @@
 //! The projectors of Lablet's read models, one per collection.
 
 mod lab_records;
+mod lablet_definitions;
 mod lablet_instances;
 #[cfg(test)]
 mod tests;
@@ -8,6 +9,7 @@ mod work_orders;
 mod workers;
 
 pub use lab_records::LabRecordsProjector;
+pub use lablet_definitions::LabletDefinitionsProjector;
 pub use lablet_instances::LabletInstancesProjector;
 pub use work_orders::WorkOrdersProjector;
 pub use workers::WorkersProjector;
@@ -24,6 +26,7 @@ pub fn projector_of(kind: AggregateKind) -> Option<Arc<dyn Projector>> {
         AggregateKind::WorkOrder => Some(Arc::new(WorkOrdersProjector)),
         AggregateKind::Worker => Some(Arc::new(WorkersProjector)),
         AggregateKind::InboxMessage => None,
+        AggregateKind::LabletDefinition => Some(Arc::new(LabletDefinitionsProjector)),
     }
 }
 

@@ -275,3 +275,71 @@ fn workers_show_the_capacity_and_ports_their_instances_hold() {
     assert!(document["allocations"].get(first.to_string()).is_none());
     snapshot("workers_allocations", &document, &history);
 }
+
+#[test]
+fn lablet_definitions_keep_every_version_and_which_one_is_active() {
+    use crate::projectors::LabletDefinitionsProjector;
+    use lablet_domain::lablet_definition::{LabletDefinitionEvent, Resources, VersionContent};
+    let content = VersionContent {
+        artifact_uri: "https://artifacts.example.test/ospf.yaml".into(),
+        topology_sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+        resources: Resources {
+            cpu_cores: 4,
+            memory_gb: 16,
+            storage_gb: 20,
+            nested_virtualization: false,
+        },
+        license_affinity: Vec::new(),
+        node_count: 3,
+        ports: Vec::new(),
+        grading_rules_uri: None,
+        max_duration_minutes: 60,
+        warm_pool_depth: 0,
+    };
+    let added = |version: &str, minute| LabletDefinitionEvent::VersionAdded {
+        version: version.into(),
+        content: content.clone(),
+        added_by: "user:admin".into(),
+        added_at: at(minute),
+    };
+    let events = [
+        LabletDefinitionEvent::Created {
+            name: "ospf".into(),
+            created_by: "user:admin".into(),
+            created_at: at(0),
+        },
+        added("1.0.0", 0),
+        LabletDefinitionEvent::VersionSyncFailed {
+            version: "1.0.0".into(),
+            reason: "the artifact could not be read: 404".into(),
+            failed_at: at(1),
+        },
+        LabletDefinitionEvent::VersionActivated {
+            version: "1.0.0".into(),
+            activated_at: at(2),
+        },
+        added("1.1.0", 3),
+        LabletDefinitionEvent::VersionActivated {
+            version: "1.1.0".into(),
+            activated_at: at(4),
+        },
+        LabletDefinitionEvent::VersionDeprecated {
+            version: "1.0.0".into(),
+            reason: "superseded by 1.1.0".into(),
+            deprecated_by: "system".into(),
+            deprecated_at: at(4),
+        },
+    ];
+    let (document, history) = project(&LabletDefinitionsProjector, &stream("lablet_definition-1", &events)).unwrap();
+    assert_eq!(document["active_version"], "1.1.0");
+    assert_eq!(document["latest_version"], "1.1.0");
+    assert_eq!(document["status"], "active");
+    assert_eq!(document["versions"][0]["status"], "deprecated");
+    assert_eq!(
+        document["versions"][0]["sync_error"],
+        serde_json::Value::Null,
+        "cleared by the sync that matched"
+    );
+    assert_eq!(history.len(), events.len());
+    snapshot("lablet_definitions", &document, &history);
+}

@@ -192,6 +192,16 @@ async fn create_one(server: &TestServer, kind: AggregateKind) -> String {
             let (_, created, _) = server.post("/api/v1/workers", &body).await;
             created["id"].clone()
         }
+        AggregateKind::LabletDefinition => {
+            let (status, created, _) = server
+                .post(
+                    "/api/v1/definitions",
+                    &lablet_tests::server::definition_request("audit-lab", "1.0.0"),
+                )
+                .await;
+            assert_eq!(status, 201, "{created}");
+            created["id"].clone()
+        }
         AggregateKind::InboxMessage => {
             let event = json!({"specversion": "1.0", "id": "audit-1", "source": "/elsewhere",
                 "type": "io.example.unhandled", "data": {}});

@@ -6,6 +6,7 @@
 
 use lablet_domain::inbox_message::InboxMessageEvent;
 use lablet_domain::lab_record::LabRecordEvent;
+use lablet_domain::lablet_definition::LabletDefinitionEvent;
 use lablet_domain::lablet_instance::LabletInstanceEvent;
 use lablet_domain::work_order::WorkOrderEvent;
 use lablet_domain::worker::WorkerEvent;
@@ -88,6 +89,7 @@ fn every_stored_event_type_and_version_decodes_and_round_trips() {
             AggregateKind::WorkOrder => check::<WorkOrderEvent>(kind, &files),
             AggregateKind::Worker => check::<WorkerEvent>(kind, &files),
             AggregateKind::InboxMessage => check::<InboxMessageEvent>(kind, &files),
+            AggregateKind::LabletDefinition => check::<LabletDefinitionEvent>(kind, &files),
         });
     }
     let stray: Vec<&String> = files.keys().filter(|t| !covered.contains(t)).collect();
