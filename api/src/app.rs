@@ -5,6 +5,7 @@ use crate::auth::Authenticator;
 use crate::routes::{endpoints, router, AppState};
 use axum::Router;
 use lablet_application::audit::{AuditQueries, ReadLogPage, ReadStreamPage, StreamStateAt};
+use lablet_application::definitions::{DefinitionSync, DEFINITION_SYNC};
 use lablet_application::fleet::monitoring::Monitoring;
 use lablet_application::fleet::refresh::LabsRefresh;
 use lablet_application::fleet::FleetScheduler;
@@ -27,6 +28,7 @@ use lablet_domain::lablet_definition::LabletDefinition;
 use lablet_domain::lablet_instance::LabletInstance;
 use lablet_domain::work_order::WorkOrder;
 use lablet_domain::worker::Worker;
+use lablet_infrastructure::artifacts::ObjectStoreArtifacts;
 use lablet_infrastructure::cloudevents::{HttpSink, NatsSink};
 use lablet_infrastructure::cml::HttpCmlConnector;
 use lablet_infrastructure::credentials::SealingVault;
@@ -306,6 +308,16 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
             Box::new(move |stop, fence| Box::pin(relay.clone().run(stop, fence))),
         );
     }
+    let sync = Arc::new(DefinitionSync::new(
+        mediator.clone(),
+        Arc::new(ObjectStoreArtifacts),
+        settings.definition_sync_interval,
+        clock.clone(),
+    ));
+    singleton(
+        DEFINITION_SYNC.to_owned(),
+        Box::new(move |stop, _| Box::pin(sync.clone().run(stop))),
+    );
     let fleet = FleetScheduler {
         refresh: labs_refresh.clone(),
         monitoring,

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod commands;
 pub mod context;
+pub mod definitions;
 pub mod envelope;
 pub mod error;
 pub mod fleet;

@@ -100,6 +100,9 @@ pub struct Settings {
     /// `LABLET_LEASE_TTL_MS` (10000) and `LABLET_LEASE_RENEW_MS` (3000): how long a replica
     /// holds a singleton role without renewing it, and how often it renews.
     pub leases: lablet_application::leadership::LeaseSettings,
+    /// `LABLET_DEFINITION_SYNC_INTERVAL_MS` (10000): how often versions pending their artifact
+    /// sync are looked for.
+    pub definition_sync_interval: Duration,
 }
 
 /// Limits every HTTP request shares.
@@ -316,6 +319,7 @@ impl Settings {
             fleet: lablet_application::fleet::FleetSettings::default(),
             cml: crate::cml::CmlClientSettings::default(),
             leases: lablet_application::leadership::LeaseSettings::default(),
+            definition_sync_interval: lablet_application::definitions::DEFAULT_SYNC_INTERVAL,
         }
     }
 
@@ -356,6 +360,10 @@ impl Settings {
         }
         if let Some(ms) = lookup("LABLET_LEASE_RENEW_MS") {
             settings.leases.renew_every = Duration::from_millis(positive("LABLET_LEASE_RENEW_MS", &ms)?);
+        }
+        if let Some(ms) = lookup("LABLET_DEFINITION_SYNC_INTERVAL_MS") {
+            settings.definition_sync_interval =
+                Duration::from_millis(positive("LABLET_DEFINITION_SYNC_INTERVAL_MS", &ms)?);
         }
         if settings.leases.renew_every >= settings.leases.ttl {
             return Err(ConfigError {

@@ -4,6 +4,7 @@
 //! chosen by URL at start-up. Schemas are created by `lablet-migrations`, never here.
 
 pub mod append_rules;
+pub mod artifacts;
 pub mod auth_settings;
 pub mod cloudevents;
 pub mod cml;

@@ -2,6 +2,7 @@
 //! `lablet-infrastructure` and checked by one contract suite per port.
 
 pub mod api_keys;
+pub mod artifacts;
 pub mod clock;
 pub mod cml;
 pub mod credentials;
@@ -13,6 +14,7 @@ pub mod read_models;
 pub mod rebuilds;
 
 pub use api_keys::{ApiKeyRecord, ApiKeyStore, ApiKeyStoreError};
+pub use artifacts::{ArtifactError, ArtifactFacts, ArtifactSource, MAX_ARTIFACT_BYTES};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cml::{CmlClient, CmlConnector, CmlError, CmlTarget};
 pub use credentials::{CmlCredentials, CredentialVault, VaultError};

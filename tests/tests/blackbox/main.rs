@@ -7,6 +7,7 @@ mod bad_input;
 mod capacity;
 mod cml_client;
 mod crash;
+mod definition_sync;
 mod definitions;
 mod fleet;
 mod golden_events;
