@@ -22,18 +22,21 @@ use lablet_application::repository::AggregateRepository;
 use lablet_application::workers::{
     ChangeWorkerCredentials, GetIdleStatus, RecordActivityAndDetectIdle, RegisterWorker, WorkerHandlers,
 };
-use lablet_application::{Execute, Mediator};
+use lablet_application::{AppError, Execute, Mediator, RequestContext};
 use lablet_domain::lab_record::LabRecord;
 use lablet_domain::lablet_definition::LabletDefinition;
 use lablet_domain::lablet_instance::LabletInstance;
 use lablet_domain::work_order::WorkOrder;
 use lablet_domain::worker::Worker;
+use lablet_domain::worker_template::{template_id, WorkerTemplate, WorkerTemplateCommand};
+use lablet_domain::DomainError;
 use lablet_infrastructure::artifacts::ObjectStoreArtifacts;
 use lablet_infrastructure::cloudevents::{HttpSink, NatsSink};
 use lablet_infrastructure::cml::HttpCmlConnector;
 use lablet_infrastructure::credentials::SealingVault;
 use lablet_infrastructure::secrets::SecretBox;
 use lablet_infrastructure::stores::{open_stores, Stores};
+use lablet_infrastructure::template_seeds::read_template_seeds;
 use lablet_infrastructure::Settings;
 use lablet_projections::standby::follow_checkpoints;
 use lablet_projections::{standard_projectors, ProjectionRunner};
@@ -59,6 +62,8 @@ pub enum StartupError {
     Secrets(lablet_infrastructure::secrets::SecretsError),
     #[error("LABLET_CML_CA_BUNDLE: {0}")]
     CmlClient(String),
+    #[error("LABLET_WORKER_TEMPLATES: template {name} could not be seeded: {reason}")]
+    Seed { name: String, reason: String },
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
 }
@@ -100,6 +105,29 @@ impl App {
 
 /// The vault of CML credentials: sealed under the configured (or data-directory) key, kept
 /// beside the read models.
+/// Defines every template of the `LABLET_WORKER_TEMPLATES` file that does not exist yet; an
+/// existing one is left as it is (replicas starting together define each once).
+async fn seed_worker_templates(settings: &Settings, mediator: &Mediator) -> Result<(), StartupError> {
+    let Some(path) = &settings.worker_templates else {
+        return Ok(());
+    };
+    for (name, spec) in read_template_seeds(path)? {
+        let id = template_id(name.as_str());
+        let label = name.to_string();
+        let command = Execute::<WorkerTemplate>::on(id, WorkerTemplateCommand::Define { name, spec });
+        match mediator.send(command, &RequestContext::system()).await {
+            Ok(_) | Err(AppError::Rule(DomainError::AlreadyExists { .. })) => {}
+            Err(err) => {
+                return Err(StartupError::Seed {
+                    name: label,
+                    reason: err.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn credential_vault(settings: &Settings, stores: &Stores) -> Result<Arc<dyn CredentialVault>, StartupError> {
     let secret_box =
         SecretBox::open_or_create(settings.secret_key.as_ref(), &settings.data_dir).map_err(StartupError::Secrets)?;
@@ -148,6 +176,7 @@ fn register_handlers(
     mediator.register::<Execute<WorkOrder>>(repository.clone());
     mediator.register::<Execute<Worker>>(repository.clone());
     mediator.register::<Execute<LabletDefinition>>(repository.clone());
+    mediator.register::<Execute<WorkerTemplate>>(repository.clone());
     mediator.register::<Execute<LabletInstance>>(Arc::new(InstanceHandlers::new(repository.clone())));
 
     let workers = Arc::new(WorkerHandlers::new(
@@ -251,6 +280,7 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
         relay_signals,
         metrics.clone(),
     ));
+    seed_worker_templates(settings, &mediator).await?;
     let connector = Arc::new(HttpCmlConnector::new(settings.cml.clone(), vault).map_err(StartupError::CmlClient)?);
     let labs_refresh = Arc::new(LabsRefresh::new(
         mediator.clone(),

@@ -17,6 +17,7 @@ use lablet_domain::lablet_definition::LabletDefinition;
 use lablet_domain::lablet_instance::LabletInstance;
 use lablet_domain::work_order::WorkOrder;
 use lablet_domain::worker::Worker;
+use lablet_domain::worker_template::WorkerTemplate;
 use lablet_domain::{Aggregate, AggregateKind};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -441,6 +442,7 @@ impl Handler<StreamStateAt> for AuditQueries {
             AggregateKind::Worker => fold::<Worker>(store, stream, at).await?,
             AggregateKind::InboxMessage => fold::<InboxMessage>(store, stream, at).await?,
             AggregateKind::LabletDefinition => fold::<LabletDefinition>(store, stream, at).await?,
+            AggregateKind::WorkerTemplate => fold::<WorkerTemplate>(store, stream, at).await?,
         };
         if version == 0 {
             return Err(AppError::NotFound(format!("stream {stream} at position {at}")));

@@ -33,7 +33,18 @@ pub const LABLET_DEFINITIONS: CollectionSpec = CollectionSpec {
     name: "lablet_definitions",
     filter_fields: &["name", "status"],
 };
-pub const COLLECTIONS: [CollectionSpec; 5] = [LAB_RECORDS, LABLET_INSTANCES, WORK_ORDERS, WORKERS, LABLET_DEFINITIONS];
+pub const WORKER_TEMPLATES: CollectionSpec = CollectionSpec {
+    name: "worker_templates",
+    filter_fields: &["name", "license_type"],
+};
+pub const COLLECTIONS: [CollectionSpec; 6] = [
+    LAB_RECORDS,
+    LABLET_INSTANCES,
+    WORK_ORDERS,
+    WORKERS,
+    LABLET_DEFINITIONS,
+    WORKER_TEMPLATES,
+];
 
 /// The read model that documents the aggregates of `kind`, if it has one.
 pub fn collection_of_kind(kind: AggregateKind) -> Option<CollectionSpec> {
@@ -44,6 +55,7 @@ pub fn collection_of_kind(kind: AggregateKind) -> Option<CollectionSpec> {
         AggregateKind::Worker => Some(WORKERS),
         AggregateKind::InboxMessage => None,
         AggregateKind::LabletDefinition => Some(LABLET_DEFINITIONS),
+        AggregateKind::WorkerTemplate => Some(WORKER_TEMPLATES),
     }
 }
 

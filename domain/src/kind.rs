@@ -19,17 +19,19 @@ pub enum AggregateKind {
     Worker,
     InboxMessage,
     LabletDefinition,
+    WorkerTemplate,
 }
 
 impl AggregateKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [AggregateKind; 6] = [
+    pub const ALL: [AggregateKind; 7] = [
         AggregateKind::LabRecord,
         AggregateKind::LabletInstance,
         AggregateKind::WorkOrder,
         AggregateKind::Worker,
         AggregateKind::InboxMessage,
         AggregateKind::LabletDefinition,
+        AggregateKind::WorkerTemplate,
     ];
 
     /// The snake_case name that prefixes the kind's streams and event types. Stored data
@@ -42,6 +44,7 @@ impl AggregateKind {
             AggregateKind::Worker => "cml_worker",
             AggregateKind::InboxMessage => "inbox_message",
             AggregateKind::LabletDefinition => "lablet_definition",
+            AggregateKind::WorkerTemplate => "worker_template",
         }
     }
 

@@ -23,6 +23,7 @@ pub mod upcast;
 pub mod values;
 pub mod work_order;
 pub mod worker;
+pub mod worker_template;
 
 pub use kernel::{
     decode_event, encode_event, Aggregate, Command, DecisionContext, DomainError, DomainEvent, FieldChange,

@@ -103,6 +103,9 @@ pub struct Settings {
     /// `LABLET_DEFINITION_SYNC_INTERVAL_MS` (10000): how often versions pending their artifact
     /// sync are looked for.
     pub definition_sync_interval: Duration,
+    /// `LABLET_WORKER_TEMPLATES`: a YAML file of worker templates seeded at start (created if
+    /// missing, never overwritten); none by default.
+    pub worker_templates: Option<PathBuf>,
 }
 
 /// Limits every HTTP request shares.
@@ -320,6 +323,7 @@ impl Settings {
             cml: crate::cml::CmlClientSettings::default(),
             leases: lablet_application::leadership::LeaseSettings::default(),
             definition_sync_interval: lablet_application::definitions::DEFAULT_SYNC_INTERVAL,
+            worker_templates: None,
         }
     }
 
@@ -365,6 +369,9 @@ impl Settings {
             settings.definition_sync_interval =
                 Duration::from_millis(positive("LABLET_DEFINITION_SYNC_INTERVAL_MS", &ms)?);
         }
+        settings.worker_templates = lookup("LABLET_WORKER_TEMPLATES")
+            .filter(|path| !path.trim().is_empty())
+            .map(PathBuf::from);
         if settings.leases.renew_every >= settings.leases.ttl {
             return Err(ConfigError {
                 setting: "LABLET_LEASE_RENEW_MS",

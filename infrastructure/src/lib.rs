@@ -20,6 +20,7 @@ pub mod private_files;
 pub mod secrets;
 pub mod sqlite;
 pub mod stores;
+pub mod template_seeds;
 pub mod tls;
 
 pub use config::{ConfigError, Settings};

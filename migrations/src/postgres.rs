@@ -52,6 +52,11 @@ pub const READ_MODELS: &[Migration] = &[
         name: "lablet_definitions",
         sql: include_str!("../sql/postgres/read_models_0006_lablet_definitions.sql"),
     },
+    Migration {
+        version: 7,
+        name: "worker_templates",
+        sql: include_str!("../sql/postgres/read_models_0007_worker_templates.sql"),
+    },
 ];
 
 /// The table of applied migrations of the read models.

@@ -80,6 +80,11 @@ pub const READ_MODELS: &[Migration] = &[
         name: "lablet_definitions",
         sql: include_str!("../sql/sqlite/read_models_0010_lablet_definitions.sql"),
     },
+    Migration {
+        version: 11,
+        name: "worker_templates",
+        sql: include_str!("../sql/sqlite/read_models_0011_worker_templates.sql"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -255,6 +255,17 @@ pub fn instance_request(reservation: &str, owner: &str) -> Value {
 }
 
 /// The fields a problem document's `errors` name, in order.
+/// A worker template's fields, costing `hourly_cost` an hour.
+pub fn template_spec(hourly_cost: f64) -> Value {
+    serde_json::json!({
+        "instance_type": "m5zn.metal",
+        "image_pattern": "cml-2.9-*",
+        "declared_capacity": {"cpu_cores": 48, "memory_gb": 192, "storage_gb": 1000, "max_nodes": 120},
+        "license_type": "enterprise",
+        "hourly_cost": hourly_cost
+    })
+}
+
 /// A definition body: `name` at `version`, a three-node topology at an HTTPS artifact.
 pub fn definition_request(name: &str, version: &str) -> Value {
     serde_json::json!({

@@ -316,6 +316,60 @@ pub fn endpoints(metrics_public: bool) -> Vec<Endpoint> {
         )
         .doc(|d| d.answers::<CommandOutcome>(200).problems(&[409])),
         E::post(
+            "/api/v1/worker-templates",
+            Access::ADMIN,
+            "Define a worker template",
+            worker_templates::define,
+        )
+        .doc(|d| {
+            d.body::<worker_templates::DefineBody>()
+                .answers::<Created>(201)
+                .problems(&[409])
+        }),
+        E::get(
+            "/api/v1/worker-templates",
+            Access::READ,
+            "List worker templates (by name, by license type)",
+            worker_templates::list,
+        )
+        .doc(|d| {
+            d.query::<worker_templates::ListParams>()
+                .waits_for_position()
+                .answers::<DocumentPage>(200)
+        }),
+        E::get(
+            "/api/v1/worker-templates/{id}",
+            Access::READ,
+            "One worker template",
+            worker_templates::get_one,
+        )
+        .doc(|d| d.waits_for_position().answers::<Document>(200)),
+        E::post(
+            "/api/v1/worker-templates/{id}/change",
+            Access::ADMIN,
+            "Change a worker template's content",
+            worker_templates::change,
+        )
+        .doc(|d| {
+            d.body::<lablet_domain::worker_template::TemplateSpec>()
+                .answers::<CommandOutcome>(200)
+                .problems(&[409])
+        }),
+        E::post(
+            "/api/v1/worker-templates/{id}/enable",
+            Access::ADMIN,
+            "Enable a worker template",
+            worker_templates::enable,
+        )
+        .doc(|d| d.answers::<CommandOutcome>(200).problems(&[409])),
+        E::post(
+            "/api/v1/worker-templates/{id}/disable",
+            Access::ADMIN,
+            "Disable a worker template (the autoscaler no longer uses it)",
+            worker_templates::disable,
+        )
+        .doc(|d| d.answers::<CommandOutcome>(200).problems(&[409])),
+        E::post(
             "/api/v1/work-orders",
             Access::OPERATE,
             "Submit a work order",

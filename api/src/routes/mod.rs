@@ -14,6 +14,7 @@ pub mod metrics;
 mod outbox;
 pub mod table;
 mod work_orders;
+mod worker_templates;
 mod workers;
 
 use crate::auth::{Access, Authenticator};

@@ -84,7 +84,8 @@ fn publishes(kind: AggregateKind) -> bool {
         | AggregateKind::LabletInstance
         | AggregateKind::WorkOrder
         | AggregateKind::Worker
-        | AggregateKind::LabletDefinition => true,
+        | AggregateKind::LabletDefinition
+        | AggregateKind::WorkerTemplate => true,
         AggregateKind::InboxMessage => false,
     }
 }

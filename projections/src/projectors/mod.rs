@@ -6,12 +6,14 @@ mod lablet_instances;
 #[cfg(test)]
 mod tests;
 mod work_orders;
+mod worker_templates;
 mod workers;
 
 pub use lab_records::LabRecordsProjector;
 pub use lablet_definitions::LabletDefinitionsProjector;
 pub use lablet_instances::LabletInstancesProjector;
 pub use work_orders::WorkOrdersProjector;
+pub use worker_templates::WorkerTemplatesProjector;
 pub use workers::WorkersProjector;
 
 use crate::Projector;
@@ -27,6 +29,7 @@ pub fn projector_of(kind: AggregateKind) -> Option<Arc<dyn Projector>> {
         AggregateKind::Worker => Some(Arc::new(WorkersProjector)),
         AggregateKind::InboxMessage => None,
         AggregateKind::LabletDefinition => Some(Arc::new(LabletDefinitionsProjector)),
+        AggregateKind::WorkerTemplate => Some(Arc::new(WorkerTemplatesProjector)),
     }
 }
 

@@ -343,3 +343,48 @@ fn lablet_definitions_keep_every_version_and_which_one_is_active() {
     assert_eq!(history.len(), events.len());
     snapshot("lablet_definitions", &document, &history);
 }
+
+#[test]
+fn worker_templates_follow_their_changes() {
+    use crate::projectors::WorkerTemplatesProjector;
+    use lablet_domain::worker::{LicenseType, PortRange};
+    use lablet_domain::worker_template::{TemplateContent, WorkerTemplateEvent};
+    let content = |cost: f64| TemplateContent {
+        instance_type: "m5zn.metal".into(),
+        image_pattern: "cml-2.9-*".into(),
+        declared_capacity: Capacity {
+            cpu_cores: 48,
+            memory_gb: 192,
+            storage_gb: 1000,
+            max_nodes: 120,
+        },
+        license_type: LicenseType::Enterprise,
+        port_range: PortRange::default(),
+        drain_timeout_minutes: 60,
+        hourly_cost: cost,
+        region: Some("eu-west-1".into()),
+    };
+    let events = [
+        WorkerTemplateEvent::Defined {
+            name: "metal-large".into(),
+            content: content(3.96),
+            enabled: true,
+            defined_by: "system".into(),
+            defined_at: at(0),
+        },
+        WorkerTemplateEvent::Changed {
+            content: content(4.5),
+            changed_by: "user:admin".into(),
+            changed_at: at(1),
+        },
+        WorkerTemplateEvent::Disabled {
+            by: "user:admin".into(),
+            at: at(2),
+        },
+    ];
+    let (document, history) = project(&WorkerTemplatesProjector, &stream("worker_template-1", &events)).unwrap();
+    assert_eq!(document["hourly_cost"], 4.5);
+    assert_eq!(document["enabled"], false);
+    assert_eq!(document["license_type"], "enterprise");
+    snapshot("worker_templates", &document, &history);
+}

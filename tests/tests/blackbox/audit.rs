@@ -202,6 +202,12 @@ async fn create_one(server: &TestServer, kind: AggregateKind) -> String {
             assert_eq!(status, 201, "{created}");
             created["id"].clone()
         }
+        AggregateKind::WorkerTemplate => {
+            let body = json!({"name": "audit-template", "spec": lablet_tests::server::template_spec(1.5)});
+            let (status, created, _) = server.post("/api/v1/worker-templates", &body).await;
+            assert_eq!(status, 201, "{created}");
+            created["id"].clone()
+        }
         AggregateKind::InboxMessage => {
             let event = json!({"specversion": "1.0", "id": "audit-1", "source": "/elsewhere",
                 "type": "io.example.unhandled", "data": {}});

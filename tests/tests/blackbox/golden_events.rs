@@ -10,6 +10,7 @@ use lablet_domain::lablet_definition::LabletDefinitionEvent;
 use lablet_domain::lablet_instance::LabletInstanceEvent;
 use lablet_domain::work_order::WorkOrderEvent;
 use lablet_domain::worker::WorkerEvent;
+use lablet_domain::worker_template::WorkerTemplateEvent;
 use lablet_domain::{decode_event, encode_event, AggregateKind, DomainEvent};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -90,6 +91,7 @@ fn every_stored_event_type_and_version_decodes_and_round_trips() {
             AggregateKind::Worker => check::<WorkerEvent>(kind, &files),
             AggregateKind::InboxMessage => check::<InboxMessageEvent>(kind, &files),
             AggregateKind::LabletDefinition => check::<LabletDefinitionEvent>(kind, &files),
+            AggregateKind::WorkerTemplate => check::<WorkerTemplateEvent>(kind, &files),
         });
     }
     let stray: Vec<&String> = files.keys().filter(|t| !covered.contains(t)).collect();

@@ -32,3 +32,4 @@ mod sqlite_contracts;
 mod telemetry;
 mod tidy;
 mod work_orders_api;
+mod worker_templates;

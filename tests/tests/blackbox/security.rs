@@ -378,6 +378,32 @@ async fn users_manage_only_their_own_instances_and_managers_any() {
         ["user:alice", "user:alice", "user:mona"],
         "each event records who caused it, namespaced by origin"
     );
+
+    // The lifecycle is not the owner's to move; ending it is.
+    let transitions = format!("/api/v1/instances/{id}/transitions");
+    let answer = post(&alice, &transitions, json!({"to": "scheduled"})).await.unwrap();
+    assert_eq!(answer.status(), 403, "an owner does not schedule their own instance");
+    let answer = post(&manager, &transitions, json!({"to": "scheduled"})).await.unwrap();
+    assert_eq!(answer.status(), 200, "a manager does");
+    let answer = post(&alice, &transitions, json!({"to": "instantiating"}))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 403);
+    let score = json!({"total": 1.0, "max": 1.0, "passed": true});
+    let answer = post(&alice, &format!("/api/v1/instances/{id}/score"), score)
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 403, "nor grade it");
+    let answer = post(&bob, &transitions, json!({"to": "terminated"})).await.unwrap();
+    assert_eq!(answer.status(), 403, "bob cannot end alice's instance");
+    let answer = post(
+        &alice,
+        &transitions,
+        json!({"to": "terminated", "reason": "done early"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 200, "alice ends her own");
     server.stop().await;
 }
 
