@@ -314,7 +314,7 @@ pub fn endpoints(metrics_public: bool) -> Vec<Endpoint> {
             "Archive a version that is not active",
             definitions::archive,
         )
-        .doc(|d| d.answers::<CommandOutcome>(200).problems(&[409])),
+        .doc(|d| d.answers::<CommandOutcome>(200).problems(&[409, 422])),
         E::post(
             "/api/v1/worker-templates",
             Access::ADMIN,
