@@ -253,8 +253,11 @@ pub async fn build_on(settings: &Settings, stores: Stores) -> Result<App, Startu
 pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn Clock>) -> Result<App, StartupError> {
     let progress = ProjectionProgress::default();
     let metrics = Arc::new(Metrics::default());
-    let repository =
-        Arc::new(AggregateRepository::new(stores.events.clone(), clock.clone()).with_metrics(metrics.clone()));
+    let repository = Arc::new(
+        AggregateRepository::new(stores.events.clone(), clock.clone())
+            .with_metrics(metrics.clone())
+            .with_leases(stores.leases.clone()),
+    );
     let relays: Vec<OutboxRelay> = configured_sinks(settings)
         .into_iter()
         .map(|sink| {
@@ -346,17 +349,18 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
     ));
     singleton(
         DEFINITION_SYNC.to_owned(),
-        Box::new(move |stop, _| Box::pin(sync.clone().run(stop))),
+        Box::new(move |stop, fence| Box::pin(sync.clone().run(stop, fence))),
     );
     let fleet = FleetScheduler {
         refresh: labs_refresh.clone(),
         monitoring,
         settings: settings.fleet.clone(),
         clock: clock.clone(),
+        fence: None,
     };
     singleton(
         "fleet".to_owned(),
-        Box::new(move |stop, _| Box::pin(fleet.clone().run(stop))),
+        Box::new(move |stop, fence| Box::pin(fleet.clone().run(stop, Some(fence)))),
     );
     background.push(tokio::spawn(follow_checkpoints(
         stores.events.clone(),

@@ -193,6 +193,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Context {
             actor: principal.map_or_else(|| "anonymous".into(), |p| p.actor.clone()),
             traceparent: trace.traceparent,
             owner_scope: principal.and_then(Principal::owner_scope),
+            fence: None,
         }))
     }
 }

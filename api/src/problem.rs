@@ -122,6 +122,9 @@ impl From<AppError> for Problem {
                 "Concurrent update",
                 format!("the entity kept changing while this command ran; retry it ({detail})"),
             ),
+            fenced @ AppError::Fenced { .. } => {
+                Problem::new(StatusCode::CONFLICT, "fenced", "Lease moved", fenced.to_string())
+            }
             lagging @ AppError::ProjectionLagging { .. } => {
                 let mut problem = Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -1,6 +1,6 @@
 //! Who asked, and as part of what: the metadata that travels with every command and query.
 
-use crate::ports::{IdSource, UuidV7Ids};
+use crate::ports::{IdSource, LeaseFence, UuidV7Ids};
 
 /// The caller and the trace of one request, copied into the envelope of every event it causes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,9 @@ pub struct RequestContext {
     /// When set, the caller may act only on lablet instances owned by this subject (a caller
     /// with the `user` role and no broader one).
     pub owner_scope: Option<String>,
+    /// The lease a singleton job acts under: its commands are refused once another replica
+    /// has taken the role.
+    pub fence: Option<LeaseFence>,
 }
 
 impl RequestContext {
@@ -27,6 +30,15 @@ impl RequestContext {
             actor: "system".into(),
             traceparent: None,
             owner_scope: None,
+            fence: None,
+        }
+    }
+
+    /// A context for a singleton job running under `fence`.
+    pub fn system_under(fence: &LeaseFence) -> Self {
+        RequestContext {
+            fence: Some(fence.clone()),
+            ..RequestContext::system()
         }
     }
 }

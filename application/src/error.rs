@@ -34,6 +34,10 @@ pub enum AppError {
     /// A domain rule refused the command (HTTP 409).
     #[error(transparent)]
     Rule(DomainError),
+    /// A singleton job acted under a lease another replica has taken since; nothing was
+    /// written (HTTP 409).
+    #[error("the lease of {role} moved to token {current}; a command under token {token} was refused")]
+    Fenced { role: String, token: u64, current: u64 },
     /// The stream moved under us more often than the retry budget allows (HTTP 409).
     #[error("concurrent update: {0}")]
     Conflict(String),

@@ -271,6 +271,7 @@ impl InboxProcessor {
             actor: format!("integrator:{}", message.source),
             traceparent: received.traceparent.clone(),
             owner_scope: None,
+            fence: None,
         };
         let conclusion = self.dispatch(&message, received.event_id, &context).await?;
         let (status, detail) = match conclusion {

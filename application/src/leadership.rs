@@ -11,8 +11,9 @@
 //!
 //! A lease is a promise about time, and a paused process can outlive it; correctness rests on
 //! the fences beneath: a projection commit lands only from the checkpoint it started at, a
-//! relay's writes carry its lease's token and are refused once a newer holder exists, every
-//! command carries its expected version, and the outbox delivers at least once.
+//! relay's writes and a job's commands carry its lease's token and are refused once a newer
+//! holder exists, every command carries its expected version, and the outbox delivers at least
+//! once.
 
 use crate::metrics::Metrics;
 use crate::ports::{Clock, Lease, LeaseFence, LeaseStore};

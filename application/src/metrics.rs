@@ -80,6 +80,7 @@ fn outcome(result: &Result<AnyOutput, AppError>) -> &'static str {
         Err(AppError::Forbidden(_)) => "forbidden",
         Err(AppError::Rule(_)) => "refused",
         Err(AppError::Conflict(_)) => "conflict",
+        Err(AppError::Fenced { .. }) => "fenced",
         Err(AppError::ProjectionLagging { .. }) => "lagging",
         Err(AppError::Unavailable(_)) => "unavailable",
         Err(AppError::TooSoon { .. }) => "too_soon",

@@ -10,7 +10,7 @@ use crate::context::RequestContext;
 use crate::error::AppError;
 use crate::mediator::Mediator;
 use crate::ports::read_models::ListQuery;
-use crate::ports::{ArtifactSource, Clock};
+use crate::ports::{ArtifactSource, Clock, LeaseFence};
 use crate::read_model_queries::{ListDocuments, LABLET_DEFINITIONS, MAX_PAGE};
 use crate::shutdown::stopped;
 use lablet_domain::lablet_definition::{LabletDefinition, LabletDefinitionCommand, SemVer, SyncOutcome};
@@ -73,10 +73,10 @@ impl DefinitionSync {
         }
     }
 
-    /// Syncs every `every` until `stop` turns true.
-    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    /// Syncs every `every` until `stop` turns true, its commands carrying `fence`.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>, fence: LeaseFence) {
         loop {
-            if let Err(err) = self.pass().await {
+            if let Err(err) = self.pass(&RequestContext::system_under(&fence)).await {
                 tracing::warn!(error = %err, "the definition sync pass failed; trying again next time");
             }
             tokio::select! {
@@ -86,11 +86,10 @@ impl DefinitionSync {
         }
     }
 
-    /// One pass over every definition.
-    pub async fn pass(&self) -> Result<SyncPass, AppError> {
-        let context = RequestContext::system();
+    /// One pass over every definition, its commands made in `context`.
+    pub async fn pass(&self, context: &RequestContext) -> Result<SyncPass, AppError> {
         let mut report = SyncPass::default();
-        for (id, version, uri) in self.pending(&context).await? {
+        for (id, version, uri) in self.pending(context).await? {
             report.pending += 1;
             let Ok(version) = SemVer::parse(&version) else {
                 continue;
@@ -110,7 +109,7 @@ impl DefinitionSync {
                 report.unreadable += 1;
             }
             let command = Execute::<LabletDefinition>::on(id, LabletDefinitionCommand::RecordSync { version, outcome });
-            self.mediator.send(command, &context).await?;
+            self.mediator.send(command, context).await?;
         }
         Ok(report)
     }

@@ -14,7 +14,7 @@ use super::refresh::LabsRefresh;
 use super::roster::RosterEntry;
 use super::FleetSettings;
 use crate::context::RequestContext;
-use crate::ports::Clock;
+use crate::ports::{Clock, LeaseFence};
 use crate::shutdown::stopped;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -48,6 +48,9 @@ pub struct FleetScheduler {
     pub monitoring: Arc<Monitoring>,
     pub settings: FleetSettings,
     pub clock: Arc<dyn Clock>,
+    /// The lease the jobs run under while this replica holds the `fleet` role; their commands
+    /// carry it and are refused once another replica took the role.
+    pub fence: Option<LeaseFence>,
 }
 
 fn after(at: DateTime<Utc>, interval: Duration) -> DateTime<Utc> {
@@ -55,7 +58,16 @@ fn after(at: DateTime<Utc>, interval: Duration) -> DateTime<Utc> {
 }
 
 impl FleetScheduler {
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    /// A context for one job's commands, carrying the lease's fence.
+    fn job_context(&self) -> RequestContext {
+        self.fence
+            .as_ref()
+            .map_or_else(RequestContext::system, RequestContext::system_under)
+    }
+
+    /// Runs the jobs until `stop` turns true, under `fence` when the role is leased.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>, fence: Option<LeaseFence>) {
+        self.fence = fence;
         if !self.settings.enabled {
             return;
         }
@@ -91,9 +103,9 @@ impl FleetScheduler {
                 [&monitor_permits, &refresh_permits],
             );
             if now >= next_sweep {
-                let refresh = self.refresh.clone();
+                let (refresh, context) = (self.refresh.clone(), self.job_context());
                 jobs.spawn(async move {
-                    refresh.sweep(&RequestContext::system()).await;
+                    refresh.sweep(&context).await;
                     (Uuid::nil(), Job::Refresh)
                 });
                 next_sweep = after(now, self.settings.labs_refresh_interval);
@@ -168,9 +180,9 @@ impl FleetScheduler {
                 }
             };
             let (monitoring, refresh, worker) = (self.monitoring.clone(), self.refresh.clone(), worker.clone());
+            let context = self.job_context();
             jobs.spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                let context = RequestContext::system();
                 match job {
                     Job::Monitor => monitoring.run_one(&worker, &context).await,
                     Job::Refresh => refresh.run_one(&worker, &context).await,

@@ -66,6 +66,9 @@ pub trait LeaseStore: Send + Sync + 'static {
         until: DateTime<Utc>,
     ) -> Result<Option<Lease>, LeaseError>;
 
+    /// The current fencing token of `role`, if it was ever taken.
+    async fn token(&self, role: &str) -> Result<Option<u64>, LeaseError>;
+
     /// Gives `role` up at once if `holder` holds it (its token stays, the next holder's grows).
     async fn release(&self, role: &str, holder: &str) -> Result<(), LeaseError>;
 

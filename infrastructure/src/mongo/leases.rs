@@ -28,10 +28,11 @@ impl MongoLeaseStore {
 
 /// A role's current fencing token, if it was ever taken.
 pub(super) async fn current_token(database: &Database, role: &str) -> Result<Option<u64>, mongodb::error::Error> {
-    let lease = database
-        .collection::<Document>("leases")
-        .find_one(doc! { "_id": role })
-        .await?;
+    token_in(&database.collection::<Document>("leases"), role).await
+}
+
+async fn token_in(leases: &Collection<Document>, role: &str) -> Result<Option<u64>, mongodb::error::Error> {
+    let lease = leases.find_one(doc! { "_id": role }).await?;
     Ok(lease
         .and_then(|lease| lease.get_i64("token").ok())
         .map(|token| token as u64))
@@ -99,6 +100,10 @@ impl LeaseStore for MongoLeaseStore {
             Err(err) if is_duplicate_key(&err) => Ok(None),
             Err(err) => Err(unavailable(err)),
         }
+    }
+
+    async fn token(&self, role: &str) -> Result<Option<u64>, LeaseError> {
+        token_in(&self.leases, role).await.map_err(unavailable)
     }
 
     async fn release(&self, role: &str, holder: &str) -> Result<(), LeaseError> {

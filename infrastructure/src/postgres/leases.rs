@@ -15,6 +15,7 @@ const LIST: &str = include_str!("sql/lease_list.sql");
 const HEARTBEAT: &str = include_str!("sql/replica_heartbeat.sql");
 const REPLICAS: &str = include_str!("sql/replicas_seen.sql");
 const TOKEN: &str = include_str!("sql/lease_token.sql");
+const CURRENT_TOKEN: &str = include_str!("sql/lease_current_token.sql");
 
 /// The newer token that fences out a write made under `fence`, if another replica took the
 /// role since. Run first in the write's transaction: the shared lock it takes on the lease row
@@ -80,6 +81,16 @@ impl LeaseStore for PostgresLeaseStore {
             .await
             .map_err(unavailable)?;
         row.as_ref().map(lease).transpose()
+    }
+
+    async fn token(&self, role: &str) -> Result<Option<u64>, LeaseError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(CURRENT_TOKEN, &[&role])
+            .await
+            .map_err(unavailable)?;
+        Ok(row.map(|row| row.get::<_, i64>(0) as u64))
     }
 
     async fn release(&self, role: &str, holder: &str) -> Result<(), LeaseError> {

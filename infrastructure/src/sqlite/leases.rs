@@ -77,6 +77,18 @@ impl LeaseStore for SqliteLeaseStore {
             .await
     }
 
+    async fn token(&self, role: &str) -> Result<Option<u64>, LeaseError> {
+        let role = role.to_owned();
+        self.conn
+            .run(unavailable, move |conn| {
+                conn.query_row(TOKEN, [&role], |row| row.get::<_, i64>(0))
+                    .optional()
+                    .map(|token| token.map(|t| t as u64))
+                    .map_err(|e| unavailable(e.to_string()))
+            })
+            .await
+    }
+
     async fn release(&self, role: &str, holder: &str) -> Result<(), LeaseError> {
         let (role, holder) = (role.to_owned(), holder.to_owned());
         self.conn

@@ -41,6 +41,8 @@ pub async fn one_holder_at_a_time_with_growing_tokens(store: Arc<dyn LeaseStore>
         .unwrap()
         .expect("expired");
     assert_eq!((taken.holder.as_str(), taken.token), ("replica-b", 2));
+    assert_eq!(store.token(role).await.unwrap(), Some(2), "the current token");
+    assert_eq!(store.token("never-taken").await.unwrap(), None);
     assert_eq!(
         store.acquire(role, "replica-a", at(17), at(27)).await.unwrap(),
         None,

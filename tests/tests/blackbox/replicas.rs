@@ -423,3 +423,68 @@ async fn two_replicas_on_postgres_and_mongodb() {
     drop_database(&read_models).await;
     database.drop_now().await;
 }
+
+/// A singleton job's command made under a lease another replica has taken since is refused
+/// before anything is appended; the new holder's goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_under_a_superseded_lease_is_refused() {
+    use chrono::{TimeDelta, Utc};
+    use lablet_application::ports::{EventStore, LeaseFence, LeaseStore, SystemClock};
+    use lablet_application::repository::AggregateRepository;
+    use lablet_application::{AppError, RequestContext};
+    use lablet_domain::values::Name;
+    use lablet_domain::worker::{Capacity, Registration, Worker, WorkerCommand};
+    use lablet_infrastructure::sqlite::{SqliteEventStore, SqliteLeaseStore};
+    use lablet_migrations::sqlite::{migrate_file, EVENT_STORE, READ_MODELS};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (log, read_models) = (dir.path().join("lablet.db"), dir.path().join("read_models.db"));
+    migrate_file(&log, EVENT_STORE).unwrap();
+    migrate_file(&read_models, READ_MODELS).unwrap();
+    let events = Arc::new(SqliteEventStore::open(&log).unwrap());
+    let leases = Arc::new(SqliteLeaseStore::open(&read_models).unwrap());
+    let repository = AggregateRepository::new(events.clone(), Arc::new(SystemClock)).with_leases(leases.clone());
+    let now = Utc::now();
+    let old = leases
+        .acquire("fleet", "replica-a", now, now + TimeDelta::seconds(1))
+        .await
+        .unwrap()
+        .expect("free");
+    let later = now + TimeDelta::seconds(2);
+    let new = leases
+        .acquire("fleet", "replica-b", later, later + TimeDelta::seconds(10))
+        .await
+        .unwrap()
+        .expect("expired");
+    let register = WorkerCommand::Register(Registration {
+        name: Name::parse("w").unwrap(),
+        region: Name::parse("r").unwrap(),
+        endpoint: None,
+        template_name: None,
+        instance_id: None,
+        declared_capacity: Capacity::default(),
+        insecure_tls: false,
+    });
+    let id = uuid::Uuid::now_v7();
+    let stale = repository
+        .execute::<Worker>(id, &register, &RequestContext::system_under(&LeaseFence::from(&old)))
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(AppError::Fenced {
+                token: 1,
+                current: 2,
+                ..
+            })
+        ),
+        "{stale:?}"
+    );
+    assert_eq!(events.head_position().await.unwrap(), 0, "nothing was appended");
+    let fresh = repository
+        .execute::<Worker>(id, &register, &RequestContext::system_under(&LeaseFence::from(&new)))
+        .await;
+    assert!(fresh.is_ok(), "{fresh:?}");
+    assert_eq!(events.head_position().await.unwrap(), 1);
+}
