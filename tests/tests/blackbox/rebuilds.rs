@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 const LABLET: &str = env!("CARGO_BIN_EXE_lablet-under-test");
 const WORKER: &str = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
 const LABS: usize = 10;
-const PROJECTIONS: [&str; 3] = ["lab_records", "lablet_instances", "work_orders"];
 
 /// The server process, killed when dropped.
 struct Server(Child);
@@ -104,7 +103,8 @@ async fn a_rebuild_while_serving_swaps_in_and_sends_nothing_again(env: Vec<(&'st
     let writer = tokio::spawn(observe(client.clone(), base.clone(), 1, 150));
     let rebuilt = cli(data_dir.path(), &env, &["projections", "rebuild", "--all"]).await;
     assert_eq!(rebuilt.code, Some(0), "{}{}", rebuilt.stdout, rebuilt.stderr);
-    for projection in PROJECTIONS {
+    for projector in lablet_projections::standard_projectors() {
+        let projection = projector.collection().name;
         assert!(
             rebuilt
                 .stderr
