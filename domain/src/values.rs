@@ -190,6 +190,11 @@ impl Timeslot {
     pub fn end(&self) -> DateTime<Utc> {
         self.end
     }
+
+    /// How long the window lasts.
+    pub fn duration(&self) -> chrono::TimeDelta {
+        self.end - self.start
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,19 @@ pub struct TestServer {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// The defaults in `dir`, with definition artifacts synced every [`TEST_SYNC_INTERVAL_MS`].
+pub fn test_settings(dir: &std::path::Path) -> Settings {
+    let mut settings = Settings::defaults_in(dir);
+    settings.definition_sync_interval = std::time::Duration::from_millis(TEST_SYNC_INTERVAL_MS);
+    settings
+}
+
 impl TestServer {
+    /// Definition `name` 1.0.0, active (its artifact a file in the data directory).
+    pub async fn active_definition(&self, name: &str) -> ActiveDefinition {
+        activate_definition(&self.client, &self.url(""), &self.settings.data_dir, name).await
+    }
+
     /// A server with default settings in a fresh temporary data directory.
     pub async fn start() -> TestServer {
         Self::start_with(|_| {}).await
@@ -33,7 +45,7 @@ impl TestServer {
     /// A server whose settings `adjust` may change first.
     pub async fn start_with(adjust: impl FnOnce(&mut Settings)) -> TestServer {
         let dir = tempfile::tempdir().expect("temporary data directory");
-        let mut settings = Settings::defaults_in(dir.path());
+        let mut settings = test_settings(dir.path());
         adjust(&mut settings);
         let mut server = Self::start_in(settings).await;
         server._dir = Some(dir);
@@ -43,7 +55,7 @@ impl TestServer {
     /// A server whose commands, jobs and timers read `clock`, with settings `adjust` changed.
     pub async fn start_with_clock(adjust: impl FnOnce(&mut Settings), clock: Arc<dyn Clock>) -> TestServer {
         let dir = tempfile::tempdir().expect("temporary data directory");
-        let mut settings = Settings::defaults_in(dir.path());
+        let mut settings = test_settings(dir.path());
         adjust(&mut settings);
         lablet_migrations::migrate_all(&settings).await.expect("migrations");
         let stores = open_stores(&settings).await.expect("stores open");
@@ -245,14 +257,70 @@ pub fn admin_client(data_dir: &std::path::Path) -> reqwest::Client {
     admin_client_for(&Settings::defaults_in(data_dir))
 }
 
-/// The body of a request for a lablet instance of `owner` under `reservation`.
-pub fn instance_request(reservation: &str, owner: &str) -> Value {
+/// The body of a request for a lablet instance of `definition`, for `owner` under
+/// `reservation`, for one hour.
+pub fn instance_request(definition: &ActiveDefinition, reservation: &str, owner: &str) -> Value {
     serde_json::json!({
-        "definition_id": "0b4f3b7e-3c3e-4d59-9a2a-2f0d7f1d4a11", "definition_version": "1.2.0",
+        "definition_id": definition.id, "definition_version": definition.version,
         "owner_id": owner, "reservation_id": reservation,
         "timeslot_start": "2026-12-01T09:00:00Z", "timeslot_end": "2026-12-01T10:00:00Z"
     })
 }
+
+/// A lablet definition whose version 1.0.0 is active.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveDefinition {
+    pub id: String,
+    pub version: String,
+}
+
+/// The topology an active test definition points at: three nodes.
+const TOPOLOGY: &str = "nodes:\n  - id: n0\n  - id: n1\n  - id: n2\n";
+
+/// Creates definition `name` 1.0.0 (as an admin, through `client` on the server at `base`)
+/// whose artifact is a file in `dir`, and waits until its sync made it active.
+pub async fn activate_definition(
+    client: &reqwest::Client,
+    base: &str,
+    dir: &std::path::Path,
+    name: &str,
+) -> ActiveDefinition {
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, TOPOLOGY).expect("the topology file");
+    let mut body = definition_request(name, "1.0.0");
+    body["spec"]["artifact_uri"] = serde_json::json!(format!("file://{}", file.display()));
+    body["spec"]["topology_sha256"] =
+        serde_json::json!(lablet_infrastructure::artifacts::sha256_hex(TOPOLOGY.as_bytes()));
+    let answer = client
+        .post(format!("{base}/api/v1/definitions"))
+        .json(&body)
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(answer.status(), 201, "the definition is created");
+    let id = answer.json::<Value>().await.expect("JSON")["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let definition = get_json(client, &format!("{base}/api/v1/definitions/{id}")).await;
+        if definition["active_version"] == "1.0.0" {
+            return ActiveDefinition {
+                id,
+                version: "1.0.0".into(),
+            };
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the definition never went active: {definition}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// How often a test server syncs definition artifacts (`LABLET_DEFINITION_SYNC_INTERVAL_MS`).
+pub const TEST_SYNC_INTERVAL_MS: u64 = 50;
 
 /// The fields a problem document's `errors` name, in order.
 /// A worker template's fields, costing `hourly_cost` an hour.

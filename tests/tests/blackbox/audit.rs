@@ -177,7 +177,11 @@ async fn create_one(server: &TestServer, kind: AggregateKind) -> String {
             let (_, created, _) = server
                 .post(
                     "/api/v1/instances",
-                    &lablet_tests::server::instance_request("r-audit", "alice"),
+                    &lablet_tests::server::instance_request(
+                        &server.active_definition("audit-instance").await,
+                        "r-audit",
+                        "alice",
+                    ),
                 )
                 .await;
             created["id"].clone()

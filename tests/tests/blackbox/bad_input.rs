@@ -248,7 +248,9 @@ async fn unknown_things_are_404_and_rule_breaks_409() {
     let (status, _) = server.post_raw("/health/live", "application/json", "{}").await;
     assert_eq!(status, 405);
 
-    let (_, created, _) = server.post("/api/v1/instances", &instance()).await;
+    let definition = server.active_definition("ospf").await;
+    let request = lablet_tests::server::instance_request(&definition, "r-rules", "alice");
+    let (_, created, _) = server.post("/api/v1/instances", &request).await;
     let id = created["id"].as_str().unwrap();
     let head = server.head_position().await;
     let (status, problem, _) = server

@@ -8,7 +8,8 @@ use lablet_infrastructure::sqlite::{SqliteEventStore, SqliteReadModelStore};
 use lablet_migrations::sqlite::{migrate_file, READ_MODELS};
 use lablet_projections::{standard_projectors, ProjectionRunner};
 use lablet_tests::process::free_port;
-use lablet_tests::server::{get_json, wait_ready};
+use lablet_tests::server::{activate_definition, get_json, instance_request, wait_ready};
+use lablet_tests::server::{ActiveDefinition, TEST_SYNC_INTERVAL_MS};
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -21,18 +22,17 @@ const WRITERS: usize = 16;
 const LABLET: &str = env!("CARGO_BIN_EXE_lablet-under-test");
 
 fn start_server(data_dir: &Path, port: u16) -> Child {
-    lablet_tests::process::start_server(LABLET, data_dir, port, &[])
+    let sync = TEST_SYNC_INTERVAL_MS.to_string();
+    lablet_tests::process::start_server(LABLET, data_dir, port, &[("LABLET_DEFINITION_SYNC_INTERVAL_MS", &sync)])
 }
 
 /// The `i`-th command of `writer`: mostly lab observations, some instances and work orders.
 /// Answers (path, body, stream kind).
-pub(crate) fn command(writer: usize, i: usize) -> (&'static str, Value, &'static str) {
+pub(crate) fn command(writer: usize, i: usize, definition: &ActiveDefinition) -> (&'static str, Value, &'static str) {
     match i % 10 {
         3 => (
             "/api/v1/instances",
-            json!({"definition_id": "0b4f3b7e-3c3e-4d59-9a2a-2f0d7f1d4a11", "definition_version": "1.0.0",
-                   "owner_id": format!("student-{writer}"), "reservation_id": format!("res-{writer}-{i}"),
-                   "timeslot_start": "2026-12-01T09:00:00Z", "timeslot_end": "2026-12-01T10:00:00Z"}),
+            instance_request(definition, &format!("res-{writer}-{i}"), &format!("student-{writer}")),
             "lablet_instance",
         ),
         7 => (
@@ -55,10 +55,15 @@ pub(crate) fn command(writer: usize, i: usize) -> (&'static str, Value, &'static
 
 /// Sends commands until the server stops answering; returns the acknowledged
 /// (stream, version, position) of each that changed something.
-async fn write_until_gone(client: reqwest::Client, base: String, writer: usize) -> Vec<(String, u64, u64)> {
+async fn write_until_gone(
+    client: reqwest::Client,
+    base: String,
+    writer: usize,
+    definition: ActiveDefinition,
+) -> Vec<(String, u64, u64)> {
     let mut acknowledged = Vec::new();
     for i in 0.. {
-        let (path, body, kind) = command(writer, i);
+        let (path, body, kind) = command(writer, i, &definition);
         let Ok(response) = client.post(format!("{base}{path}")).json(&body).send().await else {
             break;
         };
@@ -125,8 +130,9 @@ async fn acknowledged_commands_survive_a_kill_and_read_models_equal_a_replay() {
     let mut server = start_server(dir.path(), port);
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&client, &format!("{base}/health/ready")).await;
+    let definition = activate_definition(&client, &base, dir.path(), "ospf").await;
     let writers: Vec<_> = (0..WRITERS)
-        .map(|w| tokio::spawn(write_until_gone(client.clone(), base.clone(), w)))
+        .map(|w| tokio::spawn(write_until_gone(client.clone(), base.clone(), w, definition.clone())))
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     server.kill().expect("SIGKILL");

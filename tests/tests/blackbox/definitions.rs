@@ -162,3 +162,51 @@ async fn bad_definitions_are_refused_naming_the_field() {
     assert_eq!(status, 422, "{problem}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_needs_an_active_version_for_no_longer_than_it_allows() {
+    let server = TestServer::start().await;
+    let definition = server.active_definition("ospf").await;
+    let request = lablet_tests::server::instance_request(&definition, "r-1", "alice");
+    let head = server.head_position().await;
+    let refused = |mut body: Value, field: &str, value: Value| {
+        body[field] = value;
+        body
+    };
+    let cases = [
+        (
+            refused(request.clone(), "definition_id", json!(uuid::Uuid::now_v7())),
+            "definition_id",
+        ),
+        (
+            refused(request.clone(), "definition_version", json!("2.0.0")),
+            "definition_version",
+        ),
+        (
+            refused(request.clone(), "definition_version", json!("latest")),
+            "definition_version",
+        ),
+        // 61 minutes, one more than the version allows.
+        (
+            refused(request.clone(), "timeslot_end", json!("2026-12-01T10:01:00Z")),
+            "timeslot_end",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, problem, _) = server.post("/api/v1/instances", &body).await;
+        assert_eq!(status, 422, "{field}: {problem}");
+        assert_eq!(error_fields(&problem), [field], "{problem}");
+    }
+    assert_eq!(server.head_position().await, head, "nothing was written");
+    let (status, created, _) = server.post("/api/v1/instances", &request).await;
+    assert_eq!(status, 201, "{created}");
+
+    // A deprecated version takes no new instances.
+    let deprecate = format!("/api/v1/definitions/{}/versions/1.0.0/deprecate", definition.id);
+    assert_eq!(server.post(&deprecate, &json!({})).await.0, 200);
+    let another = lablet_tests::server::instance_request(&definition, "r-2", "alice");
+    let (status, problem, _) = server.post("/api/v1/instances", &another).await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("deprecated"), "{problem}");
+    server.stop().await;
+}

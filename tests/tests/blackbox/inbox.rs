@@ -6,12 +6,11 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 async fn instance_in_collecting(server: &TestServer, reservation: &str) -> String {
+    let definition = server.active_definition(&format!("lab-for-{reservation}")).await;
     let (_, created, _) = server
         .post(
             "/api/v1/instances",
-            &json!({"definition_id": "0b4f3b7e-3c3e-4d59-9a2a-2f0d7f1d4a11", "definition_version": "1.0.0",
-                    "owner_id": "alice", "reservation_id": reservation,
-                    "timeslot_start": "2026-12-01T09:00:00Z", "timeslot_end": "2026-12-01T10:00:00Z"}),
+            &lablet_tests::server::instance_request(&definition, reservation, "alice"),
         )
         .await;
     let id = created["id"].as_str().unwrap().to_owned();

@@ -7,6 +7,8 @@ use serde_json::{json, Value};
 #[tokio::test]
 async fn an_instance_lives_through_its_state_machine() {
     let server = TestServer::start().await;
+    let definition = server.active_definition("ospf").await;
+    let request = |reservation: &str, owner: &str| request(&definition, reservation, owner);
     let response = server
         .client
         .post(server.url("/api/v1/instances"))
@@ -96,6 +98,8 @@ async fn an_instance_lives_through_its_state_machine() {
 #[tokio::test]
 async fn instances_are_listed_by_state_owner_and_worker() {
     let server = TestServer::start().await;
+    let definition = server.active_definition("ospf").await;
+    let request = |reservation: &str, owner: &str| request(&definition, reservation, owner);
     let mut ids = Vec::new();
     for (reservation, owner) in [("r1", "alice"), ("r2", "alice"), ("r3", "bob")] {
         let (_, body, _) = server.post("/api/v1/instances", &request(reservation, owner)).await;

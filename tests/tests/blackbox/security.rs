@@ -344,6 +344,8 @@ async fn the_command_line_issues_tokens_and_keys_the_server_accepts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_manage_only_their_own_instances_and_managers_any() {
     let server = TestServer::start().await;
+    let definition = server.active_definition("ospf").await;
+    let instance = |reservation: &str, owner: &str| instance(&definition, reservation, owner);
     let as_user = |name: &str| client_with_token(&token(&server.settings, name, &[Role::User]));
     let (alice, bob) = (as_user("alice"), as_user("bob"));
     let manager = client_with_token(&token(&server.settings, "mona", &[Role::Manager]));
@@ -410,6 +412,8 @@ async fn users_manage_only_their_own_instances_and_managers_any() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_read_only_their_own_instances_managers_and_auditors_all() {
     let server = TestServer::start().await;
+    let definition = server.active_definition("ospf").await;
+    let instance = |reservation: &str, owner: &str| instance(&definition, reservation, owner);
     let as_caller = |name: &str, role: Role| client_with_token(&token(&server.settings, name, &[role]));
     let (alice, bob) = (as_caller("alice", Role::User), as_caller("bob", Role::User));
     let mut ids = Vec::new();

@@ -5,7 +5,7 @@
 
 use crate::crash::{assert_every_acknowledged_command_is_logged, command};
 use lablet_tests::process::{free_port, start_server};
-use lablet_tests::server::wait_ready;
+use lablet_tests::server::{activate_definition, wait_ready, ActiveDefinition, TEST_SYNC_INTERVAL_MS};
 use rusqlite::Connection;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -23,10 +23,15 @@ struct Seen {
 
 /// Sends commands until the server says it is going (or refuses the connection), as a client
 /// behind a load balancer would be moved elsewhere.
-async fn write_until_refused(client: reqwest::Client, base: String, writer: usize) -> Seen {
+async fn write_until_refused(
+    client: reqwest::Client,
+    base: String,
+    writer: usize,
+    definition: ActiveDefinition,
+) -> Seen {
     let mut seen = Seen::default();
     for i in 0.. {
-        let (path, body, kind) = command(writer, i);
+        let (path, body, kind) = command(writer, i, &definition);
         let response = match client.post(format!("{base}{path}")).json(&body).send().await {
             Ok(response) => response,
             // The listener is closed: the request never reached the server.
@@ -70,11 +75,18 @@ async fn sigterm_under_load_finishes_what_it_took_and_exits_zero() {
     );
     let client = lablet_tests::server::client_with_token(&token);
     let port = free_port();
-    let mut server = start_server(LABLET, dir.path(), port, &[]);
+    let sync = TEST_SYNC_INTERVAL_MS.to_string();
+    let mut server = start_server(
+        LABLET,
+        dir.path(),
+        port,
+        &[("LABLET_DEFINITION_SYNC_INTERVAL_MS", &sync)],
+    );
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&client, &format!("{base}/health/ready")).await;
+    let definition = activate_definition(&client, &base, dir.path(), "ospf").await;
     let writers: Vec<_> = (0..WRITERS)
-        .map(|w| tokio::spawn(write_until_refused(client.clone(), base.clone(), w)))
+        .map(|w| tokio::spawn(write_until_refused(client.clone(), base.clone(), w, definition.clone())))
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let terminated = std::process::Command::new("kill")
