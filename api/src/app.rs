@@ -19,6 +19,7 @@ use lablet_application::ports::{Clock, LeaseFence, SystemClock};
 use lablet_application::progress::ProjectionProgress;
 use lablet_application::read_model_queries::{GetDocument, ListDocuments, ReadModelQueries};
 use lablet_application::repository::AggregateRepository;
+use lablet_application::scheduling::{Scheduler, SCHEDULER};
 use lablet_application::workers::{
     ChangeWorkerCredentials, GetIdleStatus, RecordActivityAndDetectIdle, RegisterWorker, WorkerHandlers,
 };
@@ -322,6 +323,7 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
         );
     }
     let (events, read_models, inbox_mediator) = (stores.events.clone(), stores.read_models.clone(), mediator.clone());
+    let inbox_repository = repository.clone();
     singleton(
         INBOX_PROCESSOR.to_owned(),
         Box::new(move |stop, _| {
@@ -329,7 +331,7 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
                 events.clone(),
                 read_models.clone(),
                 inbox_mediator.clone(),
-                repository.clone(),
+                inbox_repository.clone(),
             );
             Box::pin(inbox.run(stop))
         }),
@@ -350,6 +352,16 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
     singleton(
         DEFINITION_SYNC.to_owned(),
         Box::new(move |stop, fence| Box::pin(sync.clone().run(stop, fence))),
+    );
+    let scheduler = Arc::new(Scheduler::new(
+        mediator.clone(),
+        repository.clone(),
+        clock.clone(),
+        settings.scheduler,
+    ));
+    singleton(
+        SCHEDULER.to_owned(),
+        Box::new(move |stop, fence| Box::pin(scheduler.clone().run(stop, fence))),
     );
     let fleet = FleetScheduler {
         refresh: labs_refresh.clone(),

@@ -21,6 +21,7 @@ pub mod ports;
 pub mod progress;
 pub mod read_model_queries;
 pub mod repository;
+pub mod scheduling;
 pub mod shutdown;
 pub mod subscription;
 pub mod trace_context;

@@ -13,6 +13,7 @@
 //! consistency boundary: a placement made on a stale snapshot is refused there, never
 //! over-allocated.
 
+use crate::lablet_instance::{PlacementSummary, RejectedWorker};
 use crate::worker::{Capacity, LicenseType};
 use serde::Serialize;
 use uuid::Uuid;
@@ -112,6 +113,58 @@ pub struct Decision {
     pub chosen: Option<Uuid>,
     pub candidates: usize,
     pub rejected: Vec<Rejected>,
+}
+
+impl Rejection {
+    /// The reason's name, as it is counted in a [`PlacementSummary`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rejection::NotTakingWork { .. } => "not_taking_work",
+            Rejection::License { .. } => "license",
+            Rejection::Capacity { .. } => "capacity",
+            Rejection::Ports { .. } => "ports",
+            Rejection::PersonalLimit { .. } => "personal_limit",
+            Rejection::LessFull { .. } => "less_full",
+        }
+    }
+}
+
+impl Decision {
+    /// What to keep of the decision with the instance: counts per reason and the first few
+    /// rejected workers in words.
+    pub fn summary(&self) -> PlacementSummary {
+        let mut rejected = std::collections::BTreeMap::new();
+        for r in &self.rejected {
+            *rejected.entry(r.why.kind().to_owned()).or_insert(0u32) += 1;
+        }
+        PlacementSummary {
+            candidates: u32::try_from(self.candidates).unwrap_or(u32::MAX),
+            rejected,
+            examples: self
+                .rejected
+                .iter()
+                .take(PlacementSummary::EXAMPLES)
+                .map(|r| RejectedWorker {
+                    worker_id: r.worker_id,
+                    reason: r.why.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Why nothing fits, in words: each reason with its count (`3 capacity, 1 license`).
+    pub fn why_none(&self) -> String {
+        if self.rejected.is_empty() {
+            return "no worker is registered".into();
+        }
+        let summary = self.summary();
+        let counts: Vec<String> = summary
+            .rejected
+            .iter()
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect();
+        format!("no worker can take it: {}", counts.join(", "))
+    }
 }
 
 /// Whether `license` covers a definition that runs under any of `wanted` (empty: any).

@@ -106,6 +106,10 @@ pub struct Settings {
     /// `LABLET_WORKER_TEMPLATES`: a YAML file of worker templates seeded at start (created if
     /// missing, never overwritten); none by default.
     pub worker_templates: Option<PathBuf>,
+    /// `LABLET_SCHEDULER_INTERVAL_MS` (5000), `LABLET_SCHEDULER_LEAD_MINUTES` (35) and
+    /// `LABLET_SCHEDULER_EXPIRE_MINUTES` (5): how often pending instances are placed, how long
+    /// before their timeslot, and how long after its start one still pending is expired.
+    pub scheduler: lablet_application::scheduling::SchedulerSettings,
 }
 
 /// Limits every HTTP request shares.
@@ -324,6 +328,7 @@ impl Settings {
             leases: lablet_application::leadership::LeaseSettings::default(),
             definition_sync_interval: lablet_application::definitions::DEFAULT_SYNC_INTERVAL,
             worker_templates: None,
+            scheduler: lablet_application::scheduling::SchedulerSettings::default(),
         }
     }
 
@@ -368,6 +373,17 @@ impl Settings {
         if let Some(ms) = lookup("LABLET_DEFINITION_SYNC_INTERVAL_MS") {
             settings.definition_sync_interval =
                 Duration::from_millis(positive("LABLET_DEFINITION_SYNC_INTERVAL_MS", &ms)?);
+        }
+        if let Some(ms) = lookup("LABLET_SCHEDULER_INTERVAL_MS") {
+            settings.scheduler.every = Duration::from_millis(positive("LABLET_SCHEDULER_INTERVAL_MS", &ms)?);
+        }
+        if let Some(minutes) = lookup("LABLET_SCHEDULER_LEAD_MINUTES") {
+            let minutes: u64 = parse("LABLET_SCHEDULER_LEAD_MINUTES", &minutes, "minutes")?;
+            settings.scheduler.lead_time = Duration::from_secs(minutes * 60);
+        }
+        if let Some(minutes) = lookup("LABLET_SCHEDULER_EXPIRE_MINUTES") {
+            let minutes: u64 = parse("LABLET_SCHEDULER_EXPIRE_MINUTES", &minutes, "minutes")?;
+            settings.scheduler.expire_after = Duration::from_secs(minutes * 60);
         }
         settings.worker_templates = lookup("LABLET_WORKER_TEMPLATES")
             .filter(|path| !path.trim().is_empty())

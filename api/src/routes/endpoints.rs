@@ -224,6 +224,13 @@ pub fn endpoints(metrics_public: bool) -> Vec<Endpoint> {
             instances::get_one,
         )
         .doc(|d| d.waits_for_position().answers::<Document>(200)),
+        E::get(
+            "/api/v1/instances/{id}/placement",
+            Access::READ,
+            "The scheduler's last placement decision for an instance, and why",
+            instances::placement,
+        )
+        .doc(|d| d.waits_for_position().answers::<instances::PlacementView>(200)),
         E::post(
             "/api/v1/instances/{id}/transitions",
             Access::INSTANCES,

@@ -19,7 +19,7 @@ use lablet_domain::lablet_instance::{
     LabletInstanceCommand,
 };
 use lablet_domain::values::{FreeText, Name, Timeslot};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -184,6 +184,36 @@ pub async fn get_one(
         }
     }
     Ok(found)
+}
+
+/// Where an instance went and why: the scheduler's last decision about it.
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PlacementView {
+    pub state: String,
+    pub worker_id: Option<uuid::Uuid>,
+    #[serde(default)]
+    pub ports: std::collections::BTreeMap<String, u16>,
+    /// Why it is still pending, when nothing could take it.
+    pub placement_reason: Option<String>,
+    /// Candidates, rejections per reason, and the first rejected workers in words.
+    pub placement: Option<lablet_domain::lablet_instance::PlacementSummary>,
+}
+
+/// The last placement decision of an instance (404 until the scheduler has decided).
+pub async fn placement(
+    state: State<AppState>,
+    ctx: Context,
+    caller: Extension<Principal>,
+    min: MinPosition,
+    id: Path<String>,
+) -> ApiResult<Json<PlacementView>> {
+    let Json(found) = get_one(state, ctx, caller, min, id).await?;
+    let view: PlacementView = serde_json::from_str(found.get())
+        .map_err(|e| Problem::from(AppError::Internal(format!("an instance document cannot be read: {e}"))))?;
+    if view.placement.is_none() {
+        return Err(Problem::not_found("no placement decision yet"));
+    }
+    Ok(Json(view))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]

@@ -25,7 +25,10 @@ fn owner_may(command: &LabletInstanceCommand) -> Result<(), AppError> {
             to: InstanceState::Terminated,
             ..
         } => Ok(()),
-        LabletInstanceCommand::Transition { .. } | LabletInstanceCommand::RecordScore { .. } => {
+        LabletInstanceCommand::Transition { .. }
+        | LabletInstanceCommand::RecordScore { .. }
+        | LabletInstanceCommand::Place { .. }
+        | LabletInstanceCommand::RequestCapacity { .. } => {
             Err(AppError::Forbidden(
                 "an owner may request, extend and terminate an instance; its lifecycle is moved by the system, managers and admins"
                     .into(),

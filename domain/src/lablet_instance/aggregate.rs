@@ -1,10 +1,12 @@
 //! LabletInstance state, decisions and the fold of its events.
 
 use super::commands::{CheckedScore, InstanceRequest, LabletInstanceCommand};
-use super::events::{GradingScore, LabletInstanceEvent, StateChange};
+use super::events::{GradingScore, LabletInstanceEvent, PlacementSummary, StateChange};
 use super::state::InstanceState;
 use crate::kernel::{Aggregate, DecisionContext, DomainError};
+use crate::worker::Capacity;
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// Namespace of instance ids derived from reservation ids.
@@ -23,6 +25,10 @@ pub struct LabletInstance {
     pub state: Option<InstanceState>,
     pub timeslot_end: Option<DateTime<Utc>>,
     pub worker_id: Option<Uuid>,
+    /// Port name → port on the worker, once placed.
+    pub ports: BTreeMap<String, u16>,
+    /// Why no worker could take it, as last recorded while pending.
+    pub capacity_reason: Option<String>,
     pub score: Option<GradingScore>,
     pub started_at: Option<DateTime<Utc>>,
     pub stopped_at: Option<DateTime<Utc>>,
@@ -77,6 +83,57 @@ impl LabletInstance {
         Ok(LabletInstanceEvent::entering(to, change, worker_id)
             .into_iter()
             .collect())
+    }
+
+    fn place(
+        &self,
+        worker_id: Uuid,
+        ports: &BTreeMap<String, u16>,
+        placement: &PlacementSummary,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<LabletInstanceEvent>, DomainError> {
+        let from = self.current()?;
+        if from != InstanceState::Pending {
+            return Err(DomainError::InvalidTransition {
+                aggregate: Self::KIND.name(),
+                from: from.to_string(),
+                to: InstanceState::Scheduled.to_string(),
+            });
+        }
+        Ok(vec![LabletInstanceEvent::Scheduled {
+            change: StateChange {
+                from,
+                reason: Some(format!("placed on worker {worker_id}")),
+                at,
+            },
+            worker_id: Some(worker_id),
+            ports: ports.clone(),
+            placement: Some(placement.clone()),
+        }])
+    }
+
+    fn request_capacity(
+        &self,
+        reason: &str,
+        needs: Capacity,
+        placement: &PlacementSummary,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<LabletInstanceEvent>, DomainError> {
+        let state = self.current()?;
+        if state != InstanceState::Pending {
+            return Err(DomainError::RuleViolated(format!(
+                "capacity is requested only for a pending instance, not a {state} one"
+            )));
+        }
+        if self.capacity_reason.as_deref() == Some(reason) {
+            return Ok(Vec::new());
+        }
+        Ok(vec![LabletInstanceEvent::CapacityRequested {
+            reason: reason.to_owned(),
+            needs,
+            placement: placement.clone(),
+            at,
+        }])
     }
 
     fn extend(&self, new_end: DateTime<Utc>, at: DateTime<Utc>) -> Result<Vec<LabletInstanceEvent>, DomainError> {
@@ -136,6 +193,16 @@ impl Aggregate for LabletInstance {
             }
             LabletInstanceCommand::ExtendTimeslot { new_end } => self.extend(*new_end, at),
             LabletInstanceCommand::RecordScore { score } => self.record_score(score, at),
+            LabletInstanceCommand::Place {
+                worker_id,
+                ports,
+                placement,
+            } => self.place(*worker_id, ports, placement, at),
+            LabletInstanceCommand::RequestCapacity {
+                reason,
+                needs,
+                placement,
+            } => self.request_capacity(reason, *needs, placement, at),
         }
     }
 
@@ -151,7 +218,11 @@ impl Aggregate for LabletInstance {
                 self.requested_at = Some(*requested_at);
                 self.timeslot_end = Some(*timeslot_end);
             }
-            LabletInstanceEvent::Scheduled { worker_id, .. } => self.worker_id = *worker_id,
+            LabletInstanceEvent::Scheduled { worker_id, ports, .. } => {
+                self.worker_id = *worker_id;
+                self.ports = ports.clone();
+            }
+            LabletInstanceEvent::CapacityRequested { reason, .. } => self.capacity_reason = Some(reason.clone()),
             LabletInstanceEvent::Started(change) => {
                 self.started_at.get_or_insert(change.at);
             }
@@ -391,5 +462,41 @@ mod tests {
     fn reservation_gives_a_stable_instance_id() {
         assert_eq!(instance_id_for_reservation("r"), instance_id_for_reservation("r"));
         assert_ne!(instance_id_for_reservation("r"), instance_id_for_reservation("s"));
+    }
+
+    #[test]
+    fn the_scheduler_places_only_a_pending_instance_and_asks_for_capacity_once_per_reason() {
+        let summary = PlacementSummary::default();
+        let ask = |reason: &str| LabletInstanceCommand::RequestCapacity {
+            reason: reason.into(),
+            needs: Capacity::default(),
+            placement: summary.clone(),
+        };
+        let (scenario, asked) = given::<LabletInstance>([])
+            .after([LabletInstanceCommand::Request(request())])
+            .when(ask("no worker can take it: 2 capacity"))
+            .events();
+        assert_eq!(asked.len(), 1);
+        let (scenario, again) = scenario.when(ask("no worker can take it: 2 capacity")).events();
+        assert!(again.is_empty(), "the same reason is not asked again");
+        let (scenario, other) = scenario.when(ask("no worker can take it: 3 capacity")).events();
+        assert_eq!(other.len(), 1);
+        let place = LabletInstanceCommand::Place {
+            worker_id: Uuid::from_u128(9),
+            ports: [("ssh".to_owned(), 2001)].into_iter().collect(),
+            placement: summary.clone(),
+        };
+        let (scenario, placed) = scenario.when(place.clone()).events();
+        assert!(matches!(
+            &placed[..],
+            [LabletInstanceEvent::Scheduled { worker_id: Some(_), .. }]
+        ));
+        assert_eq!(scenario.state().state, Some(Scheduled));
+        assert_eq!(scenario.state().ports.get("ssh"), Some(&2001));
+        scenario.when(place).then_error(DomainError::InvalidTransition {
+            aggregate: "lablet_instance",
+            from: "scheduled".into(),
+            to: "scheduled".into(),
+        });
     }
 }

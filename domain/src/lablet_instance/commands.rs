@@ -1,10 +1,12 @@
 //! What can be asked of a LabletInstance.
 
-use super::events::GradingScore;
+use super::events::{GradingScore, PlacementSummary};
 use super::state::InstanceState;
 use crate::kernel::Command;
 use crate::values::{FreeText, Name, Timeslot};
+use crate::worker::Capacity;
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// A reservation of a lablet definition's version, for one owner, in one timeslot.
@@ -66,6 +68,18 @@ pub enum LabletInstanceCommand {
     RecordScore {
         score: CheckedScore,
     },
+    /// The scheduler placed the pending instance: `scheduled` on `worker_id` with its ports.
+    Place {
+        worker_id: Uuid,
+        ports: BTreeMap<String, u16>,
+        placement: PlacementSummary,
+    },
+    /// The scheduler found no worker for the pending instance; recorded when the reason is new.
+    RequestCapacity {
+        reason: String,
+        needs: Capacity,
+        placement: PlacementSummary,
+    },
 }
 
 impl Command for LabletInstanceCommand {
@@ -75,6 +89,8 @@ impl Command for LabletInstanceCommand {
             LabletInstanceCommand::Transition { .. } => "lablet_instance.transition",
             LabletInstanceCommand::ExtendTimeslot { .. } => "lablet_instance.extend_timeslot",
             LabletInstanceCommand::RecordScore { .. } => "lablet_instance.record_score",
+            LabletInstanceCommand::Place { .. } => "lablet_instance.place",
+            LabletInstanceCommand::RequestCapacity { .. } => "lablet_instance.request_capacity",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The facts a LabletInstance stream holds.
 
 use super::state::InstanceState;
+use crate::worker::Capacity;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -24,6 +25,30 @@ pub struct GradingScore {
     pub breakdown: BTreeMap<String, f64>,
 }
 
+/// What a placement decision said, kept with the instance: how many workers could take it,
+/// how many were turned down for each reason, and a few of them with the reason in words.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PlacementSummary {
+    pub candidates: u32,
+    /// Rejection reason (`capacity`, `license`, `not_taking_work`, `ports`, `personal_limit`,
+    /// `less_full`) → workers.
+    pub rejected: BTreeMap<String, u32>,
+    /// The first rejected workers by id, at most [`PlacementSummary::EXAMPLES`].
+    pub examples: Vec<RejectedWorker>,
+}
+
+/// One worker turned down, and why, in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RejectedWorker {
+    pub worker_id: Uuid,
+    pub reason: String,
+}
+
+impl PlacementSummary {
+    /// Rejected workers named one by one.
+    pub const EXAMPLES: usize = 10;
+}
+
 crate::domain_events! {
     #[derive(Debug, Clone, PartialEq)]
     pub enum LabletInstanceEvent {
@@ -40,6 +65,12 @@ crate::domain_events! {
             #[serde(flatten)]
             change: StateChange,
             worker_id: Option<Uuid>,
+            /// Port name → port on the worker (placed by the scheduler; none when moved by hand).
+            #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+            ports: BTreeMap<String, u16>,
+            /// The decision that placed it (the scheduler's; none when moved by hand).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            placement: Option<PlacementSummary>,
         },
         "lablet_instance.instantiation_started" => InstantiationStarted(StateChange),
         "lablet_instance.started" => Started(StateChange),
@@ -55,6 +86,14 @@ crate::domain_events! {
             at: DateTime<Utc>,
         },
         "lablet_instance.score_recorded" => ScoreRecorded { score: GradingScore, at: DateTime<Utc> },
+        /// No worker can take the instance now: it stays pending, and the fleet is asked for
+        /// capacity (what it needs, and why nothing fits).
+        "lablet_instance.capacity_requested" => CapacityRequested {
+            reason: String,
+            needs: Capacity,
+            placement: PlacementSummary,
+            at: DateTime<Utc>,
+        },
     }
 }
 
@@ -64,7 +103,12 @@ impl LabletInstanceEvent {
         use InstanceState::*;
         Some(match to {
             Pending => return None,
-            Scheduled => LabletInstanceEvent::Scheduled { change, worker_id },
+            Scheduled => LabletInstanceEvent::Scheduled {
+                change,
+                worker_id,
+                ports: BTreeMap::new(),
+                placement: None,
+            },
             Instantiating => LabletInstanceEvent::InstantiationStarted(change),
             Running => LabletInstanceEvent::Started(change),
             Collecting => LabletInstanceEvent::CollectionStarted(change),
@@ -90,7 +134,7 @@ impl LabletInstanceEvent {
             Stopped(_) => InstanceState::Stopped,
             Archived(_) => InstanceState::Archived,
             Terminated(_) => InstanceState::Terminated,
-            TimeslotExtended { .. } | ScoreRecorded { .. } => return None,
+            TimeslotExtended { .. } | ScoreRecorded { .. } | CapacityRequested { .. } => return None,
         })
     }
 }

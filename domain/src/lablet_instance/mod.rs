@@ -11,5 +11,5 @@ mod state;
 
 pub use aggregate::{instance_id_for_reservation, LabletInstance};
 pub use commands::{CheckedScore, InstanceRequest, LabletInstanceCommand};
-pub use events::{GradingScore, LabletInstanceEvent, StateChange};
+pub use events::{GradingScore, LabletInstanceEvent, PlacementSummary, RejectedWorker, StateChange};
 pub use state::InstanceState;

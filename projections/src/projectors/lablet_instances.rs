@@ -5,10 +5,11 @@ use chrono::{DateTime, Utc};
 use lablet_application::envelope::EventEnvelope;
 use lablet_application::ports::CollectionSpec;
 use lablet_application::read_model_queries::LABLET_INSTANCES;
-use lablet_domain::lablet_instance::{GradingScore, InstanceState, LabletInstanceEvent};
+use lablet_domain::lablet_instance::{GradingScore, InstanceState, LabletInstanceEvent, PlacementSummary};
 use lablet_domain::AggregateKind;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// The shape of an instance document (plus `version` and `updated_at`, stamped by the runner).
@@ -24,6 +25,13 @@ pub struct LabletInstanceView {
     pub state: InstanceState,
     pub state_reason: Option<String>,
     pub worker_id: Option<Uuid>,
+    /// Port name → port on the worker, once placed.
+    pub ports: BTreeMap<String, u16>,
+    /// The last placement decision: the one that placed it, or why nothing could yet.
+    pub placement: Option<PlacementSummary>,
+    /// Why it is still pending, when the scheduler found no worker for it.
+    pub placement_reason: Option<String>,
+    pub capacity_requested_at: Option<DateTime<Utc>>,
     pub score: Option<GradingScore>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -70,6 +78,10 @@ impl Projector for LabletInstancesProjector {
                 state: InstanceState::Pending,
                 state_reason: None,
                 worker_id: None,
+                ports: BTreeMap::new(),
+                placement: None,
+                placement_reason: None,
+                capacity_requested_at: None,
                 score: None,
                 created_at: requested_at,
                 started_at: None,
@@ -81,8 +93,28 @@ impl Projector for LabletInstancesProjector {
         let document = existing(current, envelope)?;
         match &event {
             LabletInstanceEvent::Requested { .. } => {}
-            LabletInstanceEvent::Scheduled { change, worker_id } => {
-                patch.set("worker_id", worker_id)?.set("state_reason", &change.reason)?;
+            LabletInstanceEvent::Scheduled {
+                change,
+                worker_id,
+                ports,
+                placement,
+            } => {
+                patch
+                    .set("worker_id", worker_id)?
+                    .set("state_reason", &change.reason)?
+                    .set("ports", ports)?
+                    .set("placement_reason", Value::Null)?;
+                if placement.is_some() {
+                    patch.set("placement", placement)?;
+                }
+            }
+            LabletInstanceEvent::CapacityRequested {
+                reason, placement, at, ..
+            } => {
+                patch
+                    .set("placement_reason", reason)?
+                    .set("placement", placement)?
+                    .set("capacity_requested_at", at)?;
             }
             LabletInstanceEvent::Started(change) => {
                 if document.get("started_at").is_none_or(Value::is_null) {

@@ -97,9 +97,30 @@ fn lablet_instances_follow_their_state_machine_and_score() {
             timeslot_end: at(120),
             requested_at: at(0),
         },
+        LabletInstanceEvent::CapacityRequested {
+            reason: "no worker can take it: 1 capacity".into(),
+            needs: Capacity {
+                cpu_cores: 4,
+                memory_gb: 8,
+                storage_gb: 20,
+                max_nodes: 3,
+            },
+            placement: lablet_domain::lablet_instance::PlacementSummary {
+                candidates: 0,
+                rejected: [("capacity".to_owned(), 1)].into_iter().collect(),
+                examples: Vec::new(),
+            },
+            at: at(1),
+        },
         LabletInstanceEvent::Scheduled {
             change: change(InstanceState::Pending, 1),
             worker_id: Some(Uuid::from_u128(7)),
+            ports: [("console".to_owned(), 2000)].into_iter().collect(),
+            placement: Some(lablet_domain::lablet_instance::PlacementSummary {
+                candidates: 1,
+                rejected: std::collections::BTreeMap::new(),
+                examples: Vec::new(),
+            }),
         },
         LabletInstanceEvent::InstantiationStarted(change(InstanceState::Scheduled, 2)),
         LabletInstanceEvent::Started(change(InstanceState::Instantiating, 3)),

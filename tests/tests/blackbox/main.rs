@@ -26,6 +26,7 @@ mod projections;
 mod read_your_writes;
 mod rebuilds;
 mod replicas;
+mod scheduling;
 mod security;
 mod shutdown;
 mod sqlite_contracts;

@@ -1,0 +1,6 @@
+//! The scheduler: places pending lablet instances on workers as their timeslots come near.
+
+mod fleet_view;
+mod scheduler;
+
+pub use scheduler::{Scheduler, SchedulerPass, SchedulerSettings, SCHEDULER};

@@ -1,0 +1,338 @@
+//! The scheduler: a singleton job (`scheduler`) that, every pass, takes the pending instances
+//! whose timeslot starts within the lead time (35 minutes by default), oldest start first, and
+//! for each:
+//!
+//! 1. expires it (terminated, reason `expired`) when it is still pending `expire_after` past
+//!    its start;
+//! 2. places it ([`place`]) on a snapshot of the fleet, read once per pass and updated with
+//!    every allocation the pass makes;
+//! 3. allocates its capacity and ports on the chosen worker (a worker command, decided on the
+//!    worker's own stream, so a stale snapshot is refused there, never over-allocated);
+//! 4. records it `scheduled` there with its ports and the decision's summary. If that step
+//!    fails (the instance was terminated meanwhile), the allocation is released again: the
+//!    compensation of this two-step process.
+//!
+//! An instance nothing can take stays pending; `capacity_requested` records what it needs and
+//! why nothing fits (once per distinct reason), for the resource controller. A running
+//! instance is never moved. Each pass also releases the allocations of instances that ended
+//! (terminated), so capacity and ports return to the fleet.
+
+use super::fleet_view::{self, DefinitionEntry, PendingInstance, WorkerEntry};
+use crate::commands::Execute;
+use crate::context::RequestContext;
+use crate::error::AppError;
+use crate::mediator::Mediator;
+use crate::ports::{Clock, LeaseFence};
+use crate::read_model_queries::LABLET_INSTANCES;
+use crate::repository::AggregateRepository;
+use crate::shutdown::stopped;
+use chrono::{DateTime, Utc};
+use lablet_domain::lablet_instance::{InstanceState, LabletInstance, LabletInstanceCommand};
+use lablet_domain::placement::{place, Demand, WorkerSnapshot};
+use lablet_domain::values::{FreeText, Name};
+use lablet_domain::worker::{AllocationRequest, Capacity, Worker, WorkerCommand};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// The singleton role (lease) the scheduler runs under.
+pub const SCHEDULER: &str = "scheduler";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedulerSettings {
+    /// How often a pass runs.
+    pub every: Duration,
+    /// How long before its timeslot starts an instance is placed.
+    pub lead_time: Duration,
+    /// How long after its start a still-pending instance is expired.
+    pub expire_after: Duration,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        SchedulerSettings {
+            every: Duration::from_secs(5),
+            lead_time: Duration::from_secs(35 * 60),
+            expire_after: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchedulerPass {
+    pub placed: usize,
+    /// Pending with no worker that can take them (capacity requested).
+    pub unplaced: usize,
+    pub expired: usize,
+    /// Allocations of ended instances given back.
+    pub released: usize,
+}
+
+pub struct Scheduler {
+    mediator: Arc<Mediator>,
+    repository: Arc<AggregateRepository>,
+    clock: Arc<dyn Clock>,
+    settings: SchedulerSettings,
+}
+
+fn after(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+    at + chrono::Duration::from_std(duration).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+fn before(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+    at - chrono::Duration::from_std(duration).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+/// What an instance of a definition version needs, and its port names.
+fn demand_of(definition: &DefinitionEntry, version: &str) -> Result<(Demand, Vec<Name<64>>), String> {
+    let entry = definition
+        .versions
+        .iter()
+        .find(|v| v.version == version)
+        .ok_or_else(|| format!("{} has no version {version}", definition.name))?;
+    if !matches!(entry.status.as_str(), "active" | "deprecated") {
+        return Err(format!("version {version} of {} is {}", definition.name, entry.status));
+    }
+    let content = &entry.content;
+    let names = content.ports.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+    let demand = Demand {
+        capacity: Capacity {
+            cpu_cores: content.resources.cpu_cores,
+            memory_gb: content.resources.memory_gb,
+            storage_gb: content.resources.storage_gb,
+            max_nodes: content.node_count,
+        },
+        license_affinity: content.license_affinity.clone(),
+        ports: names.len(),
+    };
+    Ok((demand, names))
+}
+
+impl Scheduler {
+    pub fn new(
+        mediator: Arc<Mediator>,
+        repository: Arc<AggregateRepository>,
+        clock: Arc<dyn Clock>,
+        settings: SchedulerSettings,
+    ) -> Self {
+        Scheduler {
+            mediator,
+            repository,
+            clock,
+            settings,
+        }
+    }
+
+    /// Runs a pass every `every` until `stop` turns true, its commands carrying `fence`.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>, fence: LeaseFence) {
+        loop {
+            if let Err(err) = self.pass(&RequestContext::system_under(&fence)).await {
+                tracing::warn!(error = %err, "the scheduler pass failed; trying again next time");
+            }
+            tokio::select! {
+                () = self.clock.sleep(self.settings.every) => {}
+                () = stopped(&mut stop) => return,
+            }
+        }
+    }
+
+    /// One pass: releases what ended instances hold, then places, defers or expires every
+    /// pending instance that is due.
+    pub async fn pass(&self, context: &RequestContext) -> Result<SchedulerPass, AppError> {
+        let now = self.clock.now();
+        let mut report = SchedulerPass::default();
+        let workers = fleet_view::workers(&self.mediator, context).await?;
+        report.released = self.release_ended(&workers, context).await?;
+        let mut fleet: Vec<WorkerSnapshot> = workers.iter().map(WorkerEntry::snapshot).collect();
+        let mut due: Vec<PendingInstance> = fleet_view::pending_instances(&self.mediator, context)
+            .await?
+            .into_iter()
+            .filter(|i| now >= before(i.timeslot_start, self.settings.lead_time))
+            .collect();
+        due.sort_by_key(|i| (i.timeslot_start, i.id));
+        let mut definitions: HashMap<Uuid, Option<DefinitionEntry>> = HashMap::new();
+        for instance in due {
+            if now >= after(instance.timeslot_start, self.settings.expire_after) {
+                self.expire(&instance, context).await?;
+                report.expired += 1;
+                continue;
+            }
+            if let std::collections::hash_map::Entry::Vacant(entry) = definitions.entry(instance.definition_id) {
+                entry.insert(fleet_view::definition(&self.mediator, instance.definition_id, context).await?);
+            }
+            let demand = match &definitions[&instance.definition_id] {
+                None => Err("its definition does not exist".to_owned()),
+                Some(definition) => demand_of(definition, &instance.definition_version),
+            };
+            match demand {
+                Ok((demand, ports)) => {
+                    if self.place_one(&instance, &demand, ports, &mut fleet, context).await? {
+                        report.placed += 1;
+                    } else {
+                        report.unplaced += 1;
+                    }
+                }
+                Err(reason) => {
+                    self.request_capacity(&instance, reason, Capacity::default(), Default::default(), context)
+                        .await?;
+                    report.unplaced += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Places one instance; answers whether it is now scheduled.
+    async fn place_one(
+        &self,
+        instance: &PendingInstance,
+        demand: &Demand,
+        port_names: Vec<Name<64>>,
+        fleet: &mut [WorkerSnapshot],
+        context: &RequestContext,
+    ) -> Result<bool, AppError> {
+        let decision = place(demand, fleet);
+        let summary = decision.summary();
+        let Some(worker_id) = decision.chosen else {
+            self.request_capacity(instance, decision.why_none(), demand.capacity, summary, context)
+                .await?;
+            return Ok(false);
+        };
+        let allocate = WorkerCommand::Allocate(AllocationRequest {
+            instance_id: instance.id,
+            capacity: demand.capacity,
+            license_affinity: demand.license_affinity.clone(),
+            port_names,
+        });
+        match self
+            .mediator
+            .send(Execute::<Worker>::on(worker_id, allocate), context)
+            .await
+        {
+            Ok(_) => {}
+            // The worker moved since the snapshot: the next pass places it on fresh figures.
+            Err(AppError::Rule(why)) => {
+                tracing::info!(instance = %instance.id, worker = %worker_id, %why, "the worker refused the allocation");
+                return Ok(false);
+            }
+            Err(err) => return Err(err),
+        }
+        if let Some(taken) = fleet.iter_mut().find(|w| w.id == worker_id) {
+            taken.allocated = taken.allocated.plus(demand.capacity);
+            taken.instances += 1;
+            taken.free_ports = taken.free_ports.saturating_sub(demand.ports);
+        }
+        let worker = self.repository.load::<Worker>(worker_id).await?;
+        let ports = worker
+            .state
+            .allocations
+            .by_instance
+            .get(&instance.id)
+            .map(|a| a.ports.clone())
+            .unwrap_or_default();
+        let scheduled = LabletInstanceCommand::Place {
+            worker_id,
+            ports,
+            placement: summary,
+        };
+        match self
+            .mediator
+            .send(Execute::<LabletInstance>::on(instance.id, scheduled), context)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) => {
+                // Compensation: the instance did not take the allocation, so give it back.
+                tracing::warn!(instance = %instance.id, error = %err, "scheduling failed; releasing its allocation");
+                self.release(worker_id, instance.id, &format!("placement abandoned: {err}"), context)
+                    .await?;
+                Ok(false)
+            }
+        }
+    }
+
+    async fn request_capacity(
+        &self,
+        instance: &PendingInstance,
+        reason: String,
+        needs: Capacity,
+        placement: lablet_domain::lablet_instance::PlacementSummary,
+        context: &RequestContext,
+    ) -> Result<(), AppError> {
+        let command = LabletInstanceCommand::RequestCapacity {
+            reason,
+            needs,
+            placement,
+        };
+        match self
+            .mediator
+            .send(Execute::<LabletInstance>::on(instance.id, command), context)
+            .await
+        {
+            // It left pending meanwhile (terminated by its owner): nothing to ask for.
+            Ok(_) | Err(AppError::Rule(_)) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn expire(&self, instance: &PendingInstance, context: &RequestContext) -> Result<(), AppError> {
+        let minutes = self.settings.expire_after.as_secs() / 60;
+        let reason = FreeText::parse(format!(
+            "expired: still pending {minutes} minutes after its timeslot started"
+        ))
+        .map_err(AppError::Internal)?;
+        let command = LabletInstanceCommand::Transition {
+            to: InstanceState::Terminated,
+            reason: Some(reason),
+            worker_id: None,
+        };
+        match self
+            .mediator
+            .send(Execute::<LabletInstance>::on(instance.id, command), context)
+            .await
+        {
+            Ok(_) | Err(AppError::Rule(_)) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn release(
+        &self,
+        worker_id: Uuid,
+        instance_id: Uuid,
+        reason: &str,
+        context: &RequestContext,
+    ) -> Result<(), AppError> {
+        let reason = FreeText::parse(reason.chars().take(1000).collect::<String>()).map_err(AppError::Internal)?;
+        let command = WorkerCommand::Release { instance_id, reason };
+        self.mediator
+            .send(Execute::<Worker>::on(worker_id, command), context)
+            .await
+            .map(drop)
+    }
+
+    /// Gives back what terminated instances still hold; answers how many allocations.
+    async fn release_ended(&self, workers: &[WorkerEntry], context: &RequestContext) -> Result<usize, AppError> {
+        #[derive(Deserialize)]
+        struct StateOnly {
+            state: String,
+        }
+        let mut released = 0;
+        for worker in workers {
+            for instance_id in worker.allocations.keys() {
+                let found: Option<StateOnly> =
+                    fleet_view::document(&self.mediator, LABLET_INSTANCES, *instance_id, context).await?;
+                if found.is_some_and(|i| i.state == "terminated") {
+                    self.release(worker.id, *instance_id, "the instance ended", context)
+                        .await?;
+                    released += 1;
+                }
+            }
+        }
+        Ok(released)
+    }
+}

@@ -1,0 +1,191 @@
+//! The scheduler against simulated CML workers: reservations due within the lead time are
+//! placed fullest-first with their capacity and ports allocated on the worker, never beyond a
+//! worker's capacity nor a port twice; one nothing can take stays pending with its reason and a
+//! capacity request; one still pending after its start is expired; an ended one gives its
+//! capacity and ports back.
+
+use chrono::{Duration as Minutes, Utc};
+use lablet_cml_simulator::{RunningSimulator, SimulatorConfig};
+use lablet_tests::server::{definition_request, get_json, TestServer};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "sim-password-5e2a9b";
+
+async fn register(server: &TestServer, simulator: &RunningSimulator, name: &str, cores: u32) -> String {
+    let body = json!({
+        "name": name, "region": "eu-west-1", "endpoint": simulator.url(),
+        "username": "admin", "password": PASSWORD,
+        "capacity": {"cpu_cores": cores, "memory_gb": 256, "storage_gb": 1000, "max_nodes": 100},
+    });
+    let (status, created, _) = server.post("/api/v1/workers", &body).await;
+    assert_eq!(status, 201, "{created}");
+    created["id"].as_str().unwrap().to_owned()
+}
+
+/// Polls `path` until `done` holds, for at most 30 seconds.
+async fn until(server: &TestServer, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let document = get_json(&server.client, &server.url(path)).await;
+        if done(&document) {
+            return document;
+        }
+        assert!(Instant::now() < deadline, "{path} never got there: {document}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A definition needing `cores` cores, 3 nodes and two ports, active.
+async fn definition(server: &TestServer, name: &str, cores: u32) -> (String, String) {
+    let dir = &server.settings.data_dir;
+    let active = server.active_definition(name).await;
+    let mut body = definition_request(name, "1.1.0");
+    body["spec"] = json!({
+        "artifact_uri": format!("file://{}", dir.join(format!("{name}.yaml")).display()),
+        "topology_sha256": get_json(&server.client, &server.url(&format!("/api/v1/definitions/{}", active.id))).await
+            ["versions"][0]["topology_sha256"],
+        "resources": {"cpu_cores": cores, "memory_gb": 8, "storage_gb": 20},
+        "node_count": 3,
+        "ports": [{"name": "console", "protocol": "tcp"}, {"name": "ssh", "protocol": "tcp"}],
+    });
+    body.as_object_mut().unwrap().remove("name");
+    let (status, _, _) = server
+        .post(&format!("/api/v1/definitions/{}/versions", active.id), &body)
+        .await;
+    assert_eq!(status, 200);
+    until(server, &format!("/api/v1/definitions/{}", active.id), |d| {
+        d["active_version"] == "1.1.0"
+    })
+    .await;
+    (active.id, "1.1.0".into())
+}
+
+async fn request(server: &TestServer, definition: &(String, String), reservation: &str, starts_in: i64) -> String {
+    let start = Utc::now() + Minutes::minutes(starts_in);
+    let body = json!({
+        "definition_id": definition.0, "definition_version": definition.1,
+        "owner_id": "alice", "reservation_id": reservation,
+        "timeslot_start": start, "timeslot_end": start + Minutes::minutes(45),
+    });
+    let (status, created, _) = server.post("/api/v1/instances", &body).await;
+    assert_eq!(status, 201, "{created}");
+    created["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_are_placed_fullest_first_and_given_back_when_they_end() {
+    let config = SimulatorConfig {
+        password: PASSWORD.into(),
+        ..SimulatorConfig::default()
+    };
+    let simulator = RunningSimulator::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    let server = TestServer::start_with(|s| {
+        s.fleet.monitoring_interval = Duration::from_millis(200);
+        s.scheduler.every = Duration::from_millis(100);
+    })
+    .await;
+    let big = register(&server, &simulator, "big", 16).await;
+    let small = register(&server, &simulator, "small", 8).await;
+    for worker in [&big, &small] {
+        until(&server, &format!("/api/v1/workers/{worker}"), |w| {
+            w["service_status"] == "available"
+        })
+        .await;
+    }
+    let definition = definition(&server, "ospf", 4).await;
+
+    // Six reservations of 4 cores: the small worker fills first (fullest after placement),
+    // then the big one; nothing goes beyond a worker's 16 or 8 cores.
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        ids.push(request(&server, &definition, &format!("r-{n}"), 10).await);
+    }
+    let mut placed = BTreeMap::new();
+    for id in &ids {
+        let instance = until(&server, &format!("/api/v1/instances/{id}"), |i| {
+            i["state"] == "scheduled"
+        })
+        .await;
+        let ports: BTreeSet<String> = instance["ports"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            ports,
+            BTreeSet::from(["console".to_owned(), "ssh".to_owned()]),
+            "{instance}"
+        );
+        placed.insert(id.clone(), instance["worker_id"].as_str().unwrap().to_owned());
+    }
+    let on = |worker: &str| placed.values().filter(|w| *w == worker).count();
+    assert_eq!((on(&small), on(&big)), (2, 4), "{placed:?}");
+    let (_, explained) = server.get(&format!("/api/v1/instances/{}/placement", ids[0])).await;
+    assert_eq!(explained["worker_id"], small.as_str(), "{explained}");
+    assert_eq!(explained["placement"]["candidates"], 2, "{explained}");
+
+    let mut ports_in_use = BTreeSet::new();
+    for worker in [&big, &small] {
+        let document = until(&server, &format!("/api/v1/workers/{worker}"), |w| {
+            w["allocations"].as_object().is_some_and(|a| a.len() == on(worker))
+        })
+        .await;
+        let allocated = document["allocated_capacity"]["cpu_cores"].as_u64().unwrap();
+        assert!(allocated <= document["declared_capacity"]["cpu_cores"].as_u64().unwrap());
+        for allocation in document["allocations"].as_object().unwrap().values() {
+            for port in allocation["ports"].as_object().unwrap().values() {
+                assert!(
+                    ports_in_use.insert((worker.clone(), port.as_u64().unwrap())),
+                    "a port twice"
+                );
+            }
+        }
+    }
+
+    // A seventh does not fit (8 + 16 cores are taken): pending, with why, and capacity asked for.
+    let waiting = request(&server, &definition, "r-waiting", 10).await;
+    let pending = until(&server, &format!("/api/v1/instances/{waiting}"), |i| {
+        !i["placement_reason"].is_null()
+    })
+    .await;
+    assert_eq!(pending["state"], "pending");
+    assert!(
+        pending["placement_reason"].as_str().unwrap().contains("2 capacity"),
+        "{pending}"
+    );
+    let (status, explained) = server.get(&format!("/api/v1/instances/{waiting}/placement")).await;
+    assert_eq!(status, 200);
+    assert_eq!(explained["placement"]["rejected"]["capacity"], 2, "{explained}");
+
+    // One ends: its capacity and ports go back, and the waiting one takes them.
+    let (status, _, _) = server
+        .post(
+            &format!("/api/v1/instances/{}/transitions", ids[0]),
+            &json!({"to": "terminated", "reason": "done"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let scheduled = until(&server, &format!("/api/v1/instances/{waiting}"), |i| {
+        i["state"] == "scheduled"
+    })
+    .await;
+    assert_eq!(scheduled["worker_id"], small.as_str(), "it takes the freed place");
+    until(&server, &format!("/api/v1/workers/{small}"), |w| {
+        w["allocations"]
+            .as_object()
+            .is_some_and(|a| !a.contains_key(&ids[0]) && a.len() == 2)
+    })
+    .await;
+
+    // One whose timeslot began 10 minutes ago and that nothing placed is expired.
+    let late = request(&server, &definition, "r-late", -10).await;
+    let expired = until(&server, &format!("/api/v1/instances/{late}"), |i| {
+        i["state"] == "terminated"
+    })
+    .await;
+    assert!(
+        expired["state_reason"].as_str().unwrap().starts_with("expired"),
+        "{expired}"
+    );
+    server.stop().await;
+}
