@@ -189,3 +189,98 @@ async fn reservations_are_placed_fullest_first_and_given_back_when_they_end() {
     );
     server.stop().await;
 }
+
+/// Two hundred reservations of 2 cores on ten simulated workers of 40 cores, fifty of them
+/// ending on the way: fullest-first fills one worker before the next, so the 150 that remain
+/// sit on 8 workers (7 full, one half) and 2 stay empty, no port twice; when they all end,
+/// every worker is empty again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_reservations_pack_ten_workers_and_all_come_back() {
+    let config = SimulatorConfig {
+        password: PASSWORD.into(),
+        ..SimulatorConfig::default()
+    };
+    let simulator = RunningSimulator::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    let server = TestServer::start_with(|s| {
+        s.fleet.monitoring_interval = Duration::from_millis(200);
+        s.scheduler.every = Duration::from_millis(100);
+    })
+    .await;
+    let mut workers = Vec::new();
+    for n in 0..10 {
+        workers.push(register(&server, &simulator, &format!("w-{n:02}"), 40).await);
+    }
+    for worker in &workers {
+        until(&server, &format!("/api/v1/workers/{worker}"), |w| {
+            w["service_status"] == "available"
+        })
+        .await;
+    }
+    let definition = definition(&server, "bgp", 2).await;
+    let mut ids = Vec::new();
+    for n in 0..200 {
+        ids.push(request(&server, &definition, &format!("r-{n:03}"), 10).await);
+    }
+    let scheduled = |id: &String| format!("/api/v1/instances/{id}");
+    for id in &ids {
+        until(&server, &scheduled(id), |i| i["state"] == "scheduled").await;
+    }
+    // Fifty end; the scheduler gives their places back.
+    for id in ids.drain(150..) {
+        let (status, _, _) = server
+            .post(
+                &format!("/api/v1/instances/{id}/transitions"),
+                &json!({"to": "terminated", "reason": "left early"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let mut held = Vec::new();
+    for worker in &workers {
+        let document = until(&server, &format!("/api/v1/workers/{worker}"), |w| {
+            let live = w["allocations"]
+                .as_object()
+                .map_or(0, |a| a.keys().filter(|k| ids.contains(k)).count());
+            w["allocations"].as_object().is_some_and(|a| a.len() == live)
+        })
+        .await;
+        let allocations = document["allocations"].as_object().unwrap();
+        let cores = document["allocated_capacity"]["cpu_cores"].as_u64().unwrap();
+        assert_eq!(cores, 2 * allocations.len() as u64, "{document}");
+        assert!(cores <= 40);
+        let ports: BTreeSet<u64> = allocations
+            .values()
+            .flat_map(|a| a["ports"].as_object().unwrap().values().map(|p| p.as_u64().unwrap()))
+            .collect();
+        assert_eq!(ports.len(), 2 * allocations.len(), "two ports each, none twice");
+        held.push(allocations.len());
+    }
+    held.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(held.iter().sum::<usize>(), 150);
+    assert_eq!(
+        held.iter().filter(|n| **n == 0).count(),
+        2,
+        "fullest-first leaves 2 workers empty: {held:?}"
+    );
+    assert_eq!(held.iter().filter(|n| **n == 20).count(), 7, "{held:?}");
+    for id in &ids {
+        let (status, _, _) = server
+            .post(
+                &format!("/api/v1/instances/{id}/transitions"),
+                &json!({"to": "terminated", "reason": "exam over"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    for worker in &workers {
+        let document = until(&server, &format!("/api/v1/workers/{worker}"), |w| {
+            w["allocations"].as_object().is_some_and(|a| a.is_empty())
+        })
+        .await;
+        assert_eq!(document["allocated_capacity"]["cpu_cores"], 0);
+        assert_eq!(document["free_ports"], 8000);
+    }
+    server.stop().await;
+}
