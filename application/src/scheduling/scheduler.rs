@@ -15,7 +15,8 @@
 //! An instance nothing can take stays pending; `capacity_requested` records what it needs and
 //! why nothing fits (once per distinct reason), for the resource controller. A running
 //! instance is never moved. Each pass also releases the allocations of instances that ended
-//! (terminated), so capacity and ports return to the fleet.
+//! (terminated), and any allocation whose instance was scheduled elsewhere, so capacity and
+//! ports return to the fleet.
 
 use super::fleet_view::{self, DefinitionEntry, PendingInstance, WorkerEntry};
 use crate::commands::Execute;
@@ -214,9 +215,10 @@ impl Scheduler {
             .await
         {
             Ok(_) => {}
-            // The worker moved since the snapshot: the next pass places it on fresh figures.
-            Err(AppError::Rule(why)) => {
-                tracing::info!(instance = %instance.id, worker = %worker_id, %why, "the worker refused the allocation");
+            // The worker moved since the snapshot (or kept moving under another writer): the next
+            // pass places it on fresh figures.
+            Err(err @ (AppError::Rule(_) | AppError::Conflict(_))) => {
+                tracing::info!(instance = %instance.id, worker = %worker_id, error = %err, "the worker did not take the allocation");
                 return Ok(false);
             }
             Err(err) => return Err(err),
@@ -246,10 +248,13 @@ impl Scheduler {
         {
             Ok(_) => Ok(true),
             Err(err) => {
-                // Compensation: the instance did not take the allocation, so give it back.
+                // Compensation: the instance did not take the allocation, so give it back. Should
+                // that fail too, the next pass finds the stray allocation and releases it.
                 tracing::warn!(instance = %instance.id, error = %err, "scheduling failed; releasing its allocation");
-                self.release(worker_id, instance.id, &format!("placement abandoned: {err}"), context)
-                    .await?;
+                let reason = format!("placement abandoned: {err}");
+                if let Err(err) = self.release(worker_id, instance.id, &reason, context).await {
+                    tracing::warn!(instance = %instance.id, error = %err, "the allocation stays until the next pass");
+                }
                 Ok(false)
             }
         }
@@ -315,21 +320,32 @@ impl Scheduler {
             .map(drop)
     }
 
-    /// Gives back what terminated instances still hold; answers how many allocations.
+    /// Gives back what terminated instances still hold, and allocations whose instance was
+    /// scheduled on another worker (left by a compensation that failed, or by a scheduler that
+    /// lost a race); answers how many allocations.
     async fn release_ended(&self, workers: &[WorkerEntry], context: &RequestContext) -> Result<usize, AppError> {
         #[derive(Deserialize)]
         struct StateOnly {
             state: String,
+            worker_id: Option<Uuid>,
         }
         let mut released = 0;
         for worker in workers {
             for instance_id in worker.allocations.keys() {
                 let found: Option<StateOnly> =
                     fleet_view::document(&self.mediator, LABLET_INSTANCES, *instance_id, context).await?;
-                if found.is_some_and(|i| i.state == "terminated") {
-                    self.release(worker.id, *instance_id, "the instance ended", context)
-                        .await?;
-                    released += 1;
+                let reason = match found {
+                    Some(i) if i.state == "terminated" => "the instance ended",
+                    Some(i) if i.worker_id.is_some_and(|placed| placed != worker.id) => {
+                        "the instance was scheduled on another worker"
+                    }
+                    _ => continue,
+                };
+                match self.release(worker.id, *instance_id, reason, context).await {
+                    Ok(()) => released += 1,
+                    // The worker kept moving under another writer: the next pass tries again.
+                    Err(AppError::Conflict(_)) => {}
+                    Err(err) => return Err(err),
                 }
             }
         }

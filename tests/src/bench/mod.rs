@@ -2,6 +2,7 @@
 //! statistics, memory readings, the raw SQLite baseline, and the placement inputs and peers.
 
 pub mod baseline;
+pub mod durable_placement;
 pub mod placement;
 pub mod postgres_baseline;
 pub mod stats;

@@ -31,9 +31,23 @@ struct Args {
     churn: f64,
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Also place with every decision durably recorded, in a running application: this many
+    /// workers …
+    #[arg(long, default_value_t = 0)]
+    durable_workers: usize,
+    /// … and this many pending reservations.
+    #[arg(long, default_value_t = 10_000)]
+    durable_reservations: usize,
+    /// Schedulers passing at once in the durable run (2: what two replicas would do).
+    #[arg(long, default_value_t = 1)]
+    schedulers: usize,
+    /// A PostgreSQL server for the durable run's log and read models (else embedded SQLite).
+    #[arg(long)]
+    postgres: Option<String>,
 }
 
-fn main() {
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
     let args = Args::parse();
     let mut random = Seeded::new(args.seed);
     let partly_full = fleet(args.workers, Some(&mut random));
@@ -74,4 +88,47 @@ fn main() {
         peer.workers_used as f64 / bound.max(1) as f64,
         peer.unplaced
     );
+    if args.durable_workers > 0 {
+        durable(&args).await;
+    }
+}
+
+/// The durable run, on SQLite or on PostgreSQL.
+async fn durable(args: &Args) {
+    let dir = tempfile::tempdir().expect("a data directory");
+    let mut settings = lablet_infrastructure::Settings::defaults_in(dir.path());
+    let database = match &args.postgres {
+        Some(server) => {
+            let database = lablet_tests::postgres::TestDatabase::create_on(server).await;
+            settings.event_store = lablet_infrastructure::config::StoreLocation::Postgres(database.url.clone());
+            settings.read_models = lablet_infrastructure::config::StoreLocation::Postgres(database.url.clone());
+            Some(database)
+        }
+        None => None,
+    };
+    lablet_migrations::migrate_all(&settings).await.expect("migrations");
+    let engine = if database.is_some() { "PostgreSQL" } else { "SQLite" };
+    let run = lablet_tests::bench::durable_placement::run(
+        settings,
+        args.durable_workers,
+        args.durable_reservations,
+        args.schedulers,
+    )
+    .await;
+    println!(
+        "durable placement on {engine}, {} workers, {} reservations, {} scheduler(s): {} placed in {:.1} s = {:.0} placements/s (each: an allocation on the worker and the instance scheduled, both appended)",
+        args.durable_workers,
+        args.durable_reservations,
+        args.schedulers,
+        run.placed,
+        run.seconds,
+        run.placed as f64 / run.seconds.max(1e-9)
+    );
+    println!(
+        "  checked against the worker streams: {} over-allocated workers, {} ports held twice, {} allocations not matching their instance",
+        run.over_allocated, run.ports_twice, run.stray_allocations
+    );
+    if let Some(database) = database {
+        database.drop_now().await;
+    }
 }
