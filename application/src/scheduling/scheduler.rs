@@ -248,6 +248,17 @@ impl Scheduler {
         {
             Ok(_) => Ok(true),
             Err(err) => {
+                // Another scheduler placed it on this very worker first (its allocation is the
+                // one just found again): it is that placement's, not ours to give back.
+                let now_on = self
+                    .repository
+                    .load::<LabletInstance>(instance.id)
+                    .await?
+                    .state
+                    .worker_id;
+                if now_on == Some(worker_id) {
+                    return Ok(false);
+                }
                 // Compensation: the instance did not take the allocation, so give it back. Should
                 // that fail too, the next pass finds the stray allocation and releases it.
                 tracing::warn!(instance = %instance.id, error = %err, "scheduling failed; releasing its allocation");

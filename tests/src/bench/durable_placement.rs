@@ -41,6 +41,8 @@ pub struct DurableRun {
     pub over_allocated: usize,
     pub ports_twice: usize,
     pub stray_allocations: usize,
+    /// Instances scheduled on a worker that does not hold their allocation.
+    pub unallocated: usize,
 }
 
 /// Sends `commands` with a few at a time in flight.
@@ -214,6 +216,23 @@ async fn check(repository: &AggregateRepository, workers: &[Uuid]) -> (usize, us
     (over, twice, stray)
 }
 
+/// Instances (of the seeded reservations) scheduled on a worker that holds no allocation for
+/// them.
+async fn unallocated(repository: &AggregateRepository, reservations: usize) -> usize {
+    let mut missing = 0;
+    for n in 0..reservations {
+        let id = instance_id_for_reservation(&format!("bench-{n:06}"));
+        let instance = repository.load::<LabletInstance>(id).await.expect("an instance").state;
+        if let Some(worker_id) = instance.worker_id {
+            let worker = repository.load::<Worker>(worker_id).await.expect("a worker").state;
+            if !worker.allocations.by_instance.contains_key(&id) {
+                missing += 1;
+            }
+        }
+    }
+    missing
+}
+
 /// One run on `settings` (migrated): seeds, times `schedulers` passes at once, checks.
 pub async fn run(mut settings: Settings, workers: usize, reservations: usize, schedulers: usize) -> DurableRun {
     settings.fleet.enabled = false;
@@ -247,6 +266,7 @@ pub async fn run(mut settings: Settings, workers: usize, reservations: usize, sc
     let seconds = started.elapsed().as_secs_f64();
     let placed = reports.into_iter().map(|r| r.expect("a scheduler pass").placed).sum();
     let (over_allocated, ports_twice, stray_allocations) = check(&repository, &worker_ids).await;
+    let unallocated = unallocated(&repository, reservations).await;
     app.shutdown().await;
     DurableRun {
         placed,
@@ -254,5 +274,6 @@ pub async fn run(mut settings: Settings, workers: usize, reservations: usize, sc
         over_allocated,
         ports_twice,
         stray_allocations,
+        unallocated,
     }
 }

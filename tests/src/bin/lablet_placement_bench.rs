@@ -125,8 +125,8 @@ async fn durable(args: &Args) {
         run.placed as f64 / run.seconds.max(1e-9)
     );
     println!(
-        "  checked against the worker streams: {} over-allocated workers, {} ports held twice, {} allocations not matching their instance",
-        run.over_allocated, run.ports_twice, run.stray_allocations
+        "  checked against the streams: {} over-allocated workers, {} ports held twice, {} allocations not matching their instance, {} scheduled instances without their allocation",
+        run.over_allocated, run.ports_twice, run.stray_allocations, run.unallocated
     );
     if let Some(database) = database {
         database.drop_now().await;

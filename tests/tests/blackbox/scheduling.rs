@@ -284,3 +284,42 @@ async fn two_hundred_reservations_pack_ten_workers_and_all_come_back() {
     }
     server.stop().await;
 }
+
+/// Two schedulers passing at once over one store (what two replicas would do without their
+/// lease): every reservation is placed once, no worker holds more than it declares, no port
+/// is held twice, no allocation is left on a worker its instance is not scheduled on, and every
+/// scheduled instance's worker holds its allocation.
+async fn two_schedulers_at_once(settings: lablet_infrastructure::Settings) {
+    let run = lablet_tests::bench::durable_placement::run(settings, 20, 150, 2).await;
+    assert_eq!(run.placed, 150, "{run:?}");
+    let faults = (
+        run.over_allocated,
+        run.ports_twice,
+        run.stray_allocations,
+        run.unallocated,
+    );
+    assert_eq!(faults, (0, 0, 0, 0), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_schedulers_at_once_on_sqlite_never_over_allocate() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = lablet_infrastructure::Settings::defaults_in(dir.path());
+    lablet_migrations::migrate_all(&settings).await.unwrap();
+    two_schedulers_at_once(settings).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_schedulers_at_once_on_postgres_never_over_allocate() {
+    let Some(database) = lablet_tests::postgres::TestDatabase::create("two_schedulers_at_once").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = lablet_infrastructure::Settings::defaults_in(dir.path());
+    let url = database.url().to_owned();
+    settings.event_store = lablet_infrastructure::config::StoreLocation::Postgres(url.clone());
+    settings.read_models = lablet_infrastructure::config::StoreLocation::Postgres(url);
+    lablet_migrations::migrate_all(&settings).await.unwrap();
+    two_schedulers_at_once(settings).await;
+    database.drop_now().await;
+}
