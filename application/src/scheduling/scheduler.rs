@@ -28,15 +28,16 @@ use crate::read_model_queries::LABLET_INSTANCES;
 use crate::repository::AggregateRepository;
 use crate::shutdown::stopped;
 use chrono::{DateTime, Utc};
-use lablet_domain::lablet_instance::{InstanceState, LabletInstance, LabletInstanceCommand};
+use lablet_domain::lablet_instance::{InstanceState, LabletInstance, LabletInstanceCommand, PlacementSummary};
 use lablet_domain::placement::{place, Demand, WorkerSnapshot};
 use lablet_domain::values::{FreeText, Name};
 use lablet_domain::worker::{AllocationRequest, Capacity, Worker, WorkerCommand};
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 /// The singleton role (lease) the scheduler runs under.
@@ -141,8 +142,10 @@ impl Scheduler {
         }
     }
 
-    /// One pass: releases what ended instances hold, then places, defers or expires every
-    /// pending instance that is due.
+    /// One pass: releases what ended instances hold, then decides for every due pending
+    /// instance on the fleet snapshot (placed, deferred or expired), allocates each worker's
+    /// share in one command per worker, and records the instances scheduled; the commands of
+    /// one step run a few at a time, so the log commits them in groups.
     pub async fn pass(&self, context: &RequestContext) -> Result<SchedulerPass, AppError> {
         let now = self.clock.now();
         let mut report = SchedulerPass::default();
@@ -156,9 +159,11 @@ impl Scheduler {
             .collect();
         due.sort_by_key(|i| (i.timeslot_start, i.id));
         let mut definitions: HashMap<Uuid, Option<DefinitionEntry>> = HashMap::new();
+        let mut shares: BTreeMap<Uuid, Vec<Placed>> = BTreeMap::new();
+        let mut later: Vec<(Uuid, LabletInstanceCommand)> = Vec::new();
         for instance in due {
             if now >= after(instance.timeslot_start, self.settings.expire_after) {
-                self.expire(&instance, context).await?;
+                later.push((instance.id, self.expiry()?));
                 report.expired += 1;
                 continue;
             }
@@ -169,166 +174,181 @@ impl Scheduler {
                 None => Err("its definition does not exist".to_owned()),
                 Some(definition) => demand_of(definition, &instance.definition_version),
             };
-            match demand {
-                Ok((demand, ports)) => {
-                    if self.place_one(&instance, &demand, ports, &mut fleet, context).await? {
-                        report.placed += 1;
-                    } else {
-                        report.unplaced += 1;
-                    }
-                }
+            let (demand, port_names) = match demand {
+                Ok(found) => found,
                 Err(reason) => {
-                    self.request_capacity(&instance, reason, Capacity::default(), Default::default(), context)
-                        .await?;
+                    later.push((
+                        instance.id,
+                        capacity_request(reason, Capacity::default(), Default::default()),
+                    ));
                     report.unplaced += 1;
+                    continue;
                 }
+            };
+            let decision = place(&demand, &fleet);
+            let summary = decision.summary();
+            let Some(worker_id) = decision.chosen else {
+                later.push((
+                    instance.id,
+                    capacity_request(decision.why_none(), demand.capacity, summary),
+                ));
+                report.unplaced += 1;
+                continue;
+            };
+            if let Some(taken) = fleet.iter_mut().find(|w| w.id == worker_id) {
+                taken.allocated = taken.allocated.plus(demand.capacity);
+                taken.instances += 1;
+                taken.free_ports = taken.free_ports.saturating_sub(demand.ports);
             }
+            let request = AllocationRequest {
+                instance_id: instance.id,
+                capacity: demand.capacity,
+                license_affinity: demand.license_affinity.clone(),
+                port_names,
+            };
+            shares.entry(worker_id).or_default().push(Placed { request, summary });
         }
+        let allocations: Vec<(Uuid, Vec<Placed>)> = shares.into_iter().collect();
+        let allocated = self.allocate_shares(allocations, context).await?;
+        report.placed = self.schedule(allocated, context).await?;
+        self.send_all(later, context).await?;
         Ok(report)
     }
 
-    /// Places one instance; answers whether it is now scheduled.
-    async fn place_one(
+    /// Allocates each worker's share (one command per worker); answers, per worker, what it
+    /// took, with the ports it gave.
+    async fn allocate_shares(
         &self,
-        instance: &PendingInstance,
-        demand: &Demand,
-        port_names: Vec<Name<64>>,
-        fleet: &mut [WorkerSnapshot],
+        shares: Vec<(Uuid, Vec<Placed>)>,
         context: &RequestContext,
-    ) -> Result<bool, AppError> {
-        let decision = place(demand, fleet);
-        let summary = decision.summary();
-        let Some(worker_id) = decision.chosen else {
-            self.request_capacity(instance, decision.why_none(), demand.capacity, summary, context)
-                .await?;
-            return Ok(false);
-        };
-        let allocate = WorkerCommand::Allocate(AllocationRequest {
-            instance_id: instance.id,
-            capacity: demand.capacity,
-            license_affinity: demand.license_affinity.clone(),
-            port_names,
-        });
-        match self
-            .mediator
-            .send(Execute::<Worker>::on(worker_id, allocate), context)
-            .await
-        {
-            Ok(_) => {}
-            // The worker moved since the snapshot (or kept moving under another writer): the next
-            // pass places it on fresh figures.
-            Err(err @ (AppError::Rule(_) | AppError::Conflict(_))) => {
-                tracing::info!(instance = %instance.id, worker = %worker_id, error = %err, "the worker did not take the allocation");
-                return Ok(false);
+    ) -> Result<Vec<(Uuid, Placed, BTreeMap<String, u16>)>, AppError> {
+        let mut taken = Vec::new();
+        for chunk in shares.chunks(IN_FLIGHT) {
+            let mut tasks = JoinSet::new();
+            for (worker_id, placed) in chunk.iter().cloned() {
+                let (mediator, repository, context) = (self.mediator.clone(), self.repository.clone(), context.clone());
+                tasks.spawn(async move {
+                    let requests = placed.iter().map(|p| p.request.clone()).collect();
+                    let command = Execute::<Worker>::on(worker_id, WorkerCommand::AllocateAll(requests));
+                    match mediator.send(command, &context).await {
+                        Ok(_) => {}
+                        // The worker kept moving under another writer: the next pass tries again.
+                        Err(err @ (AppError::Rule(_) | AppError::Conflict(_))) => {
+                            tracing::info!(worker = %worker_id, error = %err, "the worker did not take its share");
+                            return Ok(Vec::new());
+                        }
+                        Err(err) => return Err(err),
+                    }
+                    let worker = repository.load::<Worker>(worker_id).await?.state;
+                    Ok(placed
+                        .into_iter()
+                        .filter_map(|p| {
+                            let ports = worker
+                                .allocations
+                                .by_instance
+                                .get(&p.request.instance_id)?
+                                .ports
+                                .clone();
+                            Some((worker_id, p, ports))
+                        })
+                        .collect())
+                });
             }
-            Err(err) => return Err(err),
-        }
-        if let Some(taken) = fleet.iter_mut().find(|w| w.id == worker_id) {
-            taken.allocated = taken.allocated.plus(demand.capacity);
-            taken.instances += 1;
-            taken.free_ports = taken.free_ports.saturating_sub(demand.ports);
-        }
-        let worker = self.repository.load::<Worker>(worker_id).await?;
-        let ports = worker
-            .state
-            .allocations
-            .by_instance
-            .get(&instance.id)
-            .map(|a| a.ports.clone())
-            .unwrap_or_default();
-        let scheduled = LabletInstanceCommand::Place {
-            worker_id,
-            ports,
-            placement: summary,
-        };
-        match self
-            .mediator
-            .send(Execute::<LabletInstance>::on(instance.id, scheduled), context)
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(err) => {
-                // Another scheduler placed it on this very worker first (its allocation is the
-                // one just found again): it is that placement's, not ours to give back.
-                let now_on = self
-                    .repository
-                    .load::<LabletInstance>(instance.id)
-                    .await?
-                    .state
-                    .worker_id;
-                if now_on == Some(worker_id) {
-                    return Ok(false);
-                }
-                // Compensation: the instance did not take the allocation, so give it back. Should
-                // that fail too, the next pass finds the stray allocation and releases it.
-                tracing::warn!(instance = %instance.id, error = %err, "scheduling failed; releasing its allocation");
-                let reason = format!("placement abandoned: {err}");
-                if let Err(err) = self.release(worker_id, instance.id, &reason, context).await {
-                    tracing::warn!(instance = %instance.id, error = %err, "the allocation stays until the next pass");
-                }
-                Ok(false)
+            while let Some(done) = tasks.join_next().await {
+                let share: Result<Vec<_>, AppError> = done.map_err(|e| AppError::Internal(e.to_string()))?;
+                taken.extend(share?);
             }
         }
+        Ok(taken)
     }
 
-    async fn request_capacity(
+    /// Records each allocated instance scheduled; gives back the allocation of one that cannot
+    /// be (the compensation). Answers how many were scheduled.
+    async fn schedule(
         &self,
-        instance: &PendingInstance,
-        reason: String,
-        needs: Capacity,
-        placement: lablet_domain::lablet_instance::PlacementSummary,
+        allocated: Vec<(Uuid, Placed, BTreeMap<String, u16>)>,
+        context: &RequestContext,
+    ) -> Result<usize, AppError> {
+        let mut scheduled = 0;
+        for chunk in allocated.chunks(IN_FLIGHT) {
+            let mut tasks = JoinSet::new();
+            for (worker_id, placed, ports) in chunk.iter().cloned() {
+                let (mediator, repository, context) = (self.mediator.clone(), self.repository.clone(), context.clone());
+                tasks.spawn(async move {
+                    let instance_id = placed.request.instance_id;
+                    let command = LabletInstanceCommand::Place {
+                        worker_id,
+                        ports,
+                        placement: placed.summary,
+                    };
+                    let Err(err) = mediator.send(Execute::<LabletInstance>::on(instance_id, command), &context).await
+                    else {
+                        return Ok(true);
+                    };
+                    // Another scheduler placed it on this very worker first (its allocation is
+                    // the one found again): it is that placement's, not ours to give back.
+                    if repository.load::<LabletInstance>(instance_id).await?.state.worker_id == Some(worker_id) {
+                        return Ok(false);
+                    }
+                    // Compensation: the instance did not take the allocation, so give it back.
+                    // Should that fail too, the next pass finds the stray allocation.
+                    tracing::warn!(instance = %instance_id, error = %err, "scheduling failed; releasing its allocation");
+                    let reason = format!("placement abandoned: {err}");
+                    if let Err(err) = release(&mediator, worker_id, instance_id, &reason, &context).await {
+                        tracing::warn!(instance = %instance_id, error = %err, "the allocation stays until the next pass");
+                    }
+                    Ok::<bool, AppError>(false)
+                });
+            }
+            while let Some(done) = tasks.join_next().await {
+                if done.map_err(|e| AppError::Internal(e.to_string()))?? {
+                    scheduled += 1;
+                }
+            }
+        }
+        Ok(scheduled)
+    }
+
+    /// Sends capacity requests and expiries; one whose instance left pending meanwhile is
+    /// simply not needed.
+    async fn send_all(
+        &self,
+        commands: Vec<(Uuid, LabletInstanceCommand)>,
         context: &RequestContext,
     ) -> Result<(), AppError> {
-        let command = LabletInstanceCommand::RequestCapacity {
-            reason,
-            needs,
-            placement,
-        };
-        match self
-            .mediator
-            .send(Execute::<LabletInstance>::on(instance.id, command), context)
-            .await
-        {
-            // It left pending meanwhile (terminated by its owner): nothing to ask for.
-            Ok(_) | Err(AppError::Rule(_)) => Ok(()),
-            Err(err) => Err(err),
+        for chunk in commands.chunks(IN_FLIGHT) {
+            let mut tasks = JoinSet::new();
+            for (instance_id, command) in chunk.iter().cloned() {
+                let (mediator, context) = (self.mediator.clone(), context.clone());
+                tasks.spawn(async move {
+                    match mediator
+                        .send(Execute::<LabletInstance>::on(instance_id, command), &context)
+                        .await
+                    {
+                        Ok(_) | Err(AppError::Rule(_)) => Ok(()),
+                        Err(err) => Err(err),
+                    }
+                });
+            }
+            while let Some(done) = tasks.join_next().await {
+                done.map_err(|e| AppError::Internal(e.to_string()))??;
+            }
         }
+        Ok(())
     }
 
-    async fn expire(&self, instance: &PendingInstance, context: &RequestContext) -> Result<(), AppError> {
+    /// The command that expires an instance still pending past its start.
+    fn expiry(&self) -> Result<LabletInstanceCommand, AppError> {
         let minutes = self.settings.expire_after.as_secs() / 60;
         let reason = FreeText::parse(format!(
             "expired: still pending {minutes} minutes after its timeslot started"
         ))
         .map_err(AppError::Internal)?;
-        let command = LabletInstanceCommand::Transition {
+        Ok(LabletInstanceCommand::Transition {
             to: InstanceState::Terminated,
             reason: Some(reason),
             worker_id: None,
-        };
-        match self
-            .mediator
-            .send(Execute::<LabletInstance>::on(instance.id, command), context)
-            .await
-        {
-            Ok(_) | Err(AppError::Rule(_)) => Ok(()),
-            Err(err) => Err(err),
-        }
-    }
-
-    async fn release(
-        &self,
-        worker_id: Uuid,
-        instance_id: Uuid,
-        reason: &str,
-        context: &RequestContext,
-    ) -> Result<(), AppError> {
-        let reason = FreeText::parse(reason.chars().take(1000).collect::<String>()).map_err(AppError::Internal)?;
-        let command = WorkerCommand::Release { instance_id, reason };
-        self.mediator
-            .send(Execute::<Worker>::on(worker_id, command), context)
-            .await
-            .map(drop)
+        })
     }
 
     /// Gives back what terminated instances still hold, and allocations whose instance was
@@ -352,7 +372,7 @@ impl Scheduler {
                     }
                     _ => continue,
                 };
-                match self.release(worker.id, *instance_id, reason, context).await {
+                match release(&self.mediator, worker.id, *instance_id, reason, context).await {
                     Ok(()) => released += 1,
                     // The worker kept moving under another writer: the next pass tries again.
                     Err(AppError::Conflict(_)) => {}
@@ -362,4 +382,37 @@ impl Scheduler {
         }
         Ok(released)
     }
+}
+
+/// An instance placed on the snapshot, waiting for its worker to take it.
+#[derive(Debug, Clone)]
+struct Placed {
+    request: AllocationRequest,
+    summary: PlacementSummary,
+}
+
+/// Commands of one step in flight at once.
+const IN_FLIGHT: usize = 64;
+
+fn capacity_request(reason: String, needs: Capacity, placement: PlacementSummary) -> LabletInstanceCommand {
+    LabletInstanceCommand::RequestCapacity {
+        reason,
+        needs,
+        placement,
+    }
+}
+
+async fn release(
+    mediator: &Mediator,
+    worker_id: Uuid,
+    instance_id: Uuid,
+    reason: &str,
+    context: &RequestContext,
+) -> Result<(), AppError> {
+    let reason = FreeText::parse(reason.chars().take(1000).collect::<String>()).map_err(AppError::Internal)?;
+    let command = WorkerCommand::Release { instance_id, reason };
+    mediator
+        .send(Execute::<Worker>::on(worker_id, command), context)
+        .await
+        .map(drop)
 }

@@ -301,6 +301,7 @@ impl Aggregate for Worker {
             WorkerCommand::RecordActivity { activities } => Ok(self.record_activity(activities)),
             WorkerCommand::DetectIdle { policy } => Ok(self.detect_idle(*policy, at)),
             WorkerCommand::Allocate(request) => self.allocate(request, at),
+            WorkerCommand::AllocateAll(requests) => Ok(self.allocate_all(requests, at)),
             WorkerCommand::Release { instance_id, reason } => Ok(self.release(*instance_id, reason.as_str(), at)),
             WorkerCommand::DeclareCapacity { capacity } => {
                 if *capacity == self.declared_capacity {

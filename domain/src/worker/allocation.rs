@@ -181,6 +181,21 @@ impl Worker {
         }])
     }
 
+    /// Each request decided on the worker as the ones before it left it; refused ones are left
+    /// out.
+    pub(super) fn allocate_all(&self, requests: &[AllocationRequest], at: DateTime<Utc>) -> Vec<WorkerEvent> {
+        use crate::kernel::Aggregate;
+        let mut after = self.clone();
+        let mut events = Vec::new();
+        for request in requests {
+            if let Ok(taken) = after.allocate(request, at) {
+                taken.iter().for_each(|event| after.apply(event));
+                events.extend(taken);
+            }
+        }
+        events
+    }
+
     pub(super) fn release(&self, instance_id: Uuid, reason: &str, at: DateTime<Utc>) -> Vec<WorkerEvent> {
         match self.allocations.by_instance.get(&instance_id) {
             None => Vec::new(),

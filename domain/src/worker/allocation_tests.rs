@@ -184,6 +184,35 @@ fn retried_allocations_and_releases_change_nothing() {
 }
 
 #[test]
+fn a_batch_takes_what_fits_in_order_and_leaves_out_the_rest() {
+    let mut worker = ready(LicenseType::Enterprise);
+    let batch = |ids: &[u128]| {
+        WorkerCommand::AllocateAll(
+            ids.iter()
+                .map(|id| match request(*id, capacity(6, 1, 1), &["ssh"]) {
+                    WorkerCommand::Allocate(r) => r,
+                    _ => unreachable!(),
+                })
+                .collect(),
+        )
+    };
+    let events = allocate(&mut worker, &batch(&[1, 2, 3])).unwrap();
+    assert_eq!(events.len(), 2, "16 cores take two of 6, not three");
+    assert_eq!(worker.allocations.by_instance.len(), 2);
+    let ports: Vec<u16> = worker
+        .allocations
+        .by_instance
+        .values()
+        .flat_map(|a| a.ports.values().copied())
+        .collect();
+    assert_eq!(ports, [2000, 2001], "each takes the next free port");
+    assert!(
+        allocate(&mut worker, &batch(&[1, 2])).unwrap().is_empty(),
+        "a retried batch changes nothing"
+    );
+}
+
+#[test]
 fn a_port_name_twice_is_refused() {
     let mut worker = ready(LicenseType::Enterprise);
     let refused = allocate(&mut worker, &request(1, capacity(1, 1, 1), &["ssh", "ssh"]));

@@ -63,6 +63,10 @@ pub enum WorkerCommand {
     },
     /// Gives a lablet instance capacity and ports (nothing if it holds the same already).
     Allocate(AllocationRequest),
+    /// Gives several instances capacity and ports in one decision, each checked against what
+    /// the ones before it took; those that no longer fit are left out (the caller reads the
+    /// worker's allocations to see which were taken).
+    AllocateAll(Vec<AllocationRequest>),
     /// Takes an instance's capacity and ports back (nothing if it holds none).
     Release {
         instance_id: Uuid,
@@ -86,6 +90,7 @@ impl Command for WorkerCommand {
             WorkerCommand::RecordActivity { .. } => "cml_worker.record_activity",
             WorkerCommand::DetectIdle { .. } => "cml_worker.detect_idle",
             WorkerCommand::Allocate(_) => "cml_worker.allocate",
+            WorkerCommand::AllocateAll(_) => "cml_worker.allocate_all",
             WorkerCommand::Release { .. } => "cml_worker.release",
             WorkerCommand::DeclareCapacity { .. } => "cml_worker.declare_capacity",
         }
