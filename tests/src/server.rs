@@ -258,12 +258,12 @@ pub fn admin_client(data_dir: &std::path::Path) -> reqwest::Client {
 }
 
 /// The body of a request for a lablet instance of `definition`, for `owner` under
-/// `reservation`, for one hour.
+/// `reservation`, for one hour years ahead (never due, so the scheduler leaves it pending).
 pub fn instance_request(definition: &ActiveDefinition, reservation: &str, owner: &str) -> Value {
     serde_json::json!({
         "definition_id": definition.id, "definition_version": definition.version,
         "owner_id": owner, "reservation_id": reservation,
-        "timeslot_start": "2026-12-01T09:00:00Z", "timeslot_end": "2026-12-01T10:00:00Z"
+        "timeslot_start": "2030-12-01T09:00:00Z", "timeslot_end": "2030-12-01T10:00:00Z"
     })
 }
 

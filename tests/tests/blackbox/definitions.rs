@@ -188,7 +188,7 @@ async fn an_instance_needs_an_active_version_for_no_longer_than_it_allows() {
         ),
         // 61 minutes, one more than the version allows.
         (
-            refused(request.clone(), "timeslot_end", json!("2026-12-01T10:01:00Z")),
+            refused(request.clone(), "timeslot_end", json!("2030-12-01T10:01:00Z")),
             "timeslot_end",
         ),
     ];

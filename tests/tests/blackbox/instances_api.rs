@@ -55,14 +55,14 @@ async fn an_instance_lives_through_its_state_machine() {
     let (status, _, _) = server
         .post(
             &format!("/api/v1/instances/{id}/timeslot"),
-            &json!({"timeslot_end": "2026-12-01T11:00:00Z"}),
+            &json!({"timeslot_end": "2030-12-01T11:00:00Z"}),
         )
         .await;
     assert_eq!(status, 200);
     let (status, problem, _) = server
         .post(
             &format!("/api/v1/instances/{id}/timeslot"),
-            &json!({"timeslot_end": "2026-12-01T10:30:00Z"}),
+            &json!({"timeslot_end": "2030-12-01T10:30:00Z"}),
         )
         .await;
     assert_eq!(
@@ -84,7 +84,7 @@ async fn an_instance_lives_through_its_state_machine() {
     assert_eq!(doc["state_reason"], "done");
     assert_eq!(doc["worker_id"], worker);
     assert_eq!(doc["score"]["total"], 8.5);
-    assert_eq!(doc["timeslot_end"], "2026-12-01T11:00:00Z");
+    assert_eq!(doc["timeslot_end"], "2030-12-01T11:00:00Z");
     assert!(doc["terminated_at"].is_string() && doc["started_at"].is_string());
     let history = doc["operation_history"].as_array().unwrap();
     assert_eq!(history.len(), 9);

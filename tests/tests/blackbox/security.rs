@@ -359,12 +359,12 @@ async fn users_manage_only_their_own_instances_and_managers_any() {
     assert_eq!(answer.status(), 201);
     let id = answer.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     let timeslot = format!("/api/v1/instances/{id}/timeslot");
-    let later = json!({"timeslot_end": "2026-12-01T11:00:00Z"});
+    let later = json!({"timeslot_end": "2030-12-01T11:00:00Z"});
     let answer = post(&bob, &timeslot, later.clone()).await.unwrap();
     assert_eq!(answer.status(), 403, "bob cannot touch alice's instance");
     let answer = post(&alice, &timeslot, later).await.unwrap();
     assert_eq!(answer.status(), 200);
-    let answer = post(&manager, &timeslot, json!({"timeslot_end": "2026-12-01T12:00:00Z"}))
+    let answer = post(&manager, &timeslot, json!({"timeslot_end": "2030-12-01T12:00:00Z"}))
         .await
         .unwrap();
     assert_eq!(answer.status(), 200, "a manager manages every instance");
