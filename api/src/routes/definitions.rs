@@ -116,6 +116,28 @@ pub async fn archive(
     act(&state, &ctx, &id, command).await
 }
 
+pub async fn deactivate(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    Path((id, text)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let command = LabletDefinitionCommand::Deactivate {
+        version: version(&text)?,
+    };
+    act(&state, &ctx, &id, command).await
+}
+
+pub async fn reactivate(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    Path((id, text)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let command = LabletDefinitionCommand::Reactivate {
+        version: version(&text)?,
+    };
+    act(&state, &ctx, &id, command).await
+}
+
 pub async fn get_one(
     State(state): State<AppState>,
     Context(ctx): Context,

@@ -323,6 +323,20 @@ pub fn endpoints(metrics_public: bool) -> Vec<Endpoint> {
         )
         .doc(|d| d.answers::<CommandOutcome>(200).problems(&[409, 422])),
         E::post(
+            "/api/v1/definitions/{id}/versions/{version}/deactivate",
+            Access::OPERATE,
+            "Take the active version out of service (no new instances) until it is reactivated",
+            definitions::deactivate,
+        )
+        .doc(|d| d.answers::<CommandOutcome>(200).problems(&[409, 422])),
+        E::post(
+            "/api/v1/definitions/{id}/versions/{version}/reactivate",
+            Access::OPERATE,
+            "Put an inactive version back in service, if no other version is active",
+            definitions::reactivate,
+        )
+        .doc(|d| d.answers::<CommandOutcome>(200).problems(&[409, 422])),
+        E::post(
             "/api/v1/worker-templates",
             Access::ADMIN,
             "Define a worker template",

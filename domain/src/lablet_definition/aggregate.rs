@@ -251,6 +251,31 @@ impl Aggregate for LabletDefinition {
                     deprecated_at: at,
                 }]),
             },
+            LabletDefinitionCommand::Deactivate { version } => match self.version(version)?.status {
+                VersionStatus::Inactive => Ok(Vec::new()),
+                VersionStatus::Active => Ok(vec![LabletDefinitionEvent::VersionDeactivated {
+                    version: version.to_string(),
+                    deactivated_by: context.actor.clone(),
+                    deactivated_at: at,
+                }]),
+                other => Err(self.invalid(version, other, VersionStatus::Inactive)),
+            },
+            LabletDefinitionCommand::Reactivate { version } => match self.version(version)?.status {
+                VersionStatus::Active => Ok(Vec::new()),
+                VersionStatus::Inactive => {
+                    if let Some((active, _)) = self.active_version() {
+                        return Err(DomainError::RuleViolated(format!(
+                            "version {active} is active; a definition has one active version"
+                        )));
+                    }
+                    Ok(vec![LabletDefinitionEvent::VersionReactivated {
+                        version: version.to_string(),
+                        reactivated_by: context.actor.clone(),
+                        reactivated_at: at,
+                    }])
+                }
+                other => Err(self.invalid(version, other, VersionStatus::Active)),
+            },
             LabletDefinitionCommand::Archive { version } => match self.version(version)?.status {
                 VersionStatus::Archived => Ok(Vec::new()),
                 VersionStatus::Active => Err(DomainError::RuleViolated(format!(
@@ -298,6 +323,12 @@ impl Aggregate for LabletDefinition {
             }
             LabletDefinitionEvent::VersionArchived { version, .. } => {
                 status(self, version, VersionStatus::Archived, None)
+            }
+            LabletDefinitionEvent::VersionDeactivated { version, .. } => {
+                status(self, version, VersionStatus::Inactive, None)
+            }
+            LabletDefinitionEvent::VersionReactivated { version, .. } => {
+                status(self, version, VersionStatus::Active, None)
             }
         }
     }

@@ -73,6 +73,15 @@ pub enum LabletDefinitionCommand {
     Archive {
         version: SemVer,
     },
+    /// Takes an active version out of service for a while: no new instances until it is
+    /// reactivated.
+    Deactivate {
+        version: SemVer,
+    },
+    /// Puts an inactive version back in service, if no other version is active.
+    Reactivate {
+        version: SemVer,
+    },
 }
 
 impl Command for LabletDefinitionCommand {
@@ -83,6 +92,8 @@ impl Command for LabletDefinitionCommand {
             LabletDefinitionCommand::RecordSync { .. } => "lablet_definition.record_sync",
             LabletDefinitionCommand::Deprecate { .. } => "lablet_definition.deprecate",
             LabletDefinitionCommand::Archive { .. } => "lablet_definition.archive",
+            LabletDefinitionCommand::Deactivate { .. } => "lablet_definition.deactivate",
+            LabletDefinitionCommand::Reactivate { .. } => "lablet_definition.reactivate",
         }
     }
 }

@@ -56,6 +56,17 @@ crate::domain_events! {
             deprecated_by: String,
             deprecated_at: DateTime<Utc>,
         },
+        /// Out of service for a while: no new instances until reactivated.
+        "lablet_definition.version_deactivated" => VersionDeactivated {
+            version: String,
+            deactivated_by: String,
+            deactivated_at: DateTime<Utc>,
+        },
+        "lablet_definition.version_reactivated" => VersionReactivated {
+            version: String,
+            reactivated_by: String,
+            reactivated_at: DateTime<Utc>,
+        },
         "lablet_definition.version_archived" => VersionArchived {
             version: String,
             archived_by: String,

@@ -214,3 +214,35 @@ fn definition_ids_follow_the_name() {
     assert_eq!(definition_id("ospf-basics"), definition_id("ospf-basics"));
     assert_ne!(definition_id("ospf-basics"), definition_id("bgp-basics"));
 }
+
+#[test]
+fn an_active_version_is_taken_out_of_service_and_back() {
+    let scenario = given::<LabletDefinition>([]).after([
+        create("1.0.0"),
+        fetched("1.0.0", SHA, 3),
+        LabletDefinitionCommand::Deactivate { version: v("1.0.0") },
+    ]);
+    assert_eq!(status(scenario.state(), "1.0.0"), VersionStatus::Inactive);
+    assert!(scenario.state().active_version().is_none());
+    let (scenario, _) = scenario
+        .when(LabletDefinitionCommand::Reactivate { version: v("1.0.0") })
+        .events();
+    assert_eq!(status(scenario.state(), "1.0.0"), VersionStatus::Active);
+    let pending = given::<LabletDefinition>([]).after([create("1.0.0")]);
+    assert!(pending
+        .when(LabletDefinitionCommand::Deactivate { version: v("1.0.0") })
+        .decided_error()
+        .is_some());
+    let two = given::<LabletDefinition>([]).after([
+        create("1.0.0"),
+        fetched("1.0.0", SHA, 3),
+        LabletDefinitionCommand::Deactivate { version: v("1.0.0") },
+        LabletDefinitionCommand::AddVersion {
+            version: v("1.1.0"),
+            spec: spec(3),
+        },
+        fetched("1.1.0", SHA, 3),
+    ]);
+    let refused = two.when(LabletDefinitionCommand::Reactivate { version: v("1.0.0") });
+    assert!(matches!(refused.decided_error(), Some(DomainError::RuleViolated(m)) if m.contains("one active version")));
+}

@@ -148,6 +148,16 @@ impl Projector for LabletDefinitionsProjector {
                     patch.set("active_version", Value::Null)?;
                 }
             }
+            LabletDefinitionEvent::VersionDeactivated { version, .. } => {
+                change(version, &|v| v.status = VersionStatus::Inactive);
+                if current.get("active_version").and_then(Value::as_str) == Some(version.as_str()) {
+                    patch.set("active_version", Value::Null)?;
+                }
+            }
+            LabletDefinitionEvent::VersionReactivated { version, .. } => {
+                change(version, &|v| v.status = VersionStatus::Active);
+                patch.set("active_version", version)?;
+            }
             LabletDefinitionEvent::VersionArchived {
                 version, archived_at, ..
             } => {

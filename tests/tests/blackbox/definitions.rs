@@ -201,6 +201,17 @@ async fn an_instance_needs_an_active_version_for_no_longer_than_it_allows() {
     let (status, created, _) = server.post("/api/v1/instances", &request).await;
     assert_eq!(status, 201, "{created}");
 
+    // An inactive version takes none either, until it is back.
+    let version = format!("/api/v1/definitions/{}/versions/1.0.0", definition.id);
+    assert_eq!(server.post(&format!("{version}/deactivate"), &json!({})).await.0, 200);
+    let paused = lablet_tests::server::instance_request(&definition, "r-paused", "alice");
+    let (status, problem, _) = server.post("/api/v1/instances", &paused).await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("inactive"), "{problem}");
+    assert_eq!(server.post(&format!("{version}/reactivate"), &json!({})).await.0, 200);
+    let (status, created, _) = server.post("/api/v1/instances", &paused).await;
+    assert_eq!(status, 201, "{created}");
+
     // A deprecated version takes no new instances.
     let deprecate = format!("/api/v1/definitions/{}/versions/1.0.0/deprecate", definition.id);
     assert_eq!(server.post(&deprecate, &json!({})).await.0, 200);
