@@ -48,6 +48,15 @@ pub struct WorkerSnapshot {
     pub free_ports: usize,
 }
 
+impl WorkerSnapshot {
+    /// Counts `demand` as placed here, so that the next decision on the same snapshot sees it.
+    pub fn take(&mut self, demand: &Demand) {
+        self.allocated = self.allocated.plus(demand.capacity);
+        self.instances += 1;
+        self.free_ports = self.free_ports.saturating_sub(demand.ports);
+    }
+}
+
 /// Why a worker cannot take a reservation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "reason", rename_all = "snake_case")]

@@ -196,9 +196,7 @@ impl Scheduler {
                 continue;
             };
             if let Some(taken) = fleet.iter_mut().find(|w| w.id == worker_id) {
-                taken.allocated = taken.allocated.plus(demand.capacity);
-                taken.instances += 1;
-                taken.free_ports = taken.free_ports.saturating_sub(demand.ports);
+                taken.take(&demand);
             }
             let request = AllocationRequest {
                 instance_id: instance.id,

@@ -164,10 +164,7 @@ pub fn pack(
         match step {
             Step::Arrive(demand) => match choose(&fleet, demand) {
                 Some(index) => {
-                    let worker = &mut fleet[index];
-                    worker.allocated = worker.allocated.plus(demand.capacity);
-                    worker.instances += 1;
-                    worker.free_ports -= demand.ports;
+                    fleet[index].take(demand);
                     held.push(Some((index, demand.capacity, demand.ports)));
                     placed += 1;
                 }
