@@ -20,6 +20,7 @@ use lablet_application::progress::ProjectionProgress;
 use lablet_application::read_model_queries::{GetDocument, ListDocuments, ReadModelQueries};
 use lablet_application::repository::AggregateRepository;
 use lablet_application::scheduling::{Scheduler, SCHEDULER};
+use lablet_application::work_orders::{WorkOrderTimers, WORK_ORDER_TIMERS};
 use lablet_application::workers::{
     ChangeWorkerCredentials, GetIdleStatus, RecordActivityAndDetectIdle, RegisterWorker, WorkerHandlers,
 };
@@ -362,6 +363,15 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
     singleton(
         SCHEDULER.to_owned(),
         Box::new(move |stop, fence| Box::pin(scheduler.clone().run(stop, fence))),
+    );
+    let timers = Arc::new(WorkOrderTimers::new(
+        mediator.clone(),
+        clock.clone(),
+        settings.work_order_tick,
+    ));
+    singleton(
+        WORK_ORDER_TIMERS.to_owned(),
+        Box::new(move |stop, fence| Box::pin(timers.clone().run(stop, fence))),
     );
     let fleet = FleetScheduler {
         refresh: labs_refresh.clone(),

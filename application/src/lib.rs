@@ -25,6 +25,7 @@ pub mod scheduling;
 pub mod shutdown;
 pub mod subscription;
 pub mod trace_context;
+pub mod work_orders;
 pub mod workers;
 
 pub use commands::Execute;

@@ -161,3 +161,37 @@ impl Handler<ListDocuments> for ReadModelQueries {
         Ok(self.store.list(request.collection.name, &request.query).await?)
     }
 }
+
+/// Every document of `collection` matching `filters`, parsed.
+pub async fn list_all<T: serde::de::DeserializeOwned>(
+    mediator: &crate::mediator::Mediator,
+    collection: CollectionSpec,
+    filters: Vec<Filter>,
+    context: &RequestContext,
+) -> Result<Vec<T>, AppError> {
+    let mut found = Vec::new();
+    let mut after_id = None;
+    loop {
+        let query = ListDocuments {
+            collection,
+            query: ListQuery {
+                filters: filters.clone(),
+                limit: MAX_PAGE,
+                after_id: after_id.take(),
+                include_history: false,
+            },
+            min_position: None,
+        };
+        let page = mediator.send(query, context).await?;
+        for item in &page.items {
+            found.push(
+                serde_json::from_str(item.get())
+                    .map_err(|e| AppError::Internal(format!("a {} document cannot be read: {e}", collection.name)))?,
+            );
+        }
+        match page.next_cursor {
+            Some(cursor) => after_id = Some(cursor),
+            None => return Ok(found),
+        }
+    }
+}

@@ -110,6 +110,9 @@ pub struct Settings {
     /// `LABLET_SCHEDULER_EXPIRE_MINUTES` (5): how often pending instances are placed, how long
     /// before their timeslot, and how long after its start one still pending is expired.
     pub scheduler: lablet_application::scheduling::SchedulerSettings,
+    /// `LABLET_WORK_ORDER_TICK_MS` (1000): how often expired work-order leases are failed and
+    /// due retries put back to pending.
+    pub work_order_tick: Duration,
 }
 
 /// Limits every HTTP request shares.
@@ -329,6 +332,7 @@ impl Settings {
             definition_sync_interval: lablet_application::definitions::DEFAULT_SYNC_INTERVAL,
             worker_templates: None,
             scheduler: lablet_application::scheduling::SchedulerSettings::default(),
+            work_order_tick: Duration::from_secs(1),
         }
     }
 
@@ -384,6 +388,9 @@ impl Settings {
         if let Some(minutes) = lookup("LABLET_SCHEDULER_EXPIRE_MINUTES") {
             let minutes: u64 = parse("LABLET_SCHEDULER_EXPIRE_MINUTES", &minutes, "minutes")?;
             settings.scheduler.expire_after = Duration::from_secs(minutes * 60);
+        }
+        if let Some(ms) = lookup("LABLET_WORK_ORDER_TICK_MS") {
+            settings.work_order_tick = Duration::from_millis(positive("LABLET_WORK_ORDER_TICK_MS", &ms)?);
         }
         settings.worker_templates = lookup("LABLET_WORKER_TEMPLATES")
             .filter(|path| !path.trim().is_empty())

@@ -4,9 +4,9 @@
 use crate::context::RequestContext;
 use crate::error::AppError;
 use crate::mediator::Mediator;
-use crate::ports::read_models::{Filter, ListQuery};
+use crate::ports::read_models::Filter;
 use crate::ports::CollectionSpec;
-use crate::read_model_queries::{GetDocument, ListDocuments, LABLET_DEFINITIONS, LABLET_INSTANCES, MAX_PAGE, WORKERS};
+use crate::read_model_queries::{list_all, GetDocument, LABLET_DEFINITIONS, LABLET_INSTANCES, WORKERS};
 use chrono::{DateTime, Utc};
 use lablet_domain::lablet_definition::VersionContent;
 use lablet_domain::placement::WorkerSnapshot;
@@ -88,37 +88,6 @@ pub struct VersionEntry {
 
 fn unreadable(collection: &str, err: serde_json::Error) -> AppError {
     AppError::Internal(format!("a {collection} document cannot be read: {err}"))
-}
-
-/// Every document of `collection` matching `filters`, parsed.
-pub async fn list_all<T: DeserializeOwned>(
-    mediator: &Mediator,
-    collection: CollectionSpec,
-    filters: Vec<Filter>,
-    context: &RequestContext,
-) -> Result<Vec<T>, AppError> {
-    let mut found = Vec::new();
-    let mut after_id = None;
-    loop {
-        let query = ListDocuments {
-            collection,
-            query: ListQuery {
-                filters: filters.clone(),
-                limit: MAX_PAGE,
-                after_id: after_id.take(),
-                include_history: false,
-            },
-            min_position: None,
-        };
-        let page = mediator.send(query, context).await?;
-        for item in &page.items {
-            found.push(serde_json::from_str(item.get()).map_err(|e| unreadable(collection.name, e))?);
-        }
-        match page.next_cursor {
-            Some(cursor) => after_id = Some(cursor),
-            None => return Ok(found),
-        }
-    }
 }
 
 pub async fn pending_instances(

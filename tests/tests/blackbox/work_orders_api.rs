@@ -81,3 +81,68 @@ async fn work_orders_default_what_was_left_out_and_list_by_kind() {
     );
     assert_eq!(items[0]["state"], "pending");
 }
+
+/// On the clock port: a lease that runs out is failed by the timers (a retryable failure, so
+/// the order waits for its next attempt), and a waiting order whose next attempt is due goes
+/// back to pending by itself; with no attempt left it fails for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_leases_fail_and_due_retries_come_back_by_themselves() {
+    use lablet_application::ports::{Clock, ManualClock};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let clock = Arc::new(ManualClock::starting_at(chrono::Utc::now()));
+    let server = TestServer::start_with_clock(
+        |s| s.work_order_tick = Duration::from_secs(1),
+        clock.clone() as Arc<dyn Clock>,
+    )
+    .await;
+    let (_, created, _) = server
+        .post("/api/v1/work-orders", &json!({"kind": "lab.start", "max_attempts": 2}))
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let order = format!("/api/v1/work-orders/{id}");
+    let lease = json!({"executor": "exec-1", "lease_seconds": 30});
+    // Leases the order, and waits until the read model shows it leased.
+    let take = || async {
+        let (status, _, position) = server.post(&format!("{order}/lease"), &lease).await;
+        assert_eq!(status, 200);
+        let (_, leased) = server.get_at(&order, position.unwrap()).await;
+        assert_eq!(leased["state"], "preparing");
+    };
+    take().await;
+    // Moves the clock `seconds` on, then a second at a time (each tick of the timers reads
+    // the read model, which may not show the last command yet) until the order leaves `from`.
+    let leaves = |from: &'static str, seconds: u64| {
+        let (server, clock, order) = (&server, clock.clone(), order.clone());
+        async move {
+            clock.advance(Duration::from_secs(seconds));
+            for _ in 0..200 {
+                let (_, document) = server.get(&order).await;
+                if document["state"] != from {
+                    return document;
+                }
+                clock.advance(Duration::from_secs(1));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("the order stayed {from}");
+        }
+    };
+    // Within its 30 s nothing happens.
+    clock.advance(Duration::from_secs(20));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, document) = server.get(&order).await;
+    assert_eq!(document["state"], "preparing", "{document}");
+    // Past it, the lease is failed and the order waits for its next attempt.
+    let waiting = leaves("preparing", 15).await;
+    assert_eq!(waiting["state"], "waiting_retry", "{waiting}");
+    assert_eq!(waiting["errors"][0]["error"], "lease expired");
+    // When the next attempt is due (backoff from 5 s), it is pending again by itself.
+    let pending = leaves("waiting_retry", 10).await;
+    assert_eq!(pending["state"], "pending", "{pending}");
+    // The second (last) attempt's lease runs out too: failed for good.
+    take().await;
+    let failed = leaves("preparing", 31).await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert_eq!(failed["errors"].as_array().unwrap().len(), 2);
+    server.stop().await;
+}
