@@ -17,7 +17,7 @@ use lablet_application::outbox::{CloudEventSink, GetOutbox, OutboxHandlers, Outb
 use lablet_application::ports::CredentialVault;
 use lablet_application::ports::{Clock, LeaseFence, SystemClock};
 use lablet_application::progress::ProjectionProgress;
-use lablet_application::read_model_queries::{GetDocument, ListDocuments, ReadModelQueries};
+use lablet_application::read_model_queries::{GetDocument, GetDocuments, ListDocuments, ReadModelQueries};
 use lablet_application::repository::AggregateRepository;
 use lablet_application::scheduling::{Scheduler, SCHEDULER};
 use lablet_application::work_orders::{WorkOrderTimers, WORK_ORDER_TIMERS};
@@ -198,6 +198,7 @@ fn register_handlers(
         settings.query_max_wait,
     ));
     mediator.register::<GetDocument>(queries.clone());
+    mediator.register::<GetDocuments>(queries.clone());
     mediator.register::<ListDocuments>(queries);
 
     let audit = Arc::new(AuditQueries::new(stores.events.clone()));

@@ -5,11 +5,12 @@ use crate::context::RequestContext;
 use crate::error::{AppError, FieldError};
 use crate::mediator::{Handler, Request, RequestKind};
 use crate::ports::read_models::Filter;
-use crate::ports::{CollectionSpec, EventStore, ListPage, ListQuery, ReadModelStore};
+use crate::ports::{CollectionSpec, EventStore, ListPage, ListQuery, ReadModelStore, StoredDocument};
 use crate::progress::ProjectionProgress;
 use async_trait::async_trait;
 use lablet_domain::AggregateKind;
 use serde_json::value::RawValue;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,6 +74,18 @@ pub struct GetDocument {
 impl Request for GetDocument {
     type Output = Box<RawValue>;
     const NAME: &'static str = "get_document";
+    const KIND: RequestKind = RequestKind::Query;
+}
+
+/// Several documents by id at once, without their history; missing ones are absent.
+pub struct GetDocuments {
+    pub collection: CollectionSpec,
+    pub ids: Vec<String>,
+}
+
+impl Request for GetDocuments {
+    type Output = HashMap<String, StoredDocument>;
+    const NAME: &'static str = "get_documents";
     const KIND: RequestKind = RequestKind::Query;
 }
 
@@ -151,6 +164,17 @@ impl Handler<GetDocument> for ReadModelQueries {
             .get(request.collection.name, &request.id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("{} {}", request.collection.name, request.id)))
+    }
+}
+
+#[async_trait]
+impl Handler<GetDocuments> for ReadModelQueries {
+    async fn handle(
+        &self,
+        request: &GetDocuments,
+        _: &RequestContext,
+    ) -> Result<HashMap<String, StoredDocument>, AppError> {
+        Ok(self.store.load_documents(request.collection.name, &request.ids).await?)
     }
 }
 

@@ -2,11 +2,11 @@
 //! definition, add versions, deprecate and archive them; everyone signed in reads. A version
 //! becomes active only once its artifact is synced (see `docs/definitions.md`).
 
-use super::{command_answer, document, page, parsed_equals, present, AppState, Paging};
+use super::{command_answer, created_answer, document, page, parsed_equals, present, AppState, Paging};
 use crate::extract::{parse_id, Context, JsonBody, MinPosition, OptionalJsonBody, QueryParams};
 use crate::problem::{ApiResult, Problem};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use lablet_application::ports::read_models::Filter;
@@ -57,11 +57,7 @@ pub async fn create(
         .mediator
         .send(Execute::<LabletDefinition>::on(id, command), &ctx)
         .await?;
-    let mut response = command_answer(StatusCode::CREATED, outcome);
-    if let Ok(location) = HeaderValue::try_from(format!("/api/v1/definitions/{id}")) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(created_answer("/api/v1/definitions", outcome))
 }
 
 async fn act(

@@ -1,11 +1,11 @@
 //! `/api/v1/instances`.
 
-use super::{command_answer, document, page, parsed_equals, present, AppState, Paging};
+use super::{command_answer, created_answer, document, page, parsed_equals, present, AppState, Paging};
 use crate::auth::Principal;
 use crate::extract::{parse_id, Context, JsonBody, MinPosition, QueryParams};
 use crate::problem::{ApiResult, Problem};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
 use axum::Json;
@@ -58,12 +58,7 @@ pub async fn request(
     };
     let command = Execute::<LabletInstance>::on(id, LabletInstanceCommand::Request(request));
     let outcome = state.mediator.send(command, &ctx).await?;
-    let location = HeaderValue::try_from(format!("/api/v1/instances/{}", outcome.id)).ok();
-    let mut response = command_answer(StatusCode::CREATED, outcome);
-    if let Some(location) = location {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(created_answer("/api/v1/instances", outcome))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]

@@ -111,6 +111,17 @@ pub struct Created {
 }
 
 /// The answer of a command: its outcome as JSON and its last position in `Lablet-Position`.
+/// The answer to a command that created an entity of the collection at `path`
+/// (`/api/v1/workers`): 201 with the entity's `Location`.
+pub fn created_answer(path: &str, outcome: CommandOutcome) -> Response {
+    let location = HeaderValue::try_from(format!("{path}/{}", outcome.id)).ok();
+    let mut response = command_answer(StatusCode::CREATED, outcome);
+    if let Some(location) = location {
+        response.headers_mut().insert(axum::http::header::LOCATION, location);
+    }
+    response
+}
+
 pub fn command_answer(status: StatusCode, outcome: CommandOutcome) -> Response {
     let position = HeaderValue::from(outcome.position);
     let mut response = if status == StatusCode::CREATED {

@@ -1,11 +1,11 @@
 //! `/api/v1/work-orders`: submission and queries, plus the executor's lease/start/complete/fail
 //! and the operator's cancel and requeue.
 
-use super::{command_answer, document, page, parsed_equals, present, AppState, Paging};
+use super::{command_answer, created_answer, document, page, parsed_equals, present, AppState, Paging};
 use crate::extract::{parse_id, Context, JsonBody, MinPosition, OptionalJsonBody, QueryParams};
 use crate::problem::ApiResult;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use lablet_application::ports::read_models::Filter;
@@ -18,23 +18,16 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-/// The answer to a command that created an order: 201 with its location.
-fn created(outcome: lablet_application::repository::CommandOutcome) -> Response {
-    let location = HeaderValue::try_from(format!("/api/v1/work-orders/{}", outcome.id)).ok();
-    let mut response = command_answer(StatusCode::CREATED, outcome);
-    if let Some(location) = location {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    response
-}
-
 pub async fn submit(
     State(state): State<AppState>,
     Context(ctx): Context,
     JsonBody(submission): JsonBody<Submission>,
 ) -> ApiResult<Response> {
     let command = Execute::<WorkOrder>::create(WorkOrderCommand::Submit(submission));
-    Ok(created(state.mediator.send(command, &ctx).await?))
+    Ok(created_answer(
+        "/api/v1/work-orders",
+        state.mediator.send(command, &ctx).await?,
+    ))
 }
 
 async fn act(state: &AppState, ctx: &RequestContext, id: &str, command: WorkOrderCommand) -> ApiResult<Response> {

@@ -2,11 +2,11 @@
 //! define, change, enable and disable. Templates are also seeded at start from
 //! `LABLET_WORKER_TEMPLATES` (created if missing, never overwritten).
 
-use super::{command_answer, document, page, present, AppState, Paging};
+use super::{command_answer, created_answer, document, page, present, AppState, Paging};
 use crate::extract::{parse_id, Context, JsonBody, MinPosition, QueryParams};
 use crate::problem::ApiResult;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use lablet_application::ports::read_models::Filter;
@@ -40,11 +40,7 @@ pub async fn define(
         .mediator
         .send(Execute::<WorkerTemplate>::on(id, command), &ctx)
         .await?;
-    let mut response = command_answer(StatusCode::CREATED, outcome);
-    if let Ok(location) = HeaderValue::try_from(format!("/api/v1/worker-templates/{id}")) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(created_answer("/api/v1/worker-templates", outcome))
 }
 
 async fn act(state: &AppState, ctx: &RequestContext, id: &str, command: WorkerTemplateCommand) -> ApiResult<Response> {

@@ -4,11 +4,11 @@
 //! Credentials come in with the registration and never come out: they are sealed in the vault,
 //! and no answer, event or read model carries them.
 
-use super::{command_answer, document, page, parsed_equals, present, AppState, Paging};
+use super::{command_answer, created_answer, document, page, parsed_equals, present, AppState, Paging};
 use crate::extract::{parse_id, Context, JsonBody, MinPosition, OptionalJsonBody, QueryParams};
 use crate::problem::{ApiResult, Problem};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use lablet_application::ports::read_models::Filter;
@@ -78,12 +78,7 @@ pub async fn register(
         credentials,
     };
     let outcome = state.mediator.send(command, &ctx).await?;
-    let location = HeaderValue::try_from(format!("/api/v1/workers/{}", outcome.id)).ok();
-    let mut response = command_answer(StatusCode::CREATED, outcome);
-    if let Some(location) = location {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(created_answer("/api/v1/workers", outcome))
 }
 
 #[derive(Deserialize, Default, schemars::JsonSchema)]

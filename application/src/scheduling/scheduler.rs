@@ -24,7 +24,7 @@ use crate::context::RequestContext;
 use crate::error::AppError;
 use crate::mediator::Mediator;
 use crate::ports::{Clock, LeaseFence};
-use crate::read_model_queries::LABLET_INSTANCES;
+use crate::read_model_queries::{GetDocuments, LABLET_INSTANCES};
 use crate::repository::AggregateRepository;
 use crate::shutdown::stopped;
 use chrono::{DateTime, Utc};
@@ -32,7 +32,6 @@ use lablet_domain::lablet_instance::{InstanceState, LabletInstance, LabletInstan
 use lablet_domain::placement::{place, Demand, WorkerSnapshot};
 use lablet_domain::values::{FreeText, Name};
 use lablet_domain::worker::{AllocationRequest, Capacity, Worker, WorkerCommand};
-use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -351,24 +350,38 @@ impl Scheduler {
 
     /// Gives back what terminated instances still hold, and allocations whose instance was
     /// scheduled on another worker (left by a compensation that failed, or by a scheduler that
-    /// lost a race); answers how many allocations.
+    /// lost a race); answers how many allocations. The instances are read in one lookup.
     async fn release_ended(&self, workers: &[WorkerEntry], context: &RequestContext) -> Result<usize, AppError> {
-        #[derive(Deserialize)]
-        struct StateOnly {
-            state: String,
-            worker_id: Option<Uuid>,
+        let ids: Vec<String> = workers
+            .iter()
+            .flat_map(|w| w.allocations.keys().map(Uuid::to_string))
+            .collect();
+        if ids.is_empty() {
+            return Ok(0);
         }
+        let query = GetDocuments {
+            collection: LABLET_INSTANCES,
+            ids,
+        };
+        let instances = self.mediator.send(query, context).await?;
         let mut released = 0;
         for worker in workers {
             for instance_id in worker.allocations.keys() {
-                let found: Option<StateOnly> =
-                    fleet_view::document(&self.mediator, LABLET_INSTANCES, *instance_id, context).await?;
-                let reason = match found {
-                    Some(i) if i.state == "terminated" => "the instance ended",
-                    Some(i) if i.worker_id.is_some_and(|placed| placed != worker.id) => {
-                        "the instance was scheduled on another worker"
-                    }
-                    _ => continue,
+                let Some(instance) = instances.get(&instance_id.to_string()) else {
+                    continue;
+                };
+                let state = instance.body.get("state").and_then(|v| v.as_str());
+                let placed_on = instance
+                    .body
+                    .get("worker_id")
+                    .and_then(|v| v.as_str())
+                    .and_then(|id| id.parse::<Uuid>().ok());
+                let reason = if state == Some("terminated") {
+                    "the instance ended"
+                } else if placed_on.is_some_and(|placed| placed != worker.id) {
+                    "the instance was scheduled on another worker"
+                } else {
+                    continue;
                 };
                 match release(&self.mediator, worker.id, *instance_id, reason, context).await {
                     Ok(()) => released += 1,
