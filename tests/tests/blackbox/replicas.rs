@@ -284,23 +284,15 @@ async fn full_history(client: &reqwest::Client, replica: &Replica, ids: &[String
     all
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_replicas_on_one_postgres_database() {
-    let Some(database) = TestDatabase::create("two_replicas").await else {
-        return;
-    };
-    let url = database.url().to_owned();
+/// The whole story on the stores `stores` names: two replicas, sixteen writers, exact
+/// histories from both, a paused holder fenced out, the survivor of a kill taking every role,
+/// and every event at the sink in order.
+async fn two_replicas_on(stores: &[(&str, &str)], engine: &str) {
     let data_dir = tempfile::tempdir().unwrap();
     let client = admin_client(data_dir.path());
     let sink = TestSink::default();
     let sink_url = sink.start().await;
-    let env = replica_env(
-        &sink_url,
-        &[
-            ("LABLET_EVENT_STORE_URL", url.as_str()),
-            ("LABLET_READ_MODEL_URL", url.as_str()),
-        ],
-    );
+    let env = replica_env(&sink_url, stores);
     let first = Replica::start(data_dir.path(), &env).await;
     let second = Replica::start(data_dir.path(), &env).await;
     let mut by_lab = Acknowledged::new();
@@ -311,8 +303,20 @@ async fn two_replicas_on_one_postgres_database() {
     drop(first);
     let survivor = Replica::start(data_dir.path(), &env).await;
     the_survivor_takes_every_role_over(&client, second, &survivor).await;
-    every_event_reached_the_sink_in_order(&client, &survivor, &sink, "PostgreSQL").await;
-    drop(survivor);
+    every_event_reached_the_sink_in_order(&client, &survivor, &sink, engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_postgres_database() {
+    let Some(database) = TestDatabase::create("two_replicas").await else {
+        return;
+    };
+    let url = database.url().to_owned();
+    let stores = [
+        ("LABLET_EVENT_STORE_URL", url.as_str()),
+        ("LABLET_READ_MODEL_URL", url.as_str()),
+    ];
+    two_replicas_on(&stores, "PostgreSQL").await;
     database.drop_now().await;
 }
 
@@ -368,22 +372,7 @@ fn replica_env<'a>(sink_url: &'a str, stores: &[(&'a str, &'a str)]) -> Vec<(&'a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_one_data_directory() {
-    let data_dir = tempfile::tempdir().unwrap();
-    let client = admin_client(data_dir.path());
-    let sink = TestSink::default();
-    let sink_url = sink.start().await;
-    let env = replica_env(&sink_url, &[]);
-    let first = Replica::start(data_dir.path(), &env).await;
-    let second = Replica::start(data_dir.path(), &env).await;
-    let mut by_lab = Acknowledged::new();
-    write_all(&client, &[&first, &second], 0, &mut by_lab).await;
-    every_acknowledged_change_is_in_each_history_once(&client, &[&first, &second], &by_lab).await;
-    a_paused_holder_wakes_up_fenced_out(&client, &first, &second, by_lab.into_keys().collect()).await;
-    // The woken replica is a standby now; without it, the next survivor must take every role.
-    drop(first);
-    let survivor = Replica::start(data_dir.path(), &env).await;
-    the_survivor_takes_every_role_over(&client, second, &survivor).await;
-    every_event_reached_the_sink_in_order(&client, &survivor, &sink, "SQLite").await;
+    two_replicas_on(&[], "SQLite").await;
 }
 
 /// The same on a PostgreSQL log with the read models (and the leases) on MongoDB, when
@@ -398,28 +387,11 @@ async fn two_replicas_on_postgres_and_mongodb() {
         return;
     };
     let (log, read_models) = (database.url().to_owned(), fresh_database(&server).await);
-    let data_dir = tempfile::tempdir().unwrap();
-    let client = admin_client(data_dir.path());
-    let sink = TestSink::default();
-    let sink_url = sink.start().await;
-    let env = replica_env(
-        &sink_url,
-        &[
-            ("LABLET_EVENT_STORE_URL", log.as_str()),
-            ("LABLET_READ_MODEL_URL", read_models.as_str()),
-        ],
-    );
-    let first = Replica::start(data_dir.path(), &env).await;
-    let second = Replica::start(data_dir.path(), &env).await;
-    let mut by_lab = Acknowledged::new();
-    write_all(&client, &[&first, &second], 0, &mut by_lab).await;
-    every_acknowledged_change_is_in_each_history_once(&client, &[&first, &second], &by_lab).await;
-    a_paused_holder_wakes_up_fenced_out(&client, &first, &second, by_lab.into_keys().collect()).await;
-    drop(first);
-    let survivor = Replica::start(data_dir.path(), &env).await;
-    the_survivor_takes_every_role_over(&client, second, &survivor).await;
-    every_event_reached_the_sink_in_order(&client, &survivor, &sink, "PostgreSQL and MongoDB").await;
-    drop(survivor);
+    let stores = [
+        ("LABLET_EVENT_STORE_URL", log.as_str()),
+        ("LABLET_READ_MODEL_URL", read_models.as_str()),
+    ];
+    two_replicas_on(&stores, "PostgreSQL and MongoDB").await;
     drop_database(&read_models).await;
     database.drop_now().await;
 }

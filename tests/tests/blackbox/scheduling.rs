@@ -24,6 +24,23 @@ async fn register(server: &TestServer, simulator: &RunningSimulator, name: &str,
     created["id"].as_str().unwrap().to_owned()
 }
 
+/// A simulated CML server, and a Lablet that monitors workers and schedules every 100 ms.
+async fn fleet_server() -> (RunningSimulator, TestServer) {
+    let config = SimulatorConfig {
+        password: PASSWORD.into(),
+        ..SimulatorConfig::default()
+    };
+    let simulator = RunningSimulator::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    let server = TestServer::start_with(|s| {
+        s.fleet.monitoring_interval = Duration::from_millis(200);
+        s.scheduler.every = Duration::from_millis(100);
+    })
+    .await;
+    (simulator, server)
+}
+
 /// Polls `path` until `done` holds, for at most 30 seconds.
 async fn until(server: &TestServer, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -76,18 +93,7 @@ async fn request(server: &TestServer, definition: &(String, String), reservation
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reservations_are_placed_fullest_first_and_given_back_when_they_end() {
-    let config = SimulatorConfig {
-        password: PASSWORD.into(),
-        ..SimulatorConfig::default()
-    };
-    let simulator = RunningSimulator::start("127.0.0.1:0".parse().unwrap(), config)
-        .await
-        .unwrap();
-    let server = TestServer::start_with(|s| {
-        s.fleet.monitoring_interval = Duration::from_millis(200);
-        s.scheduler.every = Duration::from_millis(100);
-    })
-    .await;
+    let (simulator, server) = fleet_server().await;
     let big = register(&server, &simulator, "big", 16).await;
     let small = register(&server, &simulator, "small", 8).await;
     for worker in [&big, &small] {
@@ -196,18 +202,7 @@ async fn reservations_are_placed_fullest_first_and_given_back_when_they_end() {
 /// every worker is empty again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_reservations_pack_ten_workers_and_all_come_back() {
-    let config = SimulatorConfig {
-        password: PASSWORD.into(),
-        ..SimulatorConfig::default()
-    };
-    let simulator = RunningSimulator::start("127.0.0.1:0".parse().unwrap(), config)
-        .await
-        .unwrap();
-    let server = TestServer::start_with(|s| {
-        s.fleet.monitoring_interval = Duration::from_millis(200);
-        s.scheduler.every = Duration::from_millis(100);
-    })
-    .await;
+    let (simulator, server) = fleet_server().await;
     let mut workers = Vec::new();
     for n in 0..10 {
         workers.push(register(&server, &simulator, &format!("w-{n:02}"), 40).await);
