@@ -20,7 +20,7 @@ use lablet_application::progress::ProjectionProgress;
 use lablet_application::read_model_queries::{GetDocument, GetDocuments, ListDocuments, ReadModelQueries};
 use lablet_application::repository::AggregateRepository;
 use lablet_application::scheduling::{Scheduler, SCHEDULER};
-use lablet_application::work_orders::{WorkOrderTimers, WORK_ORDER_TIMERS};
+use lablet_application::work_orders::{ClaimHandler, ClaimWorkOrder, WorkOrderTimers, WorkQueue, WORK_ORDER_TIMERS};
 use lablet_application::workers::{
     ChangeWorkerCredentials, GetIdleStatus, RecordActivityAndDetectIdle, RegisterWorker, WorkerHandlers,
 };
@@ -146,29 +146,42 @@ pub fn build_mediator(
     progress: &ProjectionProgress,
     clock: Arc<dyn Clock>,
 ) -> Result<Mediator, StartupError> {
-    let repository = Arc::new(AggregateRepository::new(stores.events.clone(), clock));
+    let repository = Arc::new(AggregateRepository::new(stores.events.clone(), clock.clone()));
     let vault = credential_vault(settings, stores)?;
-    Ok(register_handlers(
-        settings,
-        stores,
-        progress,
+    // A queue that does not follow the log: nothing is claimable through this mediator.
+    let queue = Arc::new(WorkQueue::new(clock));
+    let shared = Shared {
         repository,
         vault,
-        Vec::new(),
-        Arc::default(),
-    ))
+        metrics: Arc::default(),
+        work_queue: queue,
+    };
+    Ok(register_handlers(settings, stores, progress, shared, Vec::new()))
 }
 
-/// Registers every handler on a mediator sharing `repository` (and its aggregate cache).
+/// What the handlers share with the rest of the application.
+struct Shared {
+    /// The repository, and with it the aggregate cache.
+    repository: Arc<AggregateRepository>,
+    vault: Arc<dyn CredentialVault>,
+    metrics: Arc<Metrics>,
+    work_queue: Arc<WorkQueue>,
+}
+
+/// Registers every handler on a mediator sharing `shared`.
 fn register_handlers(
     settings: &Settings,
     stores: &Stores,
     progress: &ProjectionProgress,
-    repository: Arc<AggregateRepository>,
-    vault: Arc<dyn CredentialVault>,
+    shared: Shared,
     relays: Vec<(String, Arc<Notify>)>,
-    metrics: Arc<Metrics>,
 ) -> Mediator {
+    let Shared {
+        repository,
+        vault,
+        metrics,
+        work_queue: queue,
+    } = shared;
     let mut mediator = Mediator::default();
     mediator.add_behaviour(Arc::new(MetricsBehaviour::new(metrics)));
     mediator.add_standard_behaviours(settings.command_max_attempts);
@@ -180,6 +193,7 @@ fn register_handlers(
     mediator.register::<Execute<LabletDefinition>>(repository.clone());
     mediator.register::<Execute<WorkerTemplate>>(repository.clone());
     mediator.register::<Execute<LabletInstance>>(Arc::new(InstanceHandlers::new(repository.clone())));
+    mediator.register::<ClaimWorkOrder>(Arc::new(ClaimHandler::new(queue, repository.clone())));
 
     let workers = Arc::new(WorkerHandlers::new(
         repository.clone(),
@@ -277,15 +291,14 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
         .map(|relay| (relay.sink_name().to_owned(), relay.redrive_signal()))
         .collect();
     let vault = credential_vault(settings, &stores)?;
-    let mediator = Arc::new(register_handlers(
-        settings,
-        &stores,
-        &progress,
-        repository.clone(),
-        vault.clone(),
-        relay_signals,
-        metrics.clone(),
-    ));
+    let work_queue = Arc::new(WorkQueue::new(clock.clone()));
+    let shared = Shared {
+        repository: repository.clone(),
+        vault: vault.clone(),
+        metrics: metrics.clone(),
+        work_queue: work_queue.clone(),
+    };
+    let mediator = Arc::new(register_handlers(settings, &stores, &progress, shared, relay_signals));
     seed_worker_templates(settings, &mediator).await?;
     let connector = Arc::new(HttpCmlConnector::new(settings.cml.clone(), vault).map_err(StartupError::CmlClient)?);
     let labs_refresh = Arc::new(LabsRefresh::new(
@@ -304,7 +317,11 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
         clock.clone(),
         metrics.clone(),
     ));
-    let mut background = vec![tokio::spawn(leadership.clone().heartbeat(stop.clone()))];
+    let mut background = vec![
+        tokio::spawn(leadership.clone().heartbeat(stop.clone())),
+        // Every replica keeps its own claim index from the log: claims are served by all.
+        tokio::spawn(work_queue.clone().follow(stores.events.clone(), stop.clone())),
+    ];
     // Every replica runs every role under its lease: the holder works, the others wait.
     let mut singleton =
         |role: String, start: Box<dyn Fn(watch::Receiver<bool>, LeaseFence) -> RoleFuture + Send + Sync>| {
@@ -408,6 +425,7 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
         ),
         draining: Arc::default(),
         leadership,
+        work_queue,
     };
     Ok(App {
         state,

@@ -112,6 +112,7 @@ impl From<AppError> for Problem {
                 let (slug, title) = match rule {
                     DomainError::InvalidTransition { .. } => ("invalid-transition", "Transition not allowed"),
                     DomainError::AlreadyExists { .. } => ("already-exists", "Already exists"),
+                    DomainError::StaleLease(_) => ("stale-lease", "Lease taken over"),
                     _ => ("rule-violated", "Rule violated"),
                 };
                 Problem::new(StatusCode::CONFLICT, slug, title, rule.to_string())

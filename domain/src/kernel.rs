@@ -87,6 +87,10 @@ pub enum DomainError {
     /// A rule of the domain forbids the command in the current state.
     #[error("{0}")]
     RuleViolated(String),
+    /// The caller's lease (its fencing token) is no longer the current one: another holder
+    /// took over, or the work moved on. The caller must stop.
+    #[error("{0}")]
+    StaleLease(String),
     /// A value in the command is unacceptable whatever the state.
     #[error("{field}: {message}")]
     InvalidValue { field: &'static str, message: String },

@@ -13,7 +13,7 @@ pub fn endpoints(metrics_public: bool) -> Vec<Endpoint> {
     } else {
         Access::OBSERVE
     };
-    vec![
+    let mut table = vec![
         E::get("/health/live", Access::Public, "The process answers", health::live),
         E::get(
             "/health/ready",
@@ -390,97 +390,6 @@ pub fn endpoints(metrics_public: bool) -> Vec<Endpoint> {
             worker_templates::disable,
         )
         .doc(|d| d.answers::<CommandOutcome>(200).problems(&[409])),
-        E::post(
-            "/api/v1/work-orders",
-            Access::OPERATE,
-            "Submit a work order",
-            work_orders::submit,
-        )
-        .doc(|d| {
-            d.body::<lablet_domain::work_order::Submission>()
-                .answers::<Created>(201)
-                .problems(&[409])
-        }),
-        E::get(
-            "/api/v1/work-orders",
-            Access::READ,
-            "List work orders",
-            work_orders::list,
-        )
-        .doc(|d| {
-            d.query::<work_orders::ListParams>()
-                .waits_for_position()
-                .answers::<DocumentPage>(200)
-        }),
-        E::get(
-            "/api/v1/work-orders/{id}",
-            Access::READ,
-            "One work order",
-            work_orders::get_one,
-        )
-        .doc(|d| d.waits_for_position().answers::<Document>(200)),
-        E::post(
-            "/api/v1/work-orders/{id}/cancel",
-            Access::OPERATE,
-            "Cancel a work order",
-            work_orders::cancel,
-        )
-        .doc(|d| {
-            d.optional_body::<work_orders::CancelBody>()
-                .answers::<CommandOutcome>(200)
-                .problems(&[409])
-        }),
-        E::post(
-            "/api/v1/work-orders/{id}/lease",
-            Access::OPERATE,
-            "Lease a work order to an executor",
-            work_orders::lease,
-        )
-        .doc(|d| {
-            d.body::<lablet_domain::work_order::LeaseTerms>()
-                .answers::<CommandOutcome>(200)
-                .problems(&[409])
-        }),
-        E::post(
-            "/api/v1/work-orders/{id}/start",
-            Access::OPERATE,
-            "Start a leased work order",
-            work_orders::start,
-        )
-        .doc(|d| {
-            d.body::<work_orders::StartBody>()
-                .answers::<CommandOutcome>(200)
-                .problems(&[409])
-        }),
-        E::post(
-            "/api/v1/work-orders/{id}/complete",
-            Access::OPERATE,
-            "Complete a work order",
-            work_orders::complete,
-        )
-        .doc(|d| {
-            d.optional_body::<work_orders::CompleteBody>()
-                .answers::<CommandOutcome>(200)
-                .problems(&[409])
-        }),
-        E::post(
-            "/api/v1/work-orders/{id}/fail",
-            Access::OPERATE,
-            "Report a failed attempt",
-            work_orders::fail,
-        )
-        .doc(|d| {
-            d.body::<lablet_domain::work_order::Failure>()
-                .answers::<CommandOutcome>(200)
-                .problems(&[409])
-        }),
-        E::post(
-            "/api/v1/work-orders/{id}/requeue",
-            Access::OPERATE,
-            "Requeue a work order",
-            work_orders::requeue,
-        )
-        .doc(|d| d.answers::<CommandOutcome>(200).problems(&[409])),
         E::get(
             "/api/v1/audit/events",
             Access::AUDIT,
@@ -576,5 +485,7 @@ pub fn endpoints(metrics_public: bool) -> Vec<Endpoint> {
             api_keys::revoke,
         )
         .doc(|d| d.answers::<lablet_application::ports::ApiKeyRecord>(200)),
-    ]
+    ];
+    table.extend(work_order_endpoints());
+    table
 }

@@ -63,6 +63,7 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
             .map(|(role, held)| (vec![("role", role)], if held { 1.0 } else { 0.0 }))
             .collect(),
     });
+    gauges.extend(state.work_queue.gauges());
     let (mut positions, mut lags, mut waits) = (Vec::new(), Vec::new(), Vec::new());
     for name in state.projections.iter() {
         let applied = state.progress.applied(name).position;

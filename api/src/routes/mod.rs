@@ -13,6 +13,7 @@ mod live;
 pub mod metrics;
 mod outbox;
 pub mod table;
+mod work_order_endpoints;
 mod work_orders;
 mod worker_templates;
 mod workers;
@@ -35,6 +36,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::sync::Arc;
+use work_order_endpoints::work_order_endpoints;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -55,6 +57,8 @@ pub struct AppState {
     pub draining: Arc<std::sync::atomic::AtomicBool>,
     /// This replica's leases: which singleton roles it runs now.
     pub leadership: Arc<lablet_application::leadership::Leadership>,
+    /// This replica's claim index of work orders (also the queue's figures in `/metrics`).
+    pub work_queue: Arc<lablet_application::work_orders::WorkQueue>,
 }
 
 /// A read-model document: its fields differ by collection; every one has these.

@@ -1,5 +1,6 @@
-//! `/api/v1/work-orders`: submission and queries, plus the executor's lease/start/complete/fail
-//! and the operator's cancel and requeue.
+//! `/api/v1/work-orders`: submission and queries; the executor's claim (a long poll), start,
+//! renew, complete and fail, each after the claim naming the lease's token; the operator's
+//! lease by id, cancel and requeue.
 
 use super::{command_answer, created_answer, document, page, parsed_equals, present, AppState, Paging};
 use crate::extract::{parse_id, Context, JsonBody, MinPosition, OptionalJsonBody, QueryParams};
@@ -11,9 +12,13 @@ use axum::Json;
 use lablet_application::ports::read_models::Filter;
 use lablet_application::ports::ListPage;
 use lablet_application::read_model_queries::WORK_ORDERS;
+use lablet_application::work_orders::{ClaimWorkOrder, ClaimedOrder};
 use lablet_application::{Execute, RequestContext};
 use lablet_domain::values::{ExecutorName, FreeText};
-use lablet_domain::work_order::{Failure, LeaseTerms, Submission, WorkOrder, WorkOrderCommand, WorkOrderState};
+use lablet_domain::work_order::{
+    unique_order_id, Failure, LeaseSeconds, LeaseTerms, LeaseToken, Submission, WorkOrder, WorkOrderCommand,
+    WorkOrderState,
+};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -23,11 +28,33 @@ pub async fn submit(
     Context(ctx): Context,
     JsonBody(submission): JsonBody<Submission>,
 ) -> ApiResult<Response> {
-    let command = Execute::<WorkOrder>::create(WorkOrderCommand::Submit(submission));
-    Ok(created_answer(
-        "/api/v1/work-orders",
-        state.mediator.send(command, &ctx).await?,
-    ))
+    // With a unique key the order's id is the key's: a second submission finds the first order
+    // and answers it (200, nothing changed) instead of making another.
+    let command = match &submission.unique_key {
+        Some(key) => Execute::<WorkOrder>::on(unique_order_id(key.as_str()), WorkOrderCommand::Submit(submission)),
+        None => Execute::<WorkOrder>::create(WorkOrderCommand::Submit(submission)),
+    };
+    let outcome = state.mediator.send(command, &ctx).await?;
+    if outcome.changed {
+        Ok(created_answer("/api/v1/work-orders", outcome))
+    } else {
+        Ok(command_answer(StatusCode::OK, outcome))
+    }
+}
+
+/// The answer to a claim: the order now held, or none when nothing fit before the wait ended.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ClaimAnswer {
+    order: Option<ClaimedOrder>,
+}
+
+pub async fn claim(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    JsonBody(request): JsonBody<ClaimWorkOrder>,
+) -> ApiResult<Json<ClaimAnswer>> {
+    let order = state.mediator.send(request, &ctx).await?;
+    Ok(Json(ClaimAnswer { order }))
 }
 
 async fn act(state: &AppState, ctx: &RequestContext, id: &str, command: WorkOrderCommand) -> ApiResult<Response> {
@@ -64,6 +91,7 @@ pub async fn lease(
 #[serde(deny_unknown_fields)]
 pub struct StartBody {
     executor: ExecutorName,
+    token: LeaseToken,
 }
 
 pub async fn start(
@@ -74,13 +102,40 @@ pub async fn start(
 ) -> ApiResult<Response> {
     let command = WorkOrderCommand::Start {
         executor: body.executor,
+        token: body.token,
     };
     act(&state, &ctx, &id, command).await
 }
 
-#[derive(Deserialize, Default, schemars::JsonSchema)]
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenewBody {
+    token: LeaseToken,
+    #[serde(default = "default_renewal")]
+    lease_seconds: LeaseSeconds,
+}
+
+fn default_renewal() -> LeaseSeconds {
+    lablet_domain::values::Bounded::new_const(300)
+}
+
+pub async fn renew(
+    State(state): State<AppState>,
+    Context(ctx): Context,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RenewBody>,
+) -> ApiResult<Response> {
+    let command = WorkOrderCommand::Renew {
+        token: body.token,
+        lease_seconds: body.lease_seconds,
+    };
+    act(&state, &ctx, &id, command).await
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteBody {
+    token: LeaseToken,
     #[serde(default)]
     result: Value,
 }
@@ -89,9 +144,13 @@ pub async fn complete(
     State(state): State<AppState>,
     Context(ctx): Context,
     Path(id): Path<String>,
-    OptionalJsonBody(body): OptionalJsonBody<CompleteBody>,
+    JsonBody(body): JsonBody<CompleteBody>,
 ) -> ApiResult<Response> {
-    act(&state, &ctx, &id, WorkOrderCommand::Complete { result: body.result }).await
+    let command = WorkOrderCommand::Complete {
+        token: body.token,
+        result: body.result,
+    };
+    act(&state, &ctx, &id, command).await
 }
 
 pub async fn fail(

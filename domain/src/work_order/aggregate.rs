@@ -1,16 +1,31 @@
 //! WorkOrder state, decisions and the fold of its events.
 
-use super::commands::{Failure, LeaseTerms, Submission, WorkOrderCommand};
+use super::commands::{Failure, LeaseSeconds, LeaseTerms, LeaseToken, Submission, WorkOrderCommand};
 use super::events::{Lease, WorkOrderEvent};
 use super::retry::RetryPolicy;
 use super::state::WorkOrderState;
 use crate::kernel::{Aggregate, DecisionContext, DomainError};
 use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+/// The namespace of the ids of orders submitted with a unique key; changing it would let a key
+/// submitted before the change be submitted again.
+const UNIQUE_ORDER_NAMESPACE: Uuid = Uuid::from_u128(0x8738_c96c_f8d2_4b11_a231_84f2_fd58_5b53);
+
+/// The error an attempt whose lease ran out is recorded with.
+pub const LEASE_EXPIRED: &str = "lease expired";
+
+/// The id of the order submitted under `unique_key`: the UUIDv5 of the key, so that every
+/// submission with the key, on any replica, addresses one stream and only the first creates it.
+pub fn unique_order_id(unique_key: &str) -> Uuid {
+    Uuid::new_v5(&UNIQUE_ORDER_NAMESPACE, unique_key.as_bytes())
+}
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct WorkOrder {
     pub state: Option<WorkOrderState>,
     pub kind: Option<String>,
+    pub unique_key: Option<String>,
     pub max_attempts: u32,
     pub submitted_at: Option<DateTime<Utc>>,
     pub attempt: u32,
@@ -43,6 +58,11 @@ impl WorkOrder {
     }
 
     fn submit(&self, submission: &Submission, at: DateTime<Utc>) -> Result<Vec<WorkOrderEvent>, DomainError> {
+        let key = submission.unique_key.as_ref().map(|key| key.as_str());
+        if self.state.is_some() && key.is_some() && self.unique_key.as_deref() == key {
+            // The same key again: the first order stands, whatever this one says.
+            return Ok(Vec::new());
+        }
         if self.state.is_some() {
             return Err(DomainError::AlreadyExists {
                 aggregate: Self::KIND.name(),
@@ -55,6 +75,36 @@ impl WorkOrder {
             max_attempts: submission.max_attempts.get(),
             resources: submission.resources,
             submitted_at: at,
+            unique_key: submission.unique_key.as_ref().map(|key| key.as_str().to_owned()),
+        }])
+    }
+
+    /// Refuses a call about the order whose token is not the current lease's: the lease was
+    /// taken over (or the order moved on), and the caller must stop working on it.
+    fn check_token(&self, token: LeaseToken) -> Result<WorkOrderState, DomainError> {
+        let state = self.current()?;
+        let held = matches!(state, WorkOrderState::Leased | WorkOrderState::Running) && self.lease.is_some();
+        if held && token == self.attempt {
+            return Ok(state);
+        }
+        Err(DomainError::StaleLease(if held {
+            format!("lease token {token} is stale: the order is on attempt {}", self.attempt)
+        } else {
+            format!("lease token {token} is stale: the order is {state} and held by nobody")
+        }))
+    }
+
+    fn renew(
+        &self,
+        token: LeaseToken,
+        seconds: LeaseSeconds,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<WorkOrderEvent>, DomainError> {
+        self.check_token(token)?;
+        Ok(vec![WorkOrderEvent::LeaseRenewed {
+            attempt: self.attempt,
+            expires_at: at + Duration::seconds(i64::from(seconds.get())),
+            at,
         }])
     }
 
@@ -70,7 +120,8 @@ impl WorkOrder {
         }])
     }
 
-    fn start(&self, executor: &str, at: DateTime<Utc>) -> Result<Vec<WorkOrderEvent>, DomainError> {
+    fn start(&self, executor: &str, token: LeaseToken, at: DateTime<Utc>) -> Result<Vec<WorkOrderEvent>, DomainError> {
+        self.check_token(token)?;
         self.ensure_can_move(WorkOrderState::Running)?;
         match &self.lease {
             Some(lease) if lease.executor == executor => Ok(vec![WorkOrderEvent::Started {
@@ -147,21 +198,30 @@ impl Aggregate for WorkOrder {
         match command {
             WorkOrderCommand::Submit(submission) => self.submit(submission, at),
             WorkOrderCommand::Lease(terms) => self.lease(terms, at),
-            WorkOrderCommand::Start { executor } => self.start(executor, at),
-            WorkOrderCommand::Complete { result } => {
+            WorkOrderCommand::Start { executor, token } => self.start(executor, *token, at),
+            WorkOrderCommand::Renew { token, lease_seconds } => self.renew(*token, *lease_seconds, at),
+            WorkOrderCommand::Complete { token, result } => {
+                self.check_token(*token)?;
                 self.ensure_can_move(WorkOrderState::Completed)?;
                 Ok(vec![WorkOrderEvent::Completed {
                     result: result.clone(),
                     at,
                 }])
             }
-            WorkOrderCommand::Fail(Failure { error, retryable }) => self.fail(error.as_str(), *retryable, context),
+            WorkOrderCommand::Fail(Failure {
+                token,
+                error,
+                retryable,
+            }) => {
+                self.check_token(*token)?;
+                self.fail(error.as_str(), *retryable, context)
+            }
             WorkOrderCommand::ExpireLease => {
                 let expired = self.lease.as_ref().is_some_and(|lease| lease.expires_at <= at);
                 if !expired {
                     return Err(DomainError::RuleViolated("the lease has not expired".into()));
                 }
-                self.fail("lease expired", true, context)
+                self.fail(LEASE_EXPIRED, true, context)
             }
             WorkOrderCommand::Requeue => self.requeue(at),
             WorkOrderCommand::Cancel { reason } => {
@@ -181,9 +241,11 @@ impl Aggregate for WorkOrder {
                 kind,
                 max_attempts,
                 submitted_at,
+                unique_key,
                 ..
             } => {
                 self.kind = Some(kind.clone());
+                self.unique_key = unique_key.clone();
                 self.max_attempts = *max_attempts;
                 self.submitted_at = Some(*submitted_at);
             }
@@ -193,6 +255,11 @@ impl Aggregate for WorkOrder {
                 self.next_attempt_at = None;
             }
             WorkOrderEvent::Started { .. } => {}
+            WorkOrderEvent::LeaseRenewed { expires_at, .. } => {
+                if let Some(lease) = &mut self.lease {
+                    lease.expires_at = *expires_at;
+                }
+            }
             WorkOrderEvent::Completed { result, .. } => {
                 self.result = Some(result.clone());
                 self.lease = None;
@@ -211,7 +278,9 @@ impl Aggregate for WorkOrder {
             WorkOrderEvent::Requeued { .. } => self.next_attempt_at = None,
             WorkOrderEvent::Cancelled { .. } => self.lease = None,
         }
-        self.state = Some(event.target_state());
+        if let Some(state) = event.target_state() {
+            self.state = Some(state);
+        }
     }
 }
 
@@ -246,6 +315,7 @@ mod tests {
             priority: 5,
             max_attempts: Bounded::parse(max_attempts).unwrap(),
             resources: ResourceNeeds::default(),
+            unique_key: None,
         }
     }
 
@@ -260,21 +330,31 @@ mod tests {
             lease_seconds: Bounded::parse(540).unwrap(),
         })
     }
+    /// The calls of the holder of the first lease (token 1), unless said otherwise.
     fn start() -> WorkOrderCommand {
         WorkOrderCommand::Start {
             executor: executor("exec-1"),
+            token: 1,
         }
     }
-    fn fail(retryable: bool) -> WorkOrderCommand {
+    fn fail_with(token: LeaseToken, retryable: bool) -> WorkOrderCommand {
         WorkOrderCommand::Fail(Failure {
+            token,
             error: RequiredText::parse("boom").unwrap(),
             retryable,
         })
     }
-    fn complete() -> WorkOrderCommand {
+    fn fail(retryable: bool) -> WorkOrderCommand {
+        fail_with(1, retryable)
+    }
+    fn complete_with(token: LeaseToken) -> WorkOrderCommand {
         WorkOrderCommand::Complete {
+            token,
             result: serde_json::json!({}),
         }
+    }
+    fn complete() -> WorkOrderCommand {
+        complete_with(1)
     }
 
     fn order_in(state: WorkOrderState) -> WorkOrder {
@@ -333,7 +413,7 @@ mod tests {
         for attempt in 1..=2 {
             execute(&mut order, &lease(), &ctx(1)).unwrap();
             assert_eq!(order.attempt, attempt);
-            execute(&mut order, &fail(true), &ctx(3)).unwrap();
+            execute(&mut order, &fail_with(attempt, true), &ctx(3)).unwrap();
             assert_eq!(order.state, Some(WaitingRetry));
             let expected_wait = RetryPolicy::default().delay(attempt, 1.0);
             assert_eq!(order.next_attempt_at, Some(at(3) + expected_wait));
@@ -349,7 +429,7 @@ mod tests {
             assert_eq!(order.state, Some(Pending));
         }
         execute(&mut order, &lease(), &ctx(1)).unwrap();
-        execute(&mut order, &fail(true), &ctx(3)).unwrap();
+        execute(&mut order, &fail_with(3, true), &ctx(3)).unwrap();
         assert_eq!(order.state, Some(Failed));
         assert_eq!(order.errors.len(), 3);
     }
@@ -369,6 +449,7 @@ mod tests {
             .at(at(2));
         let stranger = WorkOrderCommand::Start {
             executor: executor("other"),
+            token: 1,
         };
         assert!(matches!(
             leased.clone().when(stranger).decided(),
@@ -396,6 +477,70 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_token_is_refused_and_changes_nothing() {
+        // Attempt 1 expires while its holder is slow; attempt 2 is leased to another executor.
+        let mut order = order_in(Running);
+        execute(&mut order, &WorkOrderCommand::ExpireLease, &ctx(10)).unwrap();
+        let due = DecisionContext { now: at(30), ..ctx(30) };
+        execute(&mut order, &WorkOrderCommand::Requeue, &due).unwrap();
+        execute(&mut order, &lease(), &ctx(31)).unwrap();
+        assert_eq!(order.attempt, 2);
+        let renew = |token| WorkOrderCommand::Renew {
+            token,
+            lease_seconds: Bounded::parse(60).unwrap(),
+        };
+        let stale = [
+            WorkOrderCommand::Start {
+                executor: executor("exec-1"),
+                token: 1,
+            },
+            renew(1),
+            complete_with(1),
+            fail_with(1, false),
+        ];
+        for command in &stale {
+            let before = order.clone();
+            assert!(
+                matches!(order.decide(command, &ctx(32)), Err(DomainError::StaleLease(_))),
+                "{command:?}"
+            );
+            assert_eq!(order, before);
+        }
+        // The current holder goes on.
+        execute(&mut order, &renew(2), &ctx(32)).unwrap();
+        assert_eq!(order.lease.as_ref().map(|l| l.expires_at), Some(at(33)));
+        execute(
+            &mut order,
+            &WorkOrderCommand::Start {
+                executor: executor("exec-1"),
+                token: 2,
+            },
+            &ctx(32),
+        )
+        .unwrap();
+        execute(&mut order, &complete_with(2), &ctx(33)).unwrap();
+        assert_eq!(order.state, Some(Completed));
+        // Once final, no token is current.
+        assert!(matches!(
+            order.decide(&complete_with(2), &ctx(34)),
+            Err(DomainError::StaleLease(_))
+        ));
+    }
+
+    #[test]
+    fn a_renewal_moves_the_expiry_and_keeps_the_state() {
+        let mut order = order_in(Leased);
+        let renew = WorkOrderCommand::Renew {
+            token: 1,
+            lease_seconds: Bounded::parse(600).unwrap(),
+        };
+        execute(&mut order, &renew, &ctx(5)).unwrap();
+        assert_eq!(order.state, Some(Leased));
+        assert_eq!(order.lease.as_ref().map(|l| l.expires_at), Some(at(15)));
+        assert!(order.decide(&WorkOrderCommand::ExpireLease, &ctx(14)).is_err());
+    }
+
+    #[test]
     fn submission_is_validated() {
         // An empty kind or an out-of-range attempt count cannot become a command at all.
         assert_eq!(Name::<128>::parse("").unwrap_err(), "must not be empty");
@@ -409,6 +554,36 @@ mod tests {
             order_in(Pending).decide(&WorkOrderCommand::Submit(submission(3)), &ctx(0)),
             Err(DomainError::AlreadyExists { .. })
         ));
+    }
+
+    #[test]
+    fn a_second_submission_with_the_key_of_the_first_changes_nothing() {
+        let keyed = |payload| Submission {
+            unique_key: Some(Name::parse("import:7").unwrap()),
+            payload,
+            ..submission(3)
+        };
+        let mut order = WorkOrder::default();
+        execute(
+            &mut order,
+            &WorkOrderCommand::Submit(keyed(serde_json::json!(1))),
+            &ctx(0),
+        )
+        .unwrap();
+        let again = WorkOrderCommand::Submit(keyed(serde_json::json!(2)));
+        assert_eq!(order.decide(&again, &ctx(1)), Ok(Vec::new()));
+        // A key is used once: after the order is done, the key still answers it.
+        for step in [lease(), start(), complete()] {
+            execute(&mut order, &step, &ctx(2)).unwrap();
+        }
+        assert_eq!(order.decide(&again, &ctx(9)), Ok(Vec::new()));
+        // A submission without the key on an existing order is refused.
+        assert!(matches!(
+            order.decide(&WorkOrderCommand::Submit(submission(3)), &ctx(9)),
+            Err(DomainError::AlreadyExists { .. })
+        ));
+        assert_eq!(unique_order_id("import:7"), unique_order_id("import:7"));
+        assert_ne!(unique_order_id("import:7"), unique_order_id("import:8"));
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub struct Submission {
     pub max_attempts: Attempts,
     #[serde(default)]
     pub resources: ResourceNeeds,
+    /// Submitting twice with one key answers the first order: the order's id is derived from
+    /// the key (see [`unique_order_id`](super::unique_order_id)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<Name<256>>,
 }
 
 fn default_max_attempts() -> Attempts {
@@ -48,12 +52,17 @@ fn default_lease_seconds() -> LeaseSeconds {
     Bounded::new_const(300)
 }
 
+/// The fencing token of a lease: the attempt it was taken for. An executor names it in every
+/// call about the order; a token older than the order's current attempt is refused.
+pub type LeaseToken = u32;
+
 // The attempt failed; with `retryable`, the order waits and is offered again while attempts
 // remain.
 #[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "FailBody")]
 pub struct Failure {
+    pub token: LeaseToken,
     pub error: RequiredText<4096>,
     #[serde(default = "retryable_by_default")]
     pub retryable: bool,
@@ -70,8 +79,15 @@ pub enum WorkOrderCommand {
     /// The lease holder begins the work (leased → running).
     Start {
         executor: ExecutorName,
+        token: LeaseToken,
+    },
+    /// The lease holder extends its lease while it works (a heartbeat).
+    Renew {
+        token: LeaseToken,
+        lease_seconds: LeaseSeconds,
     },
     Complete {
+        token: LeaseToken,
         result: serde_json::Value,
     },
     Fail(Failure),
@@ -90,6 +106,7 @@ impl Command for WorkOrderCommand {
             WorkOrderCommand::Submit(_) => "work_order.submit",
             WorkOrderCommand::Lease(_) => "work_order.lease",
             WorkOrderCommand::Start { .. } => "work_order.start",
+            WorkOrderCommand::Renew { .. } => "work_order.renew",
             WorkOrderCommand::Complete { .. } => "work_order.complete",
             WorkOrderCommand::Fail(_) => "work_order.fail",
             WorkOrderCommand::ExpireLease => "work_order.expire_lease",

@@ -35,6 +35,8 @@ crate::domain_events! {
             max_attempts: u32,
             resources: ResourceNeeds,
             submitted_at: DateTime<Utc>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            unique_key: Option<String>,
         },
         "work_order.leased" => Leased {
             lease: Lease,
@@ -42,6 +44,11 @@ crate::domain_events! {
             at: DateTime<Utc>,
         },
         "work_order.started" => Started { executor: String, at: DateTime<Utc> },
+        "work_order.lease_renewed" => LeaseRenewed {
+            attempt: u32,
+            expires_at: DateTime<Utc>,
+            at: DateTime<Utc>,
+        },
         "work_order.completed" => Completed {
             result: serde_json::Value,
             at: DateTime<Utc>,
@@ -68,16 +75,17 @@ crate::domain_events! {
 }
 
 impl WorkOrderEvent {
-    /// The state this event leaves the order in.
-    pub fn target_state(&self) -> WorkOrderState {
-        match self {
+    /// The state this event moves the order to; `None` when it stays where it is.
+    pub fn target_state(&self) -> Option<WorkOrderState> {
+        Some(match self {
             WorkOrderEvent::Submitted { .. } | WorkOrderEvent::Requeued { .. } => WorkOrderState::Pending,
             WorkOrderEvent::Leased { .. } => WorkOrderState::Leased,
             WorkOrderEvent::Started { .. } => WorkOrderState::Running,
+            WorkOrderEvent::LeaseRenewed { .. } => return None,
             WorkOrderEvent::Completed { .. } => WorkOrderState::Completed,
             WorkOrderEvent::AttemptFailed { .. } => WorkOrderState::WaitingRetry,
             WorkOrderEvent::Failed { .. } => WorkOrderState::Failed,
             WorkOrderEvent::Cancelled { .. } => WorkOrderState::Cancelled,
-        }
+        })
     }
 }

@@ -148,6 +148,7 @@ fn work_orders_keep_every_attempt() {
             max_attempts: 3,
             resources: ResourceNeeds::default(),
             submitted_at: at(0),
+            unique_key: Some("start:lab-1".into()),
         },
         WorkOrderEvent::Leased {
             lease: Lease {
@@ -156,6 +157,11 @@ fn work_orders_keep_every_attempt() {
             },
             attempt: 1,
             at: at(1),
+        },
+        WorkOrderEvent::LeaseRenewed {
+            attempt: 1,
+            expires_at: at(12),
+            at: at(2),
         },
         WorkOrderEvent::AttemptFailed {
             attempt: 1,
@@ -172,7 +178,7 @@ fn work_orders_keep_every_attempt() {
     ];
     let (document, history) = project(&WorkOrdersProjector, &stream("work_order-1", &events)).unwrap();
     assert_eq!(document["state"], "cancelled");
-    assert_eq!(history.len(), 5);
+    assert_eq!(history.len(), 6);
     snapshot("work_orders", &document, &history);
 }
 

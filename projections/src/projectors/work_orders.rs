@@ -18,6 +18,7 @@ pub struct WorkOrderView {
     pub payload: Value,
     pub priority: i32,
     pub resources: ResourceNeeds,
+    pub unique_key: Option<String>,
     pub state: WorkOrderState,
     pub attempt: u32,
     pub max_attempts: u32,
@@ -68,6 +69,7 @@ impl Projector for WorkOrdersProjector {
             max_attempts,
             resources,
             submitted_at,
+            unique_key,
         } = event
         {
             patch.set_all(&WorkOrderView {
@@ -76,6 +78,7 @@ impl Projector for WorkOrdersProjector {
                 payload,
                 priority,
                 resources,
+                unique_key,
                 state: WorkOrderState::Pending,
                 attempt: 0,
                 max_attempts,
@@ -98,6 +101,13 @@ impl Projector for WorkOrdersProjector {
                     .set("lease", lease)?
                     .set("attempt", attempt)?
                     .set("next_attempt_at", Value::Null)?;
+            }
+            WorkOrderEvent::LeaseRenewed { expires_at, .. } => {
+                let mut lease = document.get("lease").cloned().unwrap_or(Value::Null);
+                if let Value::Object(fields) = &mut lease {
+                    fields.insert("expires_at".into(), json!(expires_at));
+                }
+                patch.set("lease", lease)?;
             }
             WorkOrderEvent::Started { at, .. } => {
                 if document.get("started_at").is_none_or(Value::is_null) {
@@ -137,7 +147,9 @@ impl Projector for WorkOrdersProjector {
                     .set("finished_at", at)?;
             }
         }
-        patch.set("state", event.target_state())?;
+        if let Some(state) = event.target_state() {
+            patch.set("state", state)?;
+        }
         Ok(patch)
     }
 }

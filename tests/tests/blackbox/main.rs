@@ -32,5 +32,6 @@ mod shutdown;
 mod sqlite_contracts;
 mod telemetry;
 mod tidy;
+mod work_order_claims;
 mod work_orders_api;
 mod worker_templates;

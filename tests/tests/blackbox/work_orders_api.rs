@@ -17,16 +17,23 @@ async fn a_work_order_is_leased_fails_and_waits_for_its_retry() {
         .post(&at("lease"), &json!({"executor": "exec-1", "lease_seconds": 60}))
         .await;
     assert_eq!(status, 200);
-    let (status, problem, _) = server.post(&at("start"), &json!({"executor": "exec-2"})).await;
+    let (status, problem, _) = server
+        .post(&at("start"), &json!({"executor": "exec-2", "token": 1}))
+        .await;
     assert_eq!(
         (status, problem["type"].as_str()),
         (409, Some("/problems/rule-violated")),
         "only the lease holder starts"
     );
-    let (status, _, _) = server.post(&at("start"), &json!({"executor": "exec-1"})).await;
+    let (status, _, _) = server
+        .post(&at("start"), &json!({"executor": "exec-1", "token": 1}))
+        .await;
     assert_eq!(status, 200);
     let (status, _, position) = server
-        .post(&at("fail"), &json!({"error": "CML timed out", "retryable": true}))
+        .post(
+            &at("fail"),
+            &json!({"token": 1, "error": "CML timed out", "retryable": true}),
+        )
         .await;
     assert_eq!(status, 200);
 
