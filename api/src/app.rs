@@ -6,12 +6,14 @@ use crate::routes::{endpoints, router, AppState};
 use axum::Router;
 use lablet_application::audit::{AuditQueries, ReadLogPage, ReadStreamPage, StreamStateAt};
 use lablet_application::definitions::{DefinitionSync, DEFINITION_SYNC};
+use lablet_application::executors::{BuiltinExecutors, LabSteps};
 use lablet_application::fleet::monitoring::Monitoring;
 use lablet_application::fleet::refresh::LabsRefresh;
 use lablet_application::fleet::FleetScheduler;
 use lablet_application::inbox::{GetInboxMessage, InboxHandlers, InboxProcessor, ReceiveCloudEvent, INBOX_PROCESSOR};
 use lablet_application::instances::InstanceHandlers;
 use lablet_application::leadership::Leadership;
+use lablet_application::lifecycle::{LifecycleManager, LifecycleSettings, LIFECYCLE};
 use lablet_application::metrics::{Metrics, MetricsBehaviour};
 use lablet_application::outbox::{CloudEventSink, GetOutbox, OutboxHandlers, OutboxRelay, RedriveParked};
 use lablet_application::ports::CredentialVault;
@@ -301,6 +303,12 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
     let mediator = Arc::new(register_handlers(settings, &stores, &progress, shared, relay_signals));
     seed_worker_templates(settings, &mediator).await?;
     let connector = Arc::new(HttpCmlConnector::new(settings.cml.clone(), vault).map_err(StartupError::CmlClient)?);
+    let lab_steps = Arc::new(LabSteps::new(
+        repository.clone(),
+        mediator.clone(),
+        connector.clone(),
+        Arc::new(ObjectStoreArtifacts),
+    ));
     let labs_refresh = Arc::new(LabsRefresh::new(
         mediator.clone(),
         connector.clone(),
@@ -391,6 +399,22 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
         WORK_ORDER_TIMERS.to_owned(),
         Box::new(move |stop, fence| Box::pin(timers.clone().run(stop, fence))),
     );
+    if settings.lifecycle.enabled {
+        let lifecycle = Arc::new(LifecycleManager::new(
+            mediator.clone(),
+            repository.clone(),
+            stores.events.clone(),
+            clock.clone(),
+            LifecycleSettings {
+                lead_time: settings.scheduler.lead_time,
+                ..settings.lifecycle
+            },
+        ));
+        singleton(
+            LIFECYCLE.to_owned(),
+            Box::new(move |stop, fence| Box::pin(lifecycle.clone().run(stop, fence))),
+        );
+    }
     let fleet = FleetScheduler {
         refresh: labs_refresh.clone(),
         monitoring,
@@ -402,6 +426,16 @@ pub async fn build_on_clock(settings: &Settings, stores: Stores, clock: Arc<dyn 
         "fleet".to_owned(),
         Box::new(move |stop, fence| Box::pin(fleet.clone().run(stop, Some(fence)))),
     );
+    if settings.executors.concurrency > 0 {
+        // Built-in executors claim on every replica, as remote ones do.
+        let executors = Arc::new(BuiltinExecutors::new(
+            mediator.clone(),
+            lab_steps,
+            settings.executors,
+            format!("lablet-{}", leadership.replica()),
+        ));
+        background.push(tokio::spawn(executors.run(stop.clone())));
+    }
     background.push(tokio::spawn(follow_checkpoints(
         stores.events.clone(),
         stores.read_models.clone(),

@@ -103,6 +103,12 @@ impl RunningSimulator {
             .collect()
     }
 
+    /// The title of lab `id`, if there is such a lab.
+    pub fn lab_title(&self, id: &str) -> Option<String> {
+        let state = self.shared.lock();
+        state.labs.iter().find(|lab| lab.id == id).map(|lab| lab.title.clone())
+    }
+
     /// Stops serving and waits until the listener is closed.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

@@ -5,7 +5,7 @@
 //! (SHA-256) and read as a CML topology, whose `nodes` list gives the node count.
 
 use async_trait::async_trait;
-use lablet_application::ports::{ArtifactError, ArtifactFacts, ArtifactSource, MAX_ARTIFACT_BYTES};
+use lablet_application::ports::{Artifact, ArtifactError, ArtifactFacts, ArtifactSource, MAX_ARTIFACT_BYTES};
 use object_store::aws::AmazonS3Builder;
 use object_store::http::HttpBuilder;
 use object_store::local::LocalFileSystem;
@@ -91,15 +91,17 @@ fn locate(uri: &str) -> Result<(Box<dyn ObjectStore>, Path), ArtifactError> {
     Ok((store, path))
 }
 
-/// The node count of a CML topology: the length of its top-level `nodes` list.
-pub fn topology_node_count(bytes: &[u8]) -> Result<u32, ArtifactError> {
-    let topology: yaml_serde::Value =
+/// A CML topology read from its YAML, and its node count: the length of its top-level `nodes`
+/// list.
+pub fn read_topology(bytes: &[u8]) -> Result<(serde_json::Value, u32), ArtifactError> {
+    let topology: serde_json::Value =
         yaml_serde::from_slice(bytes).map_err(|e| ArtifactError::NotATopology(e.to_string()))?;
     let nodes = topology
         .get("nodes")
-        .and_then(yaml_serde::Value::as_sequence)
+        .and_then(serde_json::Value::as_array)
         .ok_or_else(|| ArtifactError::NotATopology("it has no list of nodes".into()))?;
-    u32::try_from(nodes.len()).map_err(|_| ArtifactError::NotATopology("too many nodes".into()))
+    let count = u32::try_from(nodes.len()).map_err(|_| ArtifactError::NotATopology("too many nodes".into()))?;
+    Ok((topology, count))
 }
 
 /// The SHA-256 of `bytes` in lowercase hexadecimal.
@@ -109,7 +111,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 #[async_trait]
 impl ArtifactSource for ObjectStoreArtifacts {
-    async fn inspect(&self, uri: &str) -> Result<ArtifactFacts, ArtifactError> {
+    async fn fetch(&self, uri: &str) -> Result<Artifact, ArtifactError> {
         let (store, path) = locate(uri)?;
         let object = store.get(&path).await.map_err(unreadable_object)?;
         if object.meta.size > MAX_ARTIFACT_BYTES {
@@ -119,9 +121,13 @@ impl ArtifactSource for ObjectStoreArtifacts {
             )));
         }
         let bytes = object.bytes().await.map_err(unreadable_object)?;
-        Ok(ArtifactFacts {
-            sha256: sha256_hex(&bytes),
-            node_count: topology_node_count(&bytes)?,
+        let (topology, node_count) = read_topology(&bytes)?;
+        Ok(Artifact {
+            topology,
+            facts: ArtifactFacts {
+                sha256: sha256_hex(&bytes),
+                node_count,
+            },
         })
     }
 }
@@ -133,13 +139,14 @@ mod tests {
     #[test]
     fn a_topology_counts_its_nodes_and_anything_else_is_refused() {
         let topology = b"lab:\n  title: OSPF\nnodes:\n  - id: n0\n  - id: n1\n  - id: n2\nlinks: []\n";
-        assert_eq!(topology_node_count(topology), Ok(3));
+        let (read, count) = read_topology(topology).unwrap();
+        assert_eq!((count, read["lab"]["title"].as_str()), (3, Some("OSPF")));
         assert!(matches!(
-            topology_node_count(b"lab: {}\n"),
+            read_topology(b"lab: {}\n"),
             Err(ArtifactError::NotATopology(_))
         ));
         assert!(matches!(
-            topology_node_count(b"nodes: [\n"),
+            read_topology(b"nodes: [\n"),
             Err(ArtifactError::NotATopology(_))
         ));
         assert_eq!(

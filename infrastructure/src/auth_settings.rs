@@ -78,16 +78,7 @@ impl AuthSettings {
             auth.audience = audience.trim().to_owned();
         }
         if let Some(public) = lookup("LABLET_METRICS_PUBLIC") {
-            auth.metrics_public = match public.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                other => {
-                    return Err(ConfigError {
-                        setting: "LABLET_METRICS_PUBLIC",
-                        message: format!("`{other}` is not true or false"),
-                    })
-                }
-            };
+            auth.metrics_public = crate::config::boolean("LABLET_METRICS_PUBLIC", &public)?;
         }
         if let Some(seconds) = lookup("LABLET_AUTH_CLOCK_LEEWAY_SECONDS") {
             auth.clock_leeway = seconds

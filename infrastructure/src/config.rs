@@ -113,6 +113,15 @@ pub struct Settings {
     /// `LABLET_WORK_ORDER_TICK_MS` (1000): how often expired work-order leases are failed and
     /// due retries put back to pending.
     pub work_order_tick: Duration,
+    /// `LABLET_EXECUTORS` (4; 0 switches them off) and `LABLET_EXECUTOR_LEASE_SECONDS` (60): how
+    /// many orders the built-in executors of this replica run at once, and the lease they take.
+    pub executors: lablet_application::executors::ExecutorSettings,
+    /// `LABLET_LIFECYCLE` (true), `LABLET_LIFECYCLE_INTERVAL_MS` (1000) and
+    /// `LABLET_GRADING_TIMEOUT_MINUTES` (30): whether placed instances are moved through their
+    /// life by Lablet (off, only by hand through their transitions), how often
+    /// the lifecycle moves instances on, and how long after a timeslot's end a grading result is
+    /// waited for. Its lead time is the scheduler's.
+    pub lifecycle: lablet_application::lifecycle::LifecycleSettings,
 }
 
 /// Limits every HTTP request shares.
@@ -292,6 +301,18 @@ impl OutboxSettings {
     }
 }
 
+/// `true`/`false` (or `1`/`0`, `yes`/`no`, `on`/`off`), in any case.
+pub(crate) fn boolean(setting: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        other => Err(ConfigError {
+            setting,
+            message: format!("`{other}` is not true or false"),
+        }),
+    }
+}
+
 /// A number of at least 1.
 fn positive<T: std::str::FromStr + PartialOrd + From<u8>>(
     setting: &'static str,
@@ -333,6 +354,8 @@ impl Settings {
             worker_templates: None,
             scheduler: lablet_application::scheduling::SchedulerSettings::default(),
             work_order_tick: Duration::from_secs(1),
+            executors: lablet_application::executors::ExecutorSettings::default(),
+            lifecycle: lablet_application::lifecycle::LifecycleSettings::default(),
         }
     }
 
@@ -391,6 +414,28 @@ impl Settings {
         }
         if let Some(ms) = lookup("LABLET_WORK_ORDER_TICK_MS") {
             settings.work_order_tick = Duration::from_millis(positive("LABLET_WORK_ORDER_TICK_MS", &ms)?);
+        }
+        if let Some(count) = lookup("LABLET_EXECUTORS") {
+            settings.executors.concurrency = parse("LABLET_EXECUTORS", &count, "a number of executors")?;
+        }
+        if let Some(seconds) = lookup("LABLET_EXECUTOR_LEASE_SECONDS") {
+            settings.executors.lease_seconds = positive("LABLET_EXECUTOR_LEASE_SECONDS", &seconds)?;
+            if settings.executors.lease_seconds > 3600 {
+                return Err(ConfigError {
+                    setting: "LABLET_EXECUTOR_LEASE_SECONDS",
+                    message: "must be at most 3600".into(),
+                });
+            }
+        }
+        if let Some(on) = lookup("LABLET_LIFECYCLE") {
+            settings.lifecycle.enabled = boolean("LABLET_LIFECYCLE", &on)?;
+        }
+        if let Some(ms) = lookup("LABLET_LIFECYCLE_INTERVAL_MS") {
+            settings.lifecycle.every = Duration::from_millis(positive("LABLET_LIFECYCLE_INTERVAL_MS", &ms)?);
+        }
+        if let Some(minutes) = lookup("LABLET_GRADING_TIMEOUT_MINUTES") {
+            let minutes: u64 = parse("LABLET_GRADING_TIMEOUT_MINUTES", &minutes, "minutes")?;
+            settings.lifecycle.grading_timeout = Duration::from_secs(minutes * 60);
         }
         settings.worker_templates = lookup("LABLET_WORKER_TEMPLATES")
             .filter(|path| !path.trim().is_empty())

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod contract;
+pub mod fleet;
 pub mod kurrent_model;
 pub mod postgres;
 pub mod process;

@@ -28,6 +28,9 @@ pub struct TestServer {
 pub fn test_settings(dir: &std::path::Path) -> Settings {
     let mut settings = Settings::defaults_in(dir);
     settings.definition_sync_interval = std::time::Duration::from_millis(TEST_SYNC_INTERVAL_MS);
+    // Tests move instances and run work orders by hand unless they say otherwise.
+    settings.lifecycle.enabled = false;
+    settings.executors.concurrency = 0;
     settings
 }
 
@@ -274,8 +277,8 @@ pub struct ActiveDefinition {
     pub version: String,
 }
 
-/// The topology an active test definition points at: three nodes.
-const TOPOLOGY: &str = "nodes:\n  - id: n0\n  - id: n1\n  - id: n2\n";
+/// The topology an active test definition points at: a titled lab of three nodes.
+const TOPOLOGY: &str = "lab:\n  title: test lab\nnodes:\n  - id: n0\n  - id: n1\n  - id: n2\nlinks: []\n";
 
 /// Creates definition `name` 1.0.0 (as an admin, through `client` on the server at `base`)
 /// whose artifact is a file in `dir`, and waits until its sync made it active.

@@ -28,7 +28,9 @@ fn owner_may(command: &LabletInstanceCommand) -> Result<(), AppError> {
         LabletInstanceCommand::Transition { .. }
         | LabletInstanceCommand::RecordScore { .. }
         | LabletInstanceCommand::Place { .. }
-        | LabletInstanceCommand::RequestCapacity { .. } => {
+        | LabletInstanceCommand::RequestCapacity { .. }
+        | LabletInstanceCommand::RecordStep { .. }
+        | LabletInstanceCommand::RequestAssessment => {
             Err(AppError::Forbidden(
                 "an owner may request, extend and terminate an instance; its lifecycle is moved by the system, managers and admins"
                     .into(),

@@ -1,6 +1,6 @@
 //! The artifact port: reads a lablet definition's lab artifact (a CML topology YAML) where its
-//! URI says, and answers the two facts a version is checked against: the SHA-256 of its bytes
-//! and the number of nodes its topology declares.
+//! URI says, and answers its topology with the two facts a version is checked against: the
+//! SHA-256 of its bytes and the number of nodes its topology declares.
 
 use async_trait::async_trait;
 
@@ -25,8 +25,20 @@ pub enum ArtifactError {
     NotATopology(String),
 }
 
+/// An artifact read: its topology (the YAML as a JSON value, as CML imports it) and its facts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Artifact {
+    pub topology: serde_json::Value,
+    pub facts: ArtifactFacts,
+}
+
 #[async_trait]
 pub trait ArtifactSource: Send + Sync + 'static {
     /// Reads the artifact at `uri` (`https://`, `http://`, `file://` or `s3://`).
-    async fn inspect(&self, uri: &str) -> Result<ArtifactFacts, ArtifactError>;
+    async fn fetch(&self, uri: &str) -> Result<Artifact, ArtifactError>;
+
+    /// The facts of the artifact at `uri`.
+    async fn inspect(&self, uri: &str) -> Result<ArtifactFacts, ArtifactError> {
+        Ok(self.fetch(uri).await?.facts)
+    }
 }

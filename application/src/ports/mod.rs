@@ -14,7 +14,7 @@ pub mod read_models;
 pub mod rebuilds;
 
 pub use api_keys::{ApiKeyRecord, ApiKeyStore, ApiKeyStoreError};
-pub use artifacts::{ArtifactError, ArtifactFacts, ArtifactSource, MAX_ARTIFACT_BYTES};
+pub use artifacts::{Artifact, ArtifactError, ArtifactFacts, ArtifactSource, MAX_ARTIFACT_BYTES};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cml::{CmlClient, CmlConnector, CmlError, CmlTarget};
 pub use credentials::{CmlCredentials, CredentialVault, VaultError};

@@ -2,6 +2,7 @@
 
 use super::commands::{CheckedScore, InstanceRequest, LabletInstanceCommand};
 use super::events::{GradingScore, LabletInstanceEvent, PlacementSummary, StateChange};
+use super::pipeline::StepReport;
 use super::state::InstanceState;
 use crate::kernel::{Aggregate, DecisionContext, DomainError};
 use crate::worker::Capacity;
@@ -33,10 +34,22 @@ pub struct LabletInstance {
     pub started_at: Option<DateTime<Utc>>,
     pub stopped_at: Option<DateTime<Utc>>,
     pub terminated_at: Option<DateTime<Utc>>,
+    pub definition_id: Option<Uuid>,
+    pub definition_version: Option<String>,
+    pub reservation_id: Option<String>,
+    pub timeslot_start: Option<DateTime<Utc>>,
+    /// The lab on the worker, once imported.
+    pub lab_id: Option<String>,
+    /// Whether the lab was deleted from its worker.
+    pub lab_removed: bool,
+    /// The work orders whose outcome is recorded.
+    pub recorded_steps: std::collections::BTreeSet<Uuid>,
+    /// Whether the current collection was asked of the grading system.
+    pub assessment_requested: bool,
 }
 
 impl LabletInstance {
-    fn current(&self) -> Result<InstanceState, DomainError> {
+    pub(super) fn current(&self) -> Result<InstanceState, DomainError> {
         self.state.ok_or(DomainError::NotFound {
             aggregate: Self::KIND.name(),
         })
@@ -203,20 +216,44 @@ impl Aggregate for LabletInstance {
                 needs,
                 placement,
             } => self.request_capacity(reason, *needs, placement, at),
+            LabletInstanceCommand::RecordStep {
+                step,
+                work_order_id,
+                outcome,
+                detail,
+                lab_id,
+            } => self.record_step(
+                StepReport {
+                    step,
+                    work_order_id: *work_order_id,
+                    outcome: *outcome,
+                    detail: detail.as_deref(),
+                    lab_id: lab_id.as_deref(),
+                },
+                at,
+            ),
+            LabletInstanceCommand::RequestAssessment => self.request_assessment(at),
         }
     }
 
     fn apply(&mut self, event: &LabletInstanceEvent) {
         match event {
             LabletInstanceEvent::Requested {
+                definition_id,
+                definition_version,
                 owner_id,
+                reservation_id,
+                timeslot_start,
                 timeslot_end,
                 requested_at,
-                ..
             } => {
                 self.owner_id = Some(owner_id.clone());
                 self.requested_at = Some(*requested_at);
                 self.timeslot_end = Some(*timeslot_end);
+                self.timeslot_start = Some(*timeslot_start);
+                self.definition_id = Some(*definition_id);
+                self.definition_version = Some(definition_version.clone());
+                self.reservation_id = Some(reservation_id.clone());
             }
             LabletInstanceEvent::Scheduled { worker_id, ports, .. } => {
                 self.worker_id = *worker_id;
@@ -232,6 +269,7 @@ impl Aggregate for LabletInstance {
             LabletInstanceEvent::ScoreRecorded { score, .. } => self.score = Some(score.clone()),
             _ => {}
         }
+        self.apply_pipeline(event);
         if let Some(state) = event.target_state() {
             self.state = Some(state);
         }

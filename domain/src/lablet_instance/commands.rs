@@ -1,6 +1,6 @@
 //! What can be asked of a LabletInstance.
 
-use super::events::{GradingScore, PlacementSummary};
+use super::events::{GradingScore, PlacementSummary, StepOutcome};
 use super::state::InstanceState;
 use crate::kernel::Command;
 use crate::values::{FreeText, Name, Timeslot};
@@ -74,6 +74,16 @@ pub enum LabletInstanceCommand {
         ports: BTreeMap<String, u16>,
         placement: PlacementSummary,
     },
+    /// A lifecycle step (the work order `work_order_id`) ended; recorded once per order.
+    RecordStep {
+        step: String,
+        work_order_id: Uuid,
+        outcome: StepOutcome,
+        detail: Option<String>,
+        lab_id: Option<String>,
+    },
+    /// Ask the grading system to collect the lab (once per collection).
+    RequestAssessment,
     /// The scheduler found no worker for the pending instance; recorded when the reason is new.
     RequestCapacity {
         reason: String,
@@ -90,6 +100,8 @@ impl Command for LabletInstanceCommand {
             LabletInstanceCommand::ExtendTimeslot { .. } => "lablet_instance.extend_timeslot",
             LabletInstanceCommand::RecordScore { .. } => "lablet_instance.record_score",
             LabletInstanceCommand::Place { .. } => "lablet_instance.place",
+            LabletInstanceCommand::RecordStep { .. } => "lablet_instance.record_step",
+            LabletInstanceCommand::RequestAssessment => "lablet_instance.request_assessment",
             LabletInstanceCommand::RequestCapacity { .. } => "lablet_instance.request_capacity",
         }
     }

@@ -49,6 +49,14 @@ impl PlacementSummary {
     pub const EXAMPLES: usize = 10;
 }
 
+/// How a step of the lifecycle (a work order) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    Completed,
+    Failed,
+}
+
 crate::domain_events! {
     #[derive(Debug, Clone, PartialEq)]
     pub enum LabletInstanceEvent {
@@ -88,6 +96,27 @@ crate::domain_events! {
         "lablet_instance.score_recorded" => ScoreRecorded { score: GradingScore, at: DateTime<Utc> },
         /// No worker can take the instance now: it stays pending, and the fleet is asked for
         /// capacity (what it needs, and why nothing fits).
+        /// A step of the lifecycle ended: the work order that ran it, and how it ended. A step
+        /// that imported the lab names it.
+        "lablet_instance.step_recorded" => StepRecorded {
+            step: String,
+            work_order_id: Uuid,
+            outcome: StepOutcome,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            detail: Option<String>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            lab_id: Option<String>,
+            at: DateTime<Utc>,
+        },
+        /// The lab is to be collected for grading: published for the grading system.
+        "lablet_instance.assessment_requested" => AssessmentRequested {
+            lab_id: String,
+            worker_id: Uuid,
+            definition_id: Uuid,
+            definition_version: String,
+            reservation_id: String,
+            at: DateTime<Utc>,
+        },
         "lablet_instance.capacity_requested" => CapacityRequested {
             reason: String,
             needs: Capacity,
@@ -134,7 +163,11 @@ impl LabletInstanceEvent {
             Stopped(_) => InstanceState::Stopped,
             Archived(_) => InstanceState::Archived,
             Terminated(_) => InstanceState::Terminated,
-            TimeslotExtended { .. } | ScoreRecorded { .. } | CapacityRequested { .. } => return None,
+            TimeslotExtended { .. }
+            | ScoreRecorded { .. }
+            | CapacityRequested { .. }
+            | StepRecorded { .. }
+            | AssessmentRequested { .. } => return None,
         })
     }
 }

@@ -7,9 +7,11 @@
 mod aggregate;
 mod commands;
 mod events;
+mod pipeline;
 mod state;
 
 pub use aggregate::{instance_id_for_reservation, LabletInstance};
 pub use commands::{CheckedScore, InstanceRequest, LabletInstanceCommand};
-pub use events::{GradingScore, LabletInstanceEvent, PlacementSummary, RejectedWorker, StateChange};
+pub use events::{GradingScore, LabletInstanceEvent, PlacementSummary, RejectedWorker, StateChange, StepOutcome};
+pub use pipeline::{StepReport, LAB_DELETE_STEP};
 pub use state::InstanceState;

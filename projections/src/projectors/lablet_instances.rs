@@ -5,10 +5,12 @@ use chrono::{DateTime, Utc};
 use lablet_application::envelope::EventEnvelope;
 use lablet_application::ports::CollectionSpec;
 use lablet_application::read_model_queries::LABLET_INSTANCES;
-use lablet_domain::lablet_instance::{GradingScore, InstanceState, LabletInstanceEvent, PlacementSummary};
+use lablet_domain::lablet_instance::{
+    GradingScore, InstanceState, LabletInstanceEvent, PlacementSummary, StepOutcome, LAB_DELETE_STEP,
+};
 use lablet_domain::AggregateKind;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -33,6 +35,12 @@ pub struct LabletInstanceView {
     pub placement_reason: Option<String>,
     pub capacity_requested_at: Option<DateTime<Utc>>,
     pub score: Option<GradingScore>,
+    /// The lab on its worker, once imported; `lab_removed` once deleted.
+    pub lab_id: Option<String>,
+    pub lab_removed: bool,
+    /// The last lifecycle step recorded: `{step, outcome, detail, work_order_id, at}`.
+    pub last_step: Option<Value>,
+    pub assessment_requested_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub stopped_at: Option<DateTime<Utc>>,
@@ -83,6 +91,10 @@ impl Projector for LabletInstancesProjector {
                 placement_reason: None,
                 capacity_requested_at: None,
                 score: None,
+                lab_id: None,
+                lab_removed: false,
+                last_step: None,
+                assessment_requested_at: None,
                 created_at: requested_at,
                 started_at: None,
                 stopped_at: None,
@@ -144,6 +156,27 @@ impl Projector for LabletInstancesProjector {
             }
             LabletInstanceEvent::ScoreRecorded { score, .. } => {
                 patch.set("score", score)?;
+            }
+            LabletInstanceEvent::StepRecorded {
+                step,
+                work_order_id,
+                outcome,
+                detail,
+                lab_id,
+                at,
+            } => {
+                let last = json!({"step": step, "outcome": outcome, "detail": detail,
+                                  "work_order_id": work_order_id, "at": at});
+                patch.set("last_step", last)?;
+                if lab_id.is_some() {
+                    patch.set("lab_id", lab_id)?;
+                }
+                if step == LAB_DELETE_STEP && *outcome == StepOutcome::Completed {
+                    patch.set("lab_removed", true)?;
+                }
+            }
+            LabletInstanceEvent::AssessmentRequested { at, .. } => {
+                patch.set("assessment_requested_at", at)?;
             }
         }
         if let Some(state) = event.target_state() {

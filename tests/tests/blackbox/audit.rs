@@ -187,7 +187,7 @@ async fn create_one(server: &TestServer, kind: AggregateKind) -> String {
             created["id"].clone()
         }
         AggregateKind::WorkOrder => {
-            let (_, created, _) = server.post("/api/v1/work-orders", &json!({"kind": "lab.wipe"})).await;
+            let (_, created, _) = server.post("/api/v1/work-orders", &json!({"kind": "mail.send"})).await;
             created["id"].clone()
         }
         AggregateKind::Worker => {

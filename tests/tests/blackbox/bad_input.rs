@@ -92,25 +92,25 @@ async fn every_bad_body_is_a_problem_naming_its_field_and_changes_nothing() {
         ("/api/v1/work-orders", json!({"kind": ""}), 422, "kind"),
         (
             "/api/v1/work-orders",
-            json!({"kind": "lab.start", "max_attempts": 0}),
+            json!({"kind": "report.render", "max_attempts": 0}),
             422,
             "max_attempts",
         ),
         (
             "/api/v1/work-orders",
-            json!({"kind": "lab.start", "priority": "high"}),
+            json!({"kind": "report.render", "priority": "high"}),
             422,
             "priority",
         ),
         (
             "/api/v1/work-orders",
-            json!({"kind": "lab.start", "resources": {"cpu_cores": -2}}),
+            json!({"kind": "report.render", "resources": {"cpu_cores": -2}}),
             422,
             "resources.cpu_cores",
         ),
         (
             "/api/v1/work-orders",
-            json!({"kind": "lab.start", "resources": {"gpus": 1}}),
+            json!({"kind": "report.render", "resources": {"gpus": 1}}),
             422,
             "resources.gpus",
         ),
@@ -118,7 +118,7 @@ async fn every_bad_body_is_a_problem_naming_its_field_and_changes_nothing() {
         // serde reads a sequence as a struct's fields in order; Lablet does not.
         (
             "/api/v1/work-orders",
-            json!({"kind": "lab.start", "resources": [1, 2]}),
+            json!({"kind": "report.render", "resources": [1, 2]}),
             422,
             "resources",
         ),

@@ -37,7 +37,7 @@ pub(crate) fn command(writer: usize, i: usize, definition: &ActiveDefinition) ->
         ),
         7 => (
             "/api/v1/work-orders",
-            json!({"kind": "lab.start", "payload": {"n": i}}),
+            json!({"kind": "report.render", "payload": {"n": i}}),
             "work_order",
         ),
         _ => (

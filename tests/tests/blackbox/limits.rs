@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 async fn a_body_over_the_limit_is_a_413_problem_and_writes_nothing() {
     let server = TestServer::start_with(|s| s.http_limits.body_limit = 1024).await;
     let head = server.head_position().await;
-    let big = json!({"kind": "lab.start", "payload": {"blob": "x".repeat(2048)}});
+    let big = json!({"kind": "report.render", "payload": {"blob": "x".repeat(2048)}});
     let (status, problem, _) = server.post("/api/v1/work-orders", &big).await;
     assert_eq!(status, 413, "{problem}");
     assert_eq!(problem["type"], "/problems/payload-too-large");
     assert_eq!(server.head_position().await, head, "nothing was appended");
     let (status, _, _) = server
-        .post("/api/v1/work-orders", &json!({"kind": "lab.start", "payload": {}}))
+        .post("/api/v1/work-orders", &json!({"kind": "report.render", "payload": {}}))
         .await;
     assert_eq!(status, 201, "a small body still passes");
     server.stop().await;

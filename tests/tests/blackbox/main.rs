@@ -15,6 +15,7 @@ mod inbox;
 mod instances_api;
 mod kurrentdb_contracts;
 mod lab_records_api;
+mod lifecycle;
 mod limits;
 mod live;
 mod metrics;

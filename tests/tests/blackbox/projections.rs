@@ -224,7 +224,7 @@ async fn a_poison_event_is_parked_visibly_and_other_projections_go_on() {
 
     // Work orders do not care about lab records: their projection goes on past the poison.
     let (_, _, position) = server
-        .post("/api/v1/work-orders", &serde_json::json!({"kind": "lab.start"}))
+        .post("/api/v1/work-orders", &serde_json::json!({"kind": "report.render"}))
         .await;
     let (status, _) = server.get_at("/api/v1/work-orders", position.unwrap()).await;
     assert_eq!(status, 200);
@@ -272,7 +272,7 @@ async fn rebuild_verify_reports_every_document_that_differs_from_a_replay() {
         server.get_at("/api/v1/lab-records", position.unwrap()).await;
     }
     server
-        .post("/api/v1/work-orders", &serde_json::json!({"kind": "lab.wipe"}))
+        .post("/api/v1/work-orders", &serde_json::json!({"kind": "mail.send"}))
         .await;
     let head = server.head_position().await;
     server.get_at("/api/v1/work-orders", head).await;

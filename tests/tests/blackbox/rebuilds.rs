@@ -92,7 +92,7 @@ async fn a_rebuild_while_serving_swaps_in_and_sends_nothing_again(env: Vec<(&'st
     wait_ready(&client, &format!("{base}/health/ready")).await;
     client
         .post(format!("{base}/api/v1/work-orders"))
-        .json(&json!({"kind": "lab.wipe"}))
+        .json(&json!({"kind": "mail.send"}))
         .send()
         .await
         .expect("the server answers");

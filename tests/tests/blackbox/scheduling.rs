@@ -5,53 +5,22 @@
 //! capacity and ports back.
 
 use chrono::{Duration as Minutes, Utc};
-use lablet_cml_simulator::{RunningSimulator, SimulatorConfig};
+use lablet_cml_simulator::RunningSimulator;
+use lablet_tests::fleet::{register_worker, start_simulator, until};
 use lablet_tests::server::{definition_request, get_json, TestServer};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
-
-const PASSWORD: &str = "sim-password-5e2a9b";
-
-async fn register(server: &TestServer, simulator: &RunningSimulator, name: &str, cores: u32) -> String {
-    let body = json!({
-        "name": name, "region": "eu-west-1", "endpoint": simulator.url(),
-        "username": "admin", "password": PASSWORD,
-        "capacity": {"cpu_cores": cores, "memory_gb": 256, "storage_gb": 1000, "max_nodes": 100},
-    });
-    let (status, created, _) = server.post("/api/v1/workers", &body).await;
-    assert_eq!(status, 201, "{created}");
-    created["id"].as_str().unwrap().to_owned()
-}
+use std::time::Duration;
 
 /// A simulated CML server, and a Lablet that monitors workers and schedules every 100 ms.
 async fn fleet_server() -> (RunningSimulator, TestServer) {
-    let config = SimulatorConfig {
-        password: PASSWORD.into(),
-        ..SimulatorConfig::default()
-    };
-    let simulator = RunningSimulator::start("127.0.0.1:0".parse().unwrap(), config)
-        .await
-        .unwrap();
+    let simulator = start_simulator().await;
     let server = TestServer::start_with(|s| {
         s.fleet.monitoring_interval = Duration::from_millis(200);
         s.scheduler.every = Duration::from_millis(100);
     })
     .await;
     (simulator, server)
-}
-
-/// Polls `path` until `done` holds, for at most 30 seconds.
-async fn until(server: &TestServer, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let document = get_json(&server.client, &server.url(path)).await;
-        if done(&document) {
-            return document;
-        }
-        assert!(Instant::now() < deadline, "{path} never got there: {document}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A definition needing `cores` cores, 3 nodes and two ports, active.
@@ -94,8 +63,8 @@ async fn request(server: &TestServer, definition: &(String, String), reservation
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reservations_are_placed_fullest_first_and_given_back_when_they_end() {
     let (simulator, server) = fleet_server().await;
-    let big = register(&server, &simulator, "big", 16).await;
-    let small = register(&server, &simulator, "small", 8).await;
+    let big = register_worker(&server, &simulator, "big", 16).await;
+    let small = register_worker(&server, &simulator, "small", 8).await;
     for worker in [&big, &small] {
         until(&server, &format!("/api/v1/workers/{worker}"), |w| {
             w["service_status"] == "available"
@@ -205,7 +174,7 @@ async fn two_hundred_reservations_pack_ten_workers_and_all_come_back() {
     let (simulator, server) = fleet_server().await;
     let mut workers = Vec::new();
     for n in 0..10 {
-        workers.push(register(&server, &simulator, &format!("w-{n:02}"), 40).await);
+        workers.push(register_worker(&server, &simulator, &format!("w-{n:02}"), 40).await);
     }
     for worker in &workers {
         until(&server, &format!("/api/v1/workers/{worker}"), |w| {

@@ -312,7 +312,7 @@ async fn the_command_line_issues_tokens_and_keys_the_server_accepts() {
     let answer = reqwest::Client::new()
         .post(server.url("/api/v1/work-orders"))
         .header("x-api-key", created.stdout.trim())
-        .json(&json!({"kind": "lab.start"}))
+        .json(&json!({"kind": "report.render"}))
         .send()
         .await
         .unwrap();
@@ -488,7 +488,7 @@ async fn the_data_directory_and_every_file_in_it_are_owner_only() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("fresh/data");
     let server = TestServer::start_in(lablet_infrastructure::Settings::defaults_in(&data)).await;
-    let (status, _, _) = server.post("/api/v1/work-orders", &json!({"kind": "lab.wipe"})).await;
+    let (status, _, _) = server.post("/api/v1/work-orders", &json!({"kind": "mail.send"})).await;
     assert_eq!(status, 201);
     let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700, "the data directory");

@@ -38,22 +38,22 @@ async fn a_claim_takes_the_highest_priority_then_the_oldest_order_that_fits() {
     let server = TestServer::start().await;
     let big = submit(
         &server,
-        json!({"kind": "lab.start", "priority": 5, "resources": {"cpu_cores": 8}}),
+        json!({"kind": "report.render", "priority": 5, "resources": {"cpu_cores": 8}}),
     )
     .await;
-    let low = submit(&server, json!({"kind": "lab.start", "priority": 0})).await;
+    let low = submit(&server, json!({"kind": "report.render", "priority": 0})).await;
     let high = submit(
         &server,
-        json!({"kind": "lab.start", "priority": 5, "payload": {"lab": "x"}}),
+        json!({"kind": "report.render", "priority": 5, "payload": {"lab": "x"}}),
     )
     .await;
-    let wipe = submit(&server, json!({"kind": "lab.wipe", "priority": 9})).await;
+    let wipe = submit(&server, json!({"kind": "mail.send", "priority": 9})).await;
     index_caught_up(&server).await;
 
     let small = json!({"cpu_cores": 4, "memory_gb": 16, "storage_gb": 100, "max_nodes": 10});
     let first = claim(
         &server,
-        json!({"executor": "e1", "kinds": ["lab.start"], "capacity": small, "lease_seconds": 60}),
+        json!({"executor": "e1", "kinds": ["report.render"], "capacity": small, "lease_seconds": 60}),
     )
     .await;
     assert_eq!(first["id"], high, "priority 5 before 0; the 8-core order does not fit");
@@ -62,11 +62,11 @@ async fn a_claim_takes_the_highest_priority_then_the_oldest_order_that_fits() {
         (Some(1), Some("x"))
     );
     assert!(first["lease_expires_at"].is_string());
-    let second = claim(&server, json!({"executor": "e1", "kinds": ["lab.start"]})).await;
+    let second = claim(&server, json!({"executor": "e1", "kinds": ["report.render"]})).await;
     assert_eq!(second["id"], big, "no capacity named: every order fits");
-    let third = claim(&server, json!({"executor": "e1", "kinds": ["lab.start"]})).await;
+    let third = claim(&server, json!({"executor": "e1", "kinds": ["report.render"]})).await;
     assert_eq!(third["id"], low);
-    let none = claim(&server, json!({"executor": "e1", "kinds": ["lab.start"]})).await;
+    let none = claim(&server, json!({"executor": "e1", "kinds": ["report.render"]})).await;
     assert!(none.is_null(), "{none}");
     let any = claim(&server, json!({"executor": "e2"})).await;
     assert_eq!(any["id"], wipe, "no kinds named: any kind");
@@ -87,7 +87,7 @@ async fn a_claim_waits_for_an_order_and_takes_it_as_it_comes() {
     let began = Instant::now();
     let nothing = claim(
         &server,
-        json!({"executor": "e1", "kinds": ["lab.stop"], "wait_ms": 300}),
+        json!({"executor": "e1", "kinds": ["cache.warm"], "wait_ms": 300}),
     )
     .await;
     assert!(nothing.is_null());
@@ -99,7 +99,7 @@ async fn a_claim_waits_for_an_order_and_takes_it_as_it_comes() {
             let began = Instant::now();
             let answer: Value = client
                 .post(url)
-                .json(&json!({"executor": "e1", "kinds": ["lab.stop"], "wait_ms": 20000}))
+                .json(&json!({"executor": "e1", "kinds": ["cache.warm"], "wait_ms": 20000}))
                 .send()
                 .await
                 .unwrap()
@@ -110,7 +110,7 @@ async fn a_claim_waits_for_an_order_and_takes_it_as_it_comes() {
         })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let id = submit(&server, json!({"kind": "lab.stop"})).await;
+    let id = submit(&server, json!({"kind": "cache.warm"})).await;
     let (answer, waited) = waiting.await.unwrap();
     assert_eq!(answer["order"]["id"], id.as_str(), "{answer}");
     assert!(
@@ -127,7 +127,7 @@ async fn many_executors_claiming_at_once_never_share_an_order() {
     let server = TestServer::start().await;
     let mut submitted = BTreeSet::new();
     for n in 0..300 {
-        submitted.insert(submit(&server, json!({"kind": "lab.wipe", "priority": n % 3})).await);
+        submitted.insert(submit(&server, json!({"kind": "mail.send", "priority": n % 3})).await);
     }
     index_caught_up(&server).await;
     let mut executors = Vec::new();
@@ -139,7 +139,7 @@ async fn many_executors_claiming_at_once_never_share_an_order() {
             loop {
                 let answer: Value = client
                     .post(&url)
-                    .json(&json!({"executor": executor, "kinds": ["lab.wipe"], "wait_ms": 200}))
+                    .json(&json!({"executor": executor, "kinds": ["mail.send"], "wait_ms": 200}))
                     .send()
                     .await
                     .unwrap()
@@ -186,12 +186,12 @@ async fn a_stale_token_is_refused_and_a_renewed_lease_outlives_its_first_term() 
         clock.clone() as Arc<dyn Clock>,
     )
     .await;
-    let id = submit(&server, json!({"kind": "lab.import", "max_attempts": 3})).await;
+    let id = submit(&server, json!({"kind": "image.build", "max_attempts": 3})).await;
     let order = format!("/api/v1/work-orders/{id}");
     let at = |action: &str| format!("{order}/{action}");
     let slow = claim(
         &server,
-        json!({"executor": "slow", "kinds": ["lab.import"], "wait_ms": 10000, "lease_seconds": 30}),
+        json!({"executor": "slow", "kinds": ["image.build"], "wait_ms": 10000, "lease_seconds": 30}),
     )
     .await;
     assert_eq!(
@@ -210,7 +210,7 @@ async fn a_stale_token_is_refused_and_a_renewed_lease_outlives_its_first_term() 
     for _ in 0..300 {
         fast = claim(
             &server,
-            json!({"executor": "fast", "kinds": ["lab.import"], "lease_seconds": 30}),
+            json!({"executor": "fast", "kinds": ["image.build"], "lease_seconds": 30}),
         )
         .await;
         if fast.is_object() {
@@ -266,33 +266,33 @@ async fn a_stale_token_is_refused_and_a_renewed_lease_outlives_its_first_term() 
     );
     let metrics = server.metrics().await;
     assert!(
-        metrics.contains("lablet_work_order_lease_expiries{kind=\"lab.import\"} 1"),
+        metrics.contains("lablet_work_order_lease_expiries{kind=\"image.build\"} 1"),
         "{metrics}"
     );
-    assert!(metrics.contains("lablet_work_order_attempts{kind=\"lab.import\"} 2"));
+    assert!(metrics.contains("lablet_work_order_attempts{kind=\"image.build\"} 2"));
     server.stop().await;
 }
 
 #[tokio::test]
 async fn a_second_submission_with_a_unique_key_answers_the_first_order() {
     let server = TestServer::start().await;
-    let first = json!({"kind": "lab.import", "unique_key": "import:instance-7", "payload": {"n": 1}});
+    let first = json!({"kind": "image.build", "unique_key": "import:instance-7", "payload": {"n": 1}});
     let (status, created, _) = server.post("/api/v1/work-orders", &first).await;
     assert_eq!(status, 201, "{created}");
-    let again = json!({"kind": "lab.import", "unique_key": "import:instance-7", "payload": {"n": 2}});
+    let again = json!({"kind": "image.build", "unique_key": "import:instance-7", "payload": {"n": 2}});
     let (status, answered, position) = server.post("/api/v1/work-orders", &again).await;
     assert_eq!(status, 200, "{answered}");
     assert_eq!(
         (answered["id"].clone(), answered["changed"].as_bool()),
         (created["id"].clone(), Some(false))
     );
-    let other = json!({"kind": "lab.import", "unique_key": "import:instance-8"});
+    let other = json!({"kind": "image.build", "unique_key": "import:instance-8"});
     let (status, _, _) = server.post("/api/v1/work-orders", &other).await;
     assert_eq!(status, 201);
 
     let (_, listed) = server
         .get_at(
-            "/api/v1/work-orders?kind=lab.import",
+            "/api/v1/work-orders?kind=image.build",
             position.unwrap().max(server.head_position().await),
         )
         .await;
@@ -310,23 +310,23 @@ async fn a_second_submission_with_a_unique_key_answers_the_first_order() {
 async fn the_queue_figures_are_in_the_metrics() {
     let server = TestServer::start().await;
     for _ in 0..3 {
-        submit(&server, json!({"kind": "lab.delete"})).await;
+        submit(&server, json!({"kind": "backup.run"})).await;
     }
     let held = claim(
         &server,
-        json!({"executor": "e1", "kinds": ["lab.delete"], "wait_ms": 10000}),
+        json!({"executor": "e1", "kinds": ["backup.run"], "wait_ms": 10000}),
     )
     .await;
     assert!(held.is_object());
     let metrics = server.metrics().await;
     for line in [
-        "lablet_work_orders{kind=\"lab.delete\",state=\"pending\"} 2",
-        "lablet_work_orders{kind=\"lab.delete\",state=\"preparing\"} 1",
-        "lablet_work_order_attempts{kind=\"lab.delete\"} 1",
+        "lablet_work_orders{kind=\"backup.run\",state=\"pending\"} 2",
+        "lablet_work_orders{kind=\"backup.run\",state=\"preparing\"} 1",
+        "lablet_work_order_attempts{kind=\"backup.run\"} 1",
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
-    assert!(metrics.contains("lablet_work_order_oldest_pending_seconds{kind=\"lab.delete\"}"));
+    assert!(metrics.contains("lablet_work_order_oldest_pending_seconds{kind=\"backup.run\"}"));
     server.stop().await;
 }
 

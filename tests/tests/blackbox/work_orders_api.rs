@@ -6,7 +6,7 @@ use serde_json::json;
 #[tokio::test]
 async fn a_work_order_is_leased_fails_and_waits_for_its_retry() {
     let server = TestServer::start().await;
-    let submit = json!({"kind": "lab.start", "payload": {"lab": "x"}, "priority": 5, "max_attempts": 2,
+    let submit = json!({"kind": "report.render", "payload": {"lab": "x"}, "priority": 5, "max_attempts": 2,
                         "resources": {"cpu_cores": 2, "memory_gb": 4}});
     let (status, created, _) = server.post("/api/v1/work-orders", &submit).await;
     assert_eq!(status, 201, "{created}");
@@ -61,7 +61,7 @@ async fn a_work_order_is_leased_fails_and_waits_for_its_retry() {
     assert_eq!(response.status().as_u16(), 200, "cancel needs no body");
     let (_, listed) = server
         .get_at(
-            "/api/v1/work-orders?state=cancelled&kind=lab.start",
+            "/api/v1/work-orders?state=cancelled&kind=report.render",
             server.head_position().await,
         )
         .await;
@@ -74,11 +74,11 @@ async fn a_work_order_is_leased_fails_and_waits_for_its_retry() {
 #[tokio::test]
 async fn work_orders_default_what_was_left_out_and_list_by_kind() {
     let server = TestServer::start().await;
-    let (status, _, _) = server.post("/api/v1/work-orders", &json!({"kind": "lab.wipe"})).await;
+    let (status, _, _) = server.post("/api/v1/work-orders", &json!({"kind": "mail.send"})).await;
     assert_eq!(status, 201);
-    let (_, _, position) = server.post("/api/v1/work-orders", &json!({"kind": "lab.start"})).await;
+    let (_, _, position) = server.post("/api/v1/work-orders", &json!({"kind": "report.render"})).await;
     let (_, wipes) = server
-        .get_at("/api/v1/work-orders?kind=lab.wipe", position.unwrap())
+        .get_at("/api/v1/work-orders?kind=mail.send", position.unwrap())
         .await;
     let items = wipes["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
@@ -104,7 +104,7 @@ async fn expired_leases_fail_and_due_retries_come_back_by_themselves() {
     )
     .await;
     let (_, created, _) = server
-        .post("/api/v1/work-orders", &json!({"kind": "lab.start", "max_attempts": 2}))
+        .post("/api/v1/work-orders", &json!({"kind": "report.render", "max_attempts": 2}))
         .await;
     let id = created["id"].as_str().unwrap().to_owned();
     let order = format!("/api/v1/work-orders/{id}");

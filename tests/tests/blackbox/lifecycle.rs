@@ -1,0 +1,251 @@
+//! The timeslot lifecycle against a simulated CML worker, over HTTP, on virtual time: a booked
+//! slot becomes a running lab on the worker with its ports; at its end the lab is collected,
+//! the grading result comes in through the inbox, and the lab is stopped, wiped and deleted
+//! with its capacity given back. Termination from a running state cleans up the same way; CML
+//! failing for a while only delays the lab.
+
+use chrono::{DateTime, Duration as Minutes, Utc};
+use lablet_application::ports::{Clock, ManualClock};
+use lablet_cml_simulator::RunningSimulator;
+use lablet_tests::fleet::{register_worker, start_simulator, until, until_within};
+use lablet_tests::TestServer;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A Lablet on a manual clock that a ticker moves 100 ms every 10 ms (everything that waits on
+/// the clock runs ten times faster than real time), with one worker on a simulator.
+struct Lab {
+    simulator: RunningSimulator,
+    server: TestServer,
+    clock: Arc<ManualClock>,
+    ticker: tokio::task::JoinHandle<()>,
+    worker: String,
+}
+
+impl Lab {
+    async fn start(cores: u32) -> Lab {
+        let simulator = start_simulator().await;
+        let clock = Arc::new(ManualClock::starting_at(Utc::now()));
+        let server = TestServer::start_with_clock(
+            |s| {
+                s.fleet.monitoring_interval = Duration::from_millis(500);
+                s.scheduler.every = Duration::from_millis(200);
+                s.lifecycle.enabled = true;
+                s.lifecycle.every = Duration::from_millis(200);
+                s.executors.concurrency = 4;
+                s.work_order_tick = Duration::from_millis(200);
+            },
+            clock.clone() as Arc<dyn Clock>,
+        )
+        .await;
+        let ticker = {
+            let clock = clock.clone();
+            tokio::spawn(async move {
+                loop {
+                    clock.advance(Duration::from_millis(100));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        };
+        let worker = register_worker(&server, &simulator, "cml-1", cores).await;
+        until(&server, &format!("/api/v1/workers/{worker}"), |w| {
+            w["service_status"] == "available"
+        })
+        .await;
+        Lab {
+            simulator,
+            server,
+            clock,
+            ticker,
+            worker,
+        }
+    }
+
+    /// Books `reservation` of `definition`, starting 10 minutes from now on the clock, for 45.
+    async fn book(
+        &self,
+        definition: &lablet_tests::server::ActiveDefinition,
+        reservation: &str,
+    ) -> (String, DateTime<Utc>) {
+        let start = self.clock.now() + Minutes::minutes(10);
+        let end = start + Minutes::minutes(45);
+        let body = json!({
+            "definition_id": definition.id, "definition_version": definition.version,
+            "owner_id": "alice", "reservation_id": reservation,
+            "timeslot_start": start, "timeslot_end": end,
+        });
+        let (status, created, _) = self.server.post("/api/v1/instances", &body).await;
+        assert_eq!(status, 201, "{created}");
+        (created["id"].as_str().unwrap().to_owned(), end)
+    }
+
+    async fn instance(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        until_within(
+            &self.server,
+            &format!("/api/v1/instances/{id}"),
+            Duration::from_secs(60),
+            done,
+        )
+        .await
+    }
+
+    /// The simulator's labs titled for `instance`: (id, state).
+    fn labs_of(&self, instance: &str) -> Vec<(String, String)> {
+        let titled = format!("lablet-{instance}");
+        self.simulator
+            .labs()
+            .into_iter()
+            .filter(|(id, _)| self.simulator.lab_title(id).as_deref() == Some(titled.as_str()))
+            .collect()
+    }
+
+    /// Posts a CloudEvent from the grading system to the inbox.
+    async fn grading_says(&self, id: &str, event_type: &str, data: Value) {
+        let event = json!({"specversion": "1.0", "id": id, "source": "/assessment",
+                           "type": format!("io.lablet.assessment.{event_type}"), "data": data});
+        let (status, answer) = self
+            .server
+            .post_raw("/api/v1/events", "application/cloudevents+json", &event.to_string())
+            .await;
+        assert_eq!(status, 202, "{answer}");
+    }
+
+    async fn stop(self) {
+        self.ticker.abort();
+        self.server.stop().await;
+        self.simulator.stop().await;
+    }
+}
+
+fn event_types(instance: &Value) -> Vec<String> {
+    let history = instance["operation_history"].as_array().cloned().unwrap_or_default();
+    history
+        .iter()
+        .filter_map(|entry| entry["event_type"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booked_slot_runs_is_graded_and_leaves_nothing_behind() {
+    let lab = Lab::start(16).await;
+    let definition = lab.server.active_definition("ospf").await;
+    let (id, _) = lab.book(&definition, "r-1").await;
+
+    // Placed within the lead time, imported and started on the worker: running, with its lab
+    // and its ports.
+    let running = lab.instance(&id, |i| i["state"] == "running").await;
+    let lab_id = running["lab_id"].as_str().expect("the lab id is recorded").to_owned();
+    assert_eq!(running["worker_id"], lab.worker.as_str());
+    assert!(running["ports"]["console"].is_u64(), "{running}");
+    assert_eq!(lab.labs_of(&id), vec![(lab_id.clone(), "STARTED".to_owned())]);
+
+    // At the end of the slot: collected for grading (a CloudEvent for the grading system).
+    lab.clock.advance(Duration::from_secs(56 * 60));
+    let collecting = lab
+        .instance(&id, |i| {
+            i["state"] == "collecting" && !i["assessment_requested_at"].is_null()
+        })
+        .await;
+    assert_eq!(collecting["state_reason"], "the timeslot ended");
+
+    // The grading system answers through the inbox: graded, then the lab goes.
+    lab.grading_says(
+        "c-1",
+        "collection.completed",
+        json!({"instance_id": id, "collection_id": "col-1"}),
+    )
+    .await;
+    lab.grading_says(
+        "g-1",
+        "grading.completed",
+        json!({"instance_id": id, "score": {"total": 9, "max": 10}, "passed": true}),
+    )
+    .await;
+    let ended = lab.instance(&id, |i| i["state"] == "terminated").await;
+    assert_eq!(ended["score"]["total"], 9.0);
+    assert_eq!(ended["lab_removed"], true, "{ended}");
+    assert!(lab.labs_of(&id).is_empty(), "the lab is gone from the worker");
+    until(&lab.server, &format!("/api/v1/workers/{}", lab.worker), |w| {
+        w["allocations"].as_object().is_some_and(|a| a.is_empty()) && w["allocated_capacity"]["cpu_cores"] == 0
+    })
+    .await;
+
+    // The history shows the pipeline, each step once.
+    let types = event_types(&ended);
+    let steps = types.iter().filter(|t| *t == "lablet_instance.step_recorded").count();
+    assert_eq!(steps, 6, "import, start, collect, stop, wipe, delete: {types:?}");
+    for expected in [
+        "lablet_instance.scheduled",
+        "lablet_instance.instantiation_started",
+        "lablet_instance.started",
+        "lablet_instance.collection_started",
+        "lablet_instance.assessment_requested",
+        "lablet_instance.grading_started",
+        "lablet_instance.score_recorded",
+        "lablet_instance.stopping",
+        "lablet_instance.stopped",
+        "lablet_instance.archived",
+        "lablet_instance.terminated",
+    ] {
+        assert_eq!(
+            types.iter().filter(|t| *t == expected).count(),
+            1,
+            "{expected}: {types:?}"
+        );
+    }
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_running_instance_leaves_no_lab_and_cml_failing_for_a_while_only_delays() {
+    let lab = Lab::start(16).await;
+    let definition = lab.server.active_definition("bgp").await;
+    // CML refuses every lab import for a while: the import is retried with backoff.
+    let fault = json!({"path_prefix": "/api/v0/import", "fail_status": 503});
+    let response = lab
+        .server
+        .client
+        .put(format!("{}/_control/faults", lab.simulator.url()))
+        .json(&json!([fault]))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let (id, _) = lab.book(&definition, "r-2").await;
+    let order = format!(
+        "/api/v1/work-orders/{}",
+        lablet_domain::work_order::unique_order_id(&format!("lab.import:{id}"))
+    );
+    let retried = until_within(&lab.server, &order, Duration::from_secs(60), |o| {
+        o["errors"].as_array().is_some_and(|e| !e.is_empty())
+    })
+    .await;
+    assert!(
+        retried["errors"][0]["error"].as_str().unwrap().contains("503"),
+        "{retried}"
+    );
+    lab.server
+        .client
+        .delete(format!("{}/_control/faults", lab.simulator.url()))
+        .send()
+        .await
+        .unwrap();
+    let running = lab.instance(&id, |i| i["state"] == "running").await;
+    let lab_id = running["lab_id"].as_str().unwrap().to_owned();
+    assert_eq!(lab.labs_of(&id).len(), 1, "one lab, however many attempts");
+
+    // Ended by its owner while running: the lab is stopped, wiped and deleted all the same.
+    let (status, _, _) = lab
+        .server
+        .post(
+            &format!("/api/v1/instances/{id}/transitions"),
+            &json!({"to": "terminated", "reason": "done early"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let ended = lab.instance(&id, |i| i["lab_removed"] == true).await;
+    assert_eq!(ended["state"], "terminated");
+    assert!(lab.labs_of(&id).is_empty(), "lab {lab_id} is gone");
+    lab.stop().await;
+}
