@@ -4,7 +4,8 @@
 //! as workers in region `demo` (workers of an earlier demo in the same data directory are
 //! terminated first: their simulators are gone). The fleet jobs run every few seconds instead of
 //! every few minutes, and every 20 s a lab on some simulator starts or stops, so lab records
-//! change state while you watch.
+//! change state while you watch. It also books three lablets on that fleet and answers their
+//! grading (`demo_lablets`), so instances go from `pending` to `terminated` in a few minutes.
 
 use crate::app::App;
 use lablet_application::ports::read_models::{Filter, ListQuery};
@@ -30,6 +31,7 @@ const CHURN_EVERY: Duration = Duration::from_secs(20);
 pub struct Demo {
     simulators: std::sync::Arc<Vec<RunningSimulator>>,
     churn: JoinHandle<()>,
+    lablets: JoinHandle<()>,
 }
 
 /// Shortens the fleet jobs' intervals unless they were configured.
@@ -40,6 +42,10 @@ pub fn adjust(settings: &mut Settings) {
     if std::env::var_os("LABLET_LABS_REFRESH_INTERVAL").is_none() {
         settings.fleet.labs_refresh_interval = Duration::from_secs(15);
     }
+    // The demo's lablets last minutes: it places and moves them every second or two.
+    settings.definition_sync_interval = Duration::from_secs(1);
+    settings.scheduler.every = Duration::from_secs(2);
+    settings.lifecycle.every = Duration::from_secs(1);
 }
 
 fn labs_of(simulator: usize) -> Vec<LabSeed> {
@@ -132,8 +138,9 @@ async fn retire_earlier_demo_workers(app: &App, context: &RequestContext) -> Res
     Ok(())
 }
 
-/// Starts the simulators and registers them as workers of `app`.
-pub async fn start(app: &App) -> Result<Demo, String> {
+/// Starts the simulators, registers them as workers of `app`, and books the demo's lablets
+/// (their definition's topology a file in `data_dir`).
+pub async fn start(app: &App, data_dir: &std::path::Path) -> Result<Demo, String> {
     let context = RequestContext {
         actor: "demo".into(),
         ..RequestContext::system()
@@ -188,7 +195,16 @@ pub async fn start(app: &App) -> Result<Demo, String> {
     }
     let simulators = std::sync::Arc::new(simulators);
     let churn = tokio::spawn(churn(simulators.clone()));
-    Ok(Demo { simulators, churn })
+    let lablets = tokio::spawn(super::demo_lablets::run(
+        app.state.mediator.clone(),
+        data_dir.to_owned(),
+        context,
+    ));
+    Ok(Demo {
+        simulators,
+        churn,
+        lablets,
+    })
 }
 
 /// Every [`CHURN_EVERY`], starts a stopped lab or stops a started one, in turn.
@@ -215,6 +231,7 @@ async fn churn(simulators: std::sync::Arc<Vec<RunningSimulator>>) {
 impl Demo {
     pub async fn stop(self) {
         self.churn.abort();
+        self.lablets.abort();
         if let Ok(simulators) = std::sync::Arc::try_unwrap(self.simulators) {
             for simulator in simulators {
                 simulator.stop().await;

@@ -3,6 +3,8 @@
 mod auth;
 #[cfg(feature = "demo")]
 mod demo;
+#[cfg(feature = "demo")]
+mod demo_lablets;
 /// Stands in for the demo in a build without the `demo` feature (and so without the CML
 /// simulator): `serve --demo` says what is missing and stops.
 #[cfg(not(feature = "demo"))]
@@ -14,7 +16,7 @@ mod demo {
 
     pub fn adjust(_: &mut Settings) {}
 
-    pub async fn start(_: &App) -> Result<Demo, String> {
+    pub async fn start(_: &App, _: &std::path::Path) -> Result<Demo, String> {
         Err("--demo needs a lablet built with the `demo` feature (the CML simulator)".into())
     }
 
@@ -301,7 +303,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
 async fn serve(settings: Settings, with_demo: bool) -> Result<(), String> {
     let app = build(&settings).await.map_err(|e| e.to_string())?;
     let demo = if with_demo {
-        Some(demo::start(&app).await?)
+        Some(demo::start(&app, &settings.data_dir).await?)
     } else {
         None
     };
@@ -322,6 +324,7 @@ async fn serve(settings: Settings, with_demo: bool) -> Result<(), String> {
         println!("  T=$(lablet token issue --sub demo --role admin)");
         println!("  curl -H \"authorization: Bearer $T\" http://{addr}/api/v1/workers");
         println!("  curl -H \"authorization: Bearer $T\" http://{addr}/api/v1/lab-records");
+        println!("  curl -H \"authorization: Bearer $T\" http://{addr}/api/v1/instances");
     }
     let grace = settings.http_limits.shutdown_grace;
     let served = serve_gracefully(app, listener, shutdown_signal(), Some(grace))
