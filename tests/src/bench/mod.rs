@@ -6,3 +6,4 @@ pub mod durable_placement;
 pub mod placement;
 pub mod postgres_baseline;
 pub mod stats;
+pub mod work_orders;
