@@ -11,7 +11,9 @@ use lablet_application::ports::{Clock, SystemClock};
 use lablet_application::read_model_queries::{GetDocument, ListDocuments, LABLET_DEFINITIONS, LABLET_INSTANCES};
 use lablet_application::{AppError, Execute, Mediator, RequestContext};
 use lablet_domain::lablet_definition::{definition_id, LabletDefinition, LabletDefinitionCommand, SemVer};
-use lablet_domain::lablet_instance::{instance_id_for_reservation, InstanceRequest, LabletInstance, LabletInstanceCommand};
+use lablet_domain::lablet_instance::{
+    instance_id_for_reservation, InstanceRequest, LabletInstance, LabletInstanceCommand,
+};
 use lablet_domain::values::{Name, Timeslot};
 use lablet_domain::DomainError;
 use serde_json::{json, Value};
@@ -51,7 +53,10 @@ async fn book(mediator: &Mediator, data_dir: &std::path::Path, context: &Request
         version: SemVer::parse(VERSION)?,
         spec,
     };
-    match mediator.send(Execute::<LabletDefinition>::on(id, create), context).await {
+    match mediator
+        .send(Execute::<LabletDefinition>::on(id, create), context)
+        .await
+    {
         Ok(_) | Err(AppError::Rule(DomainError::AlreadyExists { .. })) => {}
         Err(err) => return Err(err.to_string()),
     }

@@ -242,17 +242,20 @@ impl LifecycleManager {
                         let reason = format!("the lab could not be collected: {error}");
                         return self.moved(id, InstanceState::Stopping, &reason, context).await;
                     }
+                } else {
+                    // The grading system may answer before the collection's outcome is read.
+                    self.steps.look(ASSESSMENT_COLLECT, id, instance, context).await?;
                 }
                 Ok(Move::Wait)
             }
-            InstanceState::Stopping => match self.steps.ensure(LAB_STOP, id, instance, context).await? {
-                StepState::Running => Ok(Move::Wait),
-                StepState::Completed(_) => {
-                    self.moved(id, InstanceState::Stopped, "the lab is stopped", context)
-                        .await
+            InstanceState::Stopping => {
+                // The result may have come in before the collection's outcome was read: it is
+                // recorded (waited for while it runs) before the lab stops.
+                match self.steps.look(ASSESSMENT_COLLECT, id, instance, context).await? {
+                    Some(StepState::Running) => Ok(Move::Wait),
+                    _ => self.stop(id, instance, context).await,
                 }
-                StepState::Failed(error) => self.ended(id, LAB_STOP, &error, context).await,
-            },
+            }
             InstanceState::Stopped => {
                 self.moved(id, InstanceState::Archived, "the timeslot is over", context)
                     .await
@@ -270,6 +273,17 @@ impl LifecycleManager {
                 // Done, or given up (the failure is recorded on the instance).
                 Some(_) => Ok(Move::Done),
             },
+        }
+    }
+
+    async fn stop(&self, id: Uuid, instance: &LabletInstance, context: &RequestContext) -> Result<Move, AppError> {
+        match self.steps.ensure(LAB_STOP, id, instance, context).await? {
+            StepState::Running => Ok(Move::Wait),
+            StepState::Completed(_) => {
+                self.moved(id, InstanceState::Stopped, "the lab is stopped", context)
+                    .await
+            }
+            StepState::Failed(error) => self.ended(id, LAB_STOP, &error, context).await,
         }
     }
 

@@ -54,12 +54,29 @@ impl Steps {
         instance: &LabletInstance,
         context: &RequestContext,
     ) -> Result<StepState, AppError> {
-        let key = step_key(kind, instance_id);
-        let order_id = unique_order_id(&key);
+        match self.look(kind, instance_id, instance, context).await? {
+            Some(step) => Ok(step),
+            None => {
+                let key = step_key(kind, instance_id);
+                self.submit(kind, &key, instance_id, instance, context).await?;
+                Ok(StepState::Running)
+            }
+        }
+    }
+
+    /// Where the step `kind` of `instance` stands, if it was ever submitted; an ended step is
+    /// recorded on the instance (once).
+    pub async fn look(
+        &self,
+        kind: &str,
+        instance_id: Uuid,
+        instance: &LabletInstance,
+        context: &RequestContext,
+    ) -> Result<Option<StepState>, AppError> {
+        let order_id = unique_order_id(&step_key(kind, instance_id));
         let order = self.repository.load::<WorkOrder>(order_id).await?.state;
         let Some(state) = order.state else {
-            self.submit(kind, &key, instance_id, instance, context).await?;
-            return Ok(StepState::Running);
+            return Ok(None);
         };
         let step = match state {
             WorkOrderState::Completed => StepState::Completed(order.result.clone().unwrap_or(Value::Null)),
@@ -70,12 +87,12 @@ impl Steps {
                     .cloned()
                     .unwrap_or_else(|| format!("the {kind} order was {state}")),
             ),
-            _ => return Ok(StepState::Running),
+            _ => return Ok(Some(StepState::Running)),
         };
         if !instance.recorded_steps.contains(&order_id) {
             self.record(kind, order_id, &step, instance_id, context).await?;
         }
-        Ok(step)
+        Ok(Some(step))
     }
 
     async fn submit(

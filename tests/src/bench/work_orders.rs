@@ -40,7 +40,11 @@ impl Channel {
                     unique_key: None,
                 };
                 let command = Execute::<WorkOrder>::create(WorkOrderCommand::Submit(submission));
-                mediator.send(command, &RequestContext::system()).await.expect("submitted").id
+                mediator
+                    .send(command, &RequestContext::system())
+                    .await
+                    .expect("submitted")
+                    .id
             }
             Channel::Http { client, base } => {
                 let answer: Value = client

@@ -73,7 +73,7 @@ async fn main() {
         client: admin,
         base: base.clone(),
     };
-    lablet_tests::server::wait_ready(&reqwest::Client::new(), &base).await;
+    lablet_tests::server::wait_ready(&reqwest::Client::new(), &format!("{base}/health/ready")).await;
     let run = throughput(&http, args.orders, args.executors).await;
     println!(
         "{engine}, over HTTP: {} orders by {} executors in {:.2} s = {:.0} orders/s ({} refused claims)",

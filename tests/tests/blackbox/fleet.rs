@@ -560,6 +560,20 @@ fn start_demo(data_dir: &std::path::Path, port: u16) -> std::process::Child {
         .expect("the demo starts")
 }
 
+/// The demo's own labs in a page of lab records: its lablets' labs (titled `lablet-…`) left out.
+fn demo_labs(page: &Value) -> Vec<Value> {
+    page["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter(|lab| !lab["title"].as_str().is_some_and(|t| t.starts_with("lablet-")))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Polls `url` until `done` holds (at most 30 s).
 async fn eventually_at(client: &reqwest::Client, url: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -600,14 +614,32 @@ async fn the_demo_shows_a_living_fleet_and_retires_its_earlier_workers() {
     .await;
     assert_eq!(workers["items"][2]["license"]["license_type"], "personal");
     let labs = eventually_at(&client, &format!("{base}/api/v1/lab-records"), |page| {
-        page["items"].as_array().is_some_and(|items| items.len() == 9)
+        demo_labs(page).len() == 9
     })
     .await;
-    assert!(labs["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|lab| lab["state"] == "STARTED"));
+    assert!(demo_labs(&labs).iter().any(|lab| lab["state"] == "STARTED"));
+    // Its three lablets are booked, placed and running on the simulated fleet.
+    let instances = eventually_at(&client, &format!("{base}/api/v1/instances"), |page| {
+        page["items"].as_array().is_some_and(|items| {
+            items.len() == 3 && items.iter().all(|i| i["state"] == "running" && i["lab_id"].is_string())
+        })
+    })
+    .await;
+    let lablet_labs = eventually_at(&client, &format!("{base}/api/v1/lab-records"), |page| {
+        page["items"].as_array().is_some_and(|items| items.len() == 12)
+    })
+    .await;
+    for instance in instances["items"].as_array().unwrap() {
+        let title = format!("lablet-{}", instance["id"].as_str().unwrap());
+        assert!(
+            lablet_labs["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|lab| lab["title"] == title.as_str()),
+            "no lab {title} on the fleet"
+        );
+    }
     demo.kill().unwrap();
     demo.wait().unwrap();
 
@@ -628,7 +660,7 @@ async fn the_demo_shows_a_living_fleet_and_retires_its_earlier_workers() {
     assert!(retired["items"][0]["terminated_at"].is_string());
     // The earlier workers' labs are removed; the new workers' labs are listed.
     let labs = eventually_at(&client, &format!("{base}/api/v1/lab-records"), |page| {
-        page["items"].as_array().is_some_and(|items| items.len() == 9)
+        demo_labs(page).len() == 9
     })
     .await;
     let first_demo: Vec<&str> = workers["items"]
@@ -637,7 +669,7 @@ async fn the_demo_shows_a_living_fleet_and_retires_its_earlier_workers() {
         .iter()
         .map(|w| w["id"].as_str().unwrap())
         .collect();
-    for lab in labs["items"].as_array().unwrap() {
+    for lab in demo_labs(&labs) {
         assert!(
             !first_demo.contains(&lab["worker_id"].as_str().unwrap()),
             "a retired worker's lab is listed: {lab}"
@@ -646,16 +678,14 @@ async fn the_demo_shows_a_living_fleet_and_retires_its_earlier_workers() {
     let removed = eventually_at(
         &client,
         &format!("{base}/api/v1/lab-records?include_removed=true&limit=100"),
-        |page| page["items"].as_array().is_some_and(|items| items.len() == 18),
+        |page| demo_labs(page).len() == 18,
     )
     .await;
-    let reasons: Vec<&str> = removed["items"]
-        .as_array()
-        .unwrap()
+    let reasons: Vec<String> = demo_labs(&removed)
         .iter()
-        .filter_map(|l| l["removal_reason"].as_str())
+        .filter_map(|l| l["removal_reason"].as_str().map(str::to_owned))
         .collect();
-    assert_eq!(reasons, vec!["worker_terminated"; 9]);
+    assert_eq!(reasons, vec!["worker_terminated".to_owned(); 9]);
     again.kill().unwrap();
     again.wait().unwrap();
 }

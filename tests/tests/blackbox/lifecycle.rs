@@ -14,18 +14,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A Lablet on a manual clock that a ticker moves 100 ms every 10 ms (everything that waits on
-/// the clock runs ten times faster than real time), with one worker on a simulator.
+/// the clock runs ten times faster than real time), with workers each on a simulator of its own.
 struct Lab {
-    simulator: RunningSimulator,
+    simulators: Vec<RunningSimulator>,
     server: TestServer,
     clock: Arc<ManualClock>,
     ticker: tokio::task::JoinHandle<()>,
-    worker: String,
+    workers: Vec<String>,
 }
 
 impl Lab {
-    async fn start(cores: u32) -> Lab {
-        let simulator = start_simulator().await;
+    async fn start(workers: usize, cores: u32) -> Lab {
         let clock = Arc::new(ManualClock::starting_at(Utc::now()));
         let server = TestServer::start_with_clock(
             |s| {
@@ -33,7 +32,7 @@ impl Lab {
                 s.scheduler.every = Duration::from_millis(200);
                 s.lifecycle.enabled = true;
                 s.lifecycle.every = Duration::from_millis(200);
-                s.executors.concurrency = 4;
+                s.executors.concurrency = 8;
                 s.work_order_tick = Duration::from_millis(200);
             },
             clock.clone() as Arc<dyn Clock>,
@@ -48,18 +47,29 @@ impl Lab {
                 }
             })
         };
-        let worker = register_worker(&server, &simulator, "cml-1", cores).await;
-        until(&server, &format!("/api/v1/workers/{worker}"), |w| {
-            w["service_status"] == "available"
-        })
-        .await;
+        let (mut simulators, mut ids) = (Vec::new(), Vec::new());
+        for n in 0..workers {
+            let simulator = start_simulator().await;
+            ids.push(register_worker(&server, &simulator, &format!("cml-{n}"), cores).await);
+            simulators.push(simulator);
+        }
+        for worker in &ids {
+            until(&server, &format!("/api/v1/workers/{worker}"), |w| {
+                w["service_status"] == "available"
+            })
+            .await;
+        }
         Lab {
-            simulator,
+            simulators,
             server,
             clock,
             ticker,
-            worker,
+            workers: ids,
         }
+    }
+
+    fn simulator(&self) -> &RunningSimulator {
+        &self.simulators[0]
     }
 
     /// Books `reservation` of `definition`, starting 10 minutes from now on the clock, for 45.
@@ -90,14 +100,24 @@ impl Lab {
         .await
     }
 
-    /// The simulator's labs titled for `instance`: (id, state).
+    /// The labs titled for `instance` on every simulator: (id, state).
     fn labs_of(&self, instance: &str) -> Vec<(String, String)> {
         let titled = format!("lablet-{instance}");
-        self.simulator
-            .labs()
-            .into_iter()
-            .filter(|(id, _)| self.simulator.lab_title(id).as_deref() == Some(titled.as_str()))
+        self.simulators
+            .iter()
+            .flat_map(|simulator| {
+                simulator
+                    .labs()
+                    .into_iter()
+                    .filter(|(id, _)| simulator.lab_title(id).as_deref() == Some(titled.as_str()))
+                    .collect::<Vec<_>>()
+            })
             .collect()
+    }
+
+    /// Every lab on every simulator.
+    fn all_labs(&self) -> usize {
+        self.simulators.iter().map(|simulator| simulator.labs().len()).sum()
     }
 
     /// Posts a CloudEvent from the grading system to the inbox.
@@ -114,7 +134,9 @@ impl Lab {
     async fn stop(self) {
         self.ticker.abort();
         self.server.stop().await;
-        self.simulator.stop().await;
+        for simulator in self.simulators {
+            simulator.stop().await;
+        }
     }
 }
 
@@ -128,7 +150,7 @@ fn event_types(instance: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_booked_slot_runs_is_graded_and_leaves_nothing_behind() {
-    let lab = Lab::start(16).await;
+    let lab = Lab::start(1, 16).await;
     let definition = lab.server.active_definition("ospf").await;
     let (id, _) = lab.book(&definition, "r-1").await;
 
@@ -136,7 +158,7 @@ async fn a_booked_slot_runs_is_graded_and_leaves_nothing_behind() {
     // and its ports.
     let running = lab.instance(&id, |i| i["state"] == "running").await;
     let lab_id = running["lab_id"].as_str().expect("the lab id is recorded").to_owned();
-    assert_eq!(running["worker_id"], lab.worker.as_str());
+    assert_eq!(running["worker_id"], lab.workers[0].as_str());
     assert!(running["ports"]["console"].is_u64(), "{running}");
     assert_eq!(lab.labs_of(&id), vec![(lab_id.clone(), "STARTED".to_owned())]);
 
@@ -166,7 +188,7 @@ async fn a_booked_slot_runs_is_graded_and_leaves_nothing_behind() {
     assert_eq!(ended["score"]["total"], 9.0);
     assert_eq!(ended["lab_removed"], true, "{ended}");
     assert!(lab.labs_of(&id).is_empty(), "the lab is gone from the worker");
-    until(&lab.server, &format!("/api/v1/workers/{}", lab.worker), |w| {
+    until(&lab.server, &format!("/api/v1/workers/{}", lab.workers[0]), |w| {
         w["allocations"].as_object().is_some_and(|a| a.is_empty()) && w["allocated_capacity"]["cpu_cores"] == 0
     })
     .await;
@@ -199,14 +221,14 @@ async fn a_booked_slot_runs_is_graded_and_leaves_nothing_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminated_running_instance_leaves_no_lab_and_cml_failing_for_a_while_only_delays() {
-    let lab = Lab::start(16).await;
+    let lab = Lab::start(1, 16).await;
     let definition = lab.server.active_definition("bgp").await;
     // CML refuses every lab import for a while: the import is retried with backoff.
     let fault = json!({"path_prefix": "/api/v0/import", "fail_status": 503});
     let response = lab
         .server
         .client
-        .put(format!("{}/_control/faults", lab.simulator.url()))
+        .put(format!("{}/_control/faults", lab.simulator().url()))
         .json(&json!([fault]))
         .send()
         .await
@@ -227,7 +249,7 @@ async fn a_terminated_running_instance_leaves_no_lab_and_cml_failing_for_a_while
     );
     lab.server
         .client
-        .delete(format!("{}/_control/faults", lab.simulator.url()))
+        .delete(format!("{}/_control/faults", lab.simulator().url()))
         .send()
         .await
         .unwrap();
@@ -247,5 +269,58 @@ async fn a_terminated_running_instance_leaves_no_lab_and_cml_failing_for_a_while
     let ended = lab.instance(&id, |i| i["lab_removed"] == true).await;
     assert_eq!(ended["state"], "terminated");
     assert!(lab.labs_of(&id).is_empty(), "lab {lab_id} is gone");
+    lab.stop().await;
+}
+
+/// Fifty reservations of one timeslot over five workers that hold exactly fifty: every one runs
+/// with a lab of its own, and at the end every lab is gone and every worker empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_overlapping_reservations_over_five_workers_run_and_leave_nothing() {
+    let lab = Lab::start(5, 40).await;
+    let definition = lab.server.active_definition("ccna").await;
+    let mut ids = Vec::new();
+    for n in 0..50 {
+        ids.push(lab.book(&definition, &format!("r-{n:02}")).await.0);
+    }
+    let mut labs = std::collections::BTreeSet::new();
+    for id in &ids {
+        let running = lab.instance(id, |i| i["state"] == "running").await;
+        assert!(
+            labs.insert(running["lab_id"].as_str().unwrap().to_owned()),
+            "a lab twice"
+        );
+        assert_eq!(lab.labs_of(id).len(), 1, "{id} has one lab");
+    }
+    assert_eq!(lab.all_labs(), 50);
+
+    lab.clock.advance(Duration::from_secs(56 * 60));
+    for (n, id) in ids.iter().enumerate() {
+        lab.instance(id, |i| !i["assessment_requested_at"].is_null()).await;
+        lab.grading_says(
+            &format!("c-{n}"),
+            "collection.completed",
+            json!({"instance_id": id, "collection_id": format!("col-{n}")}),
+        )
+        .await;
+        lab.grading_says(
+            &format!("g-{n}"),
+            "grading.completed",
+            json!({"instance_id": id, "score": {"total": n, "max": 50}, "passed": n >= 25}),
+        )
+        .await;
+    }
+    for id in &ids {
+        let ended = lab
+            .instance(id, |i| i["state"] == "terminated" && i["lab_removed"] == true)
+            .await;
+        assert!(ended["score"]["total"].is_number(), "{ended}");
+    }
+    assert_eq!(lab.all_labs(), 0, "every lab is gone");
+    for worker in &lab.workers {
+        until(&lab.server, &format!("/api/v1/workers/{worker}"), |w| {
+            w["allocations"].as_object().is_some_and(|a| a.is_empty())
+        })
+        .await;
+    }
     lab.stop().await;
 }

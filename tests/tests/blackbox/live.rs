@@ -52,7 +52,9 @@ async fn changes_stream_filtered_after_their_projection_and_resume_from_last_eve
     let (_, first, p1) = server
         .post("/api/v1/lab-records/observations", &observation("a", "STOPPED"))
         .await;
-    server.post("/api/v1/work-orders", &json!({"kind": "report.render"})).await;
+    server
+        .post("/api/v1/work-orders", &json!({"kind": "report.render"}))
+        .await;
     let (_, _, p2) = server
         .post("/api/v1/lab-records/observations", &observation("a", "STARTED"))
         .await;

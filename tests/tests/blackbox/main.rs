@@ -16,6 +16,7 @@ mod instances_api;
 mod kurrentdb_contracts;
 mod lab_records_api;
 mod lifecycle;
+mod lifecycle_crash;
 mod limits;
 mod live;
 mod metrics;

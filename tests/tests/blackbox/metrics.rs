@@ -94,7 +94,9 @@ async fn metrics_count_commands_and_http_requests_and_report_lag() {
     // in seconds; the others do not.
     server.stall_lab_records().await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let (_, _, position) = server.post("/api/v1/work-orders", &json!({"kind": "report.render"})).await;
+    let (_, _, position) = server
+        .post("/api/v1/work-orders", &json!({"kind": "report.render"}))
+        .await;
     let (status, _) = server.get_at("/api/v1/work-orders", position.unwrap()).await;
     assert_eq!(status, 200, "work orders go on past the event they do not read");
     let text = server.metrics().await;

@@ -76,7 +76,9 @@ async fn work_orders_default_what_was_left_out_and_list_by_kind() {
     let server = TestServer::start().await;
     let (status, _, _) = server.post("/api/v1/work-orders", &json!({"kind": "mail.send"})).await;
     assert_eq!(status, 201);
-    let (_, _, position) = server.post("/api/v1/work-orders", &json!({"kind": "report.render"})).await;
+    let (_, _, position) = server
+        .post("/api/v1/work-orders", &json!({"kind": "report.render"}))
+        .await;
     let (_, wipes) = server
         .get_at("/api/v1/work-orders?kind=mail.send", position.unwrap())
         .await;
@@ -104,7 +106,10 @@ async fn expired_leases_fail_and_due_retries_come_back_by_themselves() {
     )
     .await;
     let (_, created, _) = server
-        .post("/api/v1/work-orders", &json!({"kind": "report.render", "max_attempts": 2}))
+        .post(
+            "/api/v1/work-orders",
+            &json!({"kind": "report.render", "max_attempts": 2}),
+        )
         .await;
     let id = created["id"].as_str().unwrap().to_owned();
     let order = format!("/api/v1/work-orders/{id}");
