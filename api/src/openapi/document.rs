@@ -183,6 +183,13 @@ fn operation(endpoint: &Endpoint, generators: &mut Generators, problem: &Value) 
         doc.answer_status.to_string(),
         json!({"description": reason(doc.answer_status), "content": answer}),
     );
+    if let Some((status, schema)) = doc.other_answer {
+        let content = json!({"application/json": {"schema": schema(generator).to_value()}});
+        responses.insert(
+            status.to_string(),
+            json!({"description": reason(status), "content": content}),
+        );
+    }
     for status in problem_statuses(endpoint) {
         let mut response = json!({
             "description": reason(status),

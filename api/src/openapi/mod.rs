@@ -43,6 +43,8 @@ pub struct Doc {
     pub waits_for_position: bool,
     pub answer_status: u16,
     pub answer: Content,
+    /// A second success this endpoint may answer instead, with its JSON body.
+    pub other_answer: Option<(u16, SchemaFn)>,
     /// Problems this endpoint answers beyond those every endpoint of its kind may answer.
     pub problems: Vec<u16>,
 }
@@ -57,6 +59,7 @@ impl Doc {
             waits_for_position: false,
             answer_status: 200,
             answer: Content::Json(schema_of::<serde_json::Value>),
+            other_answer: None,
             problems: Vec::new(),
         }
     }
@@ -93,6 +96,12 @@ impl Doc {
     pub fn answers<T: JsonSchema>(mut self, status: u16) -> Self {
         self.answer_status = status;
         self.answer = Content::Json(schema_of::<T>);
+        self
+    }
+
+    /// May answer `status` with a JSON body of type `T` instead of its usual answer.
+    pub fn or_answers<T: JsonSchema>(mut self, status: u16) -> Self {
+        self.other_answer = Some((status, schema_of::<T>));
         self
     }
 

@@ -16,6 +16,7 @@ pub(super) fn work_order_endpoints() -> Vec<Endpoint> {
         .doc(|d| {
             d.body::<lablet_domain::work_order::Submission>()
                 .answers::<Created>(201)
+                .or_answers::<CommandOutcome>(200)
                 .problems(&[409])
         }),
         E::post(

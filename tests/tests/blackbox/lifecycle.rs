@@ -324,3 +324,43 @@ async fn fifty_overlapping_reservations_over_five_workers_run_and_leave_nothing(
     }
     lab.stop().await;
 }
+
+/// A step CML refuses for good ends the instance with the error as its reason; an extension
+/// moves the end the lifecycle collects at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_step_ends_the_instance_and_an_extension_moves_its_end() {
+    let lab = Lab::start(1, 16).await;
+    let definition = lab.server.active_definition("isis").await;
+    let faults = format!("{}/_control/faults", lab.simulator().url());
+    let refused = json!([{"path_prefix": "/api/v0/import", "fail_status": 400}]);
+    lab.server.client.put(&faults).json(&refused).send().await.unwrap();
+    let (doomed, _) = lab.book(&definition, "r-refused").await;
+    let ended = lab.instance(&doomed, |i| i["state"] == "terminated").await;
+    let reason = ended["state_reason"].as_str().unwrap();
+    assert!(reason.starts_with("lab.import failed: CML answered 400"), "{reason}");
+    assert_eq!(ended["last_step"]["outcome"], "failed", "{ended}");
+    assert!(lab.labs_of(&doomed).is_empty());
+    lab.server.client.delete(&faults).send().await.unwrap();
+
+    let (id, end) = lab.book(&definition, "r-extended").await;
+    lab.instance(&id, |i| i["state"] == "running").await;
+    let new_end = end + Minutes::minutes(30);
+    let (status, answer, _) = lab
+        .server
+        .post(
+            &format!("/api/v1/instances/{id}/timeslot"),
+            &json!({"timeslot_end": new_end}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    // Past the first end, it runs on.
+    lab.clock.advance(Duration::from_secs(60 * 60));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, still) = lab.server.get(&format!("/api/v1/instances/{id}")).await;
+    assert_eq!(still["state"], "running", "{still}");
+    // Past the new end, it is collected.
+    lab.clock.advance(Duration::from_secs(30 * 60));
+    let collecting = lab.instance(&id, |i| i["state"] == "collecting").await;
+    assert_eq!(collecting["state_reason"], "the timeslot ended");
+    lab.stop().await;
+}
