@@ -118,19 +118,42 @@ impl ClaimHandler {
         ClaimHandler { queue, repository }
     }
 
-    /// Leases the candidates `filter` admits, in claim order, until one lease holds.
+    /// Leases the candidates `filter` admits, in claim order, until one lease holds. It runs as
+    /// a task of its own: a caller that goes away mid-claim (an executor killed, a connection
+    /// dropped) cannot leave an order taken from the index and never leased; at worst the
+    /// order is leased to nobody listening, and its lease runs out.
     async fn claim_now(
         &self,
         request: &ClaimWorkOrder,
         filter: &ClaimFilter,
         context: &RequestContext,
     ) -> Result<Option<ClaimedOrder>, AppError> {
-        let terms = LeaseTerms {
-            executor: request.executor.clone(),
-            lease_seconds: request.lease_seconds,
+        let attempt = Claimer {
+            queue: self.queue.clone(),
+            repository: self.repository.clone(),
+            terms: LeaseTerms {
+                executor: request.executor.clone(),
+                lease_seconds: request.lease_seconds,
+            },
         };
+        let (filter, context) = (filter.clone(), context.clone());
+        tokio::spawn(async move { attempt.claim(&filter, &context).await })
+            .await
+            .map_err(|err| AppError::Internal(format!("a claim stopped: {err}")))?
+    }
+}
+
+/// One claim attempt, owning what it needs.
+struct Claimer {
+    queue: Arc<WorkQueue>,
+    repository: Arc<AggregateRepository>,
+    terms: LeaseTerms,
+}
+
+impl Claimer {
+    async fn claim(&self, filter: &ClaimFilter, context: &RequestContext) -> Result<Option<ClaimedOrder>, AppError> {
         while let Some(candidate) = self.queue.take(filter) {
-            let command = WorkOrderCommand::Lease(terms.clone());
+            let command = WorkOrderCommand::Lease(self.terms.clone());
             match self
                 .repository
                 .execute::<WorkOrder>(candidate.id, &command, context)

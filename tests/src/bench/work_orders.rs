@@ -20,6 +20,9 @@ use super::stats::Latencies;
 /// The kind the bench submits (no built-in executor runs it).
 pub const KIND: &str = "bench.noop";
 
+/// Attempts an order gets: enough that executors killed over and over do not exhaust them.
+const ATTEMPTS: u32 = 25;
+
 /// How executors reach Lablet.
 #[derive(Clone)]
 pub enum Channel {
@@ -35,7 +38,7 @@ impl Channel {
                     kind: Name::parse(KIND).expect("a kind"),
                     payload: json!({"n": n}),
                     priority: 0,
-                    max_attempts: Bounded::new_const(3),
+                    max_attempts: Bounded::new_const(ATTEMPTS),
                     resources: ResourceNeeds::default(),
                     unique_key: None,
                 };
@@ -49,7 +52,7 @@ impl Channel {
             Channel::Http { client, base } => {
                 let answer: Value = client
                     .post(format!("{base}/api/v1/work-orders"))
-                    .json(&json!({"kind": KIND, "payload": {"n": n}}))
+                    .json(&json!({"kind": KIND, "payload": {"n": n}, "max_attempts": ATTEMPTS}))
                     .send()
                     .await
                     .expect("the server answers")
@@ -61,7 +64,7 @@ impl Channel {
         }
     }
 
-    async fn claim(&self, executor: &str) -> Option<(Uuid, u32)> {
+    async fn claim(&self, executor: &str, lease_seconds: u32) -> Option<(Uuid, u32)> {
         match self {
             Channel::Port(mediator) => {
                 let request = ClaimWorkOrder {
@@ -69,7 +72,7 @@ impl Channel {
                     kinds: vec![Name::parse(KIND).expect("a kind")],
                     capacity: None,
                     wait_ms: Bounded::new_const(200),
-                    lease_seconds: Bounded::new_const(60),
+                    lease_seconds: Bounded::parse(lease_seconds).ok()?,
                 };
                 let order: Option<ClaimedOrder> = mediator.send(request, &RequestContext::system()).await.ok()?;
                 order.map(|order| (order.id, order.token))
@@ -77,7 +80,9 @@ impl Channel {
             Channel::Http { client, base } => {
                 let answer: Value = client
                     .post(format!("{base}/api/v1/work-orders/claim"))
-                    .json(&json!({"executor": executor, "kinds": [KIND], "wait_ms": 200, "lease_seconds": 60}))
+                    .json(
+                        &json!({"executor": executor, "kinds": [KIND], "wait_ms": 200, "lease_seconds": lease_seconds}),
+                    )
                     .send()
                     .await
                     .ok()?
@@ -145,7 +150,7 @@ pub async fn throughput(channel: &Channel, orders: usize, executors: usize) -> T
         tasks.push(tokio::spawn(async move {
             let executor = format!("bench-{e}");
             while done.load(Ordering::Relaxed) < orders {
-                if let Some((id, token)) = channel.claim(&executor).await {
+                if let Some((id, token)) = channel.claim(&executor, 60).await {
                     if channel.run(&executor, id, token).await {
                         done.fetch_add(1, Ordering::Relaxed);
                     } else {
@@ -192,7 +197,7 @@ pub async fn claim_latency(channel: &Channel, orders: usize, rate: u32, executor
         tasks.push(tokio::spawn(async move {
             let executor = format!("latency-{e}");
             while done.load(Ordering::Relaxed) < orders {
-                if let Some((id, token)) = channel.claim(&executor).await {
+                if let Some((id, token)) = channel.claim(&executor, 60).await {
                     claimed.lock().expect("a lock").push((id, Instant::now()));
                     channel.run(&executor, id, token).await;
                     done.fetch_add(1, Ordering::Relaxed);
@@ -220,18 +225,102 @@ pub async fn claim_latency(channel: &Channel, orders: usize, rate: u32, executor
     latencies
 }
 
-/// Orders of the bench's kind completed in the log, and those completed more than once.
-pub async fn completions_in_log(events: &Arc<dyn EventStore>) -> (usize, usize) {
-    let mut per_order: HashMap<String, usize> = HashMap::new();
+/// What the log says of the orders: how many were completed, how many more than once, and how
+/// many were leased more than once (an attempt run again).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogCount {
+    pub completed: usize,
+    /// Failed for good (attempts exhausted).
+    pub failed: usize,
+    pub completed_twice: usize,
+    pub run_again: usize,
+}
+
+pub async fn count_in_log(events: &Arc<dyn EventStore>) -> LogCount {
+    let (mut completions, mut leases): (HashMap<String, usize>, HashMap<String, usize>) = Default::default();
+    let mut failed = 0;
     let mut after = 0;
     loop {
         let page = events.read_all(after, 5_000).await.expect("the log reads");
         let Some(last) = page.last() else { break };
         after = last.position;
-        for envelope in page.iter().filter(|e| e.event_type == "work_order.completed") {
-            *per_order.entry(envelope.stream.clone()).or_default() += 1;
+        for envelope in &page {
+            let counted = match envelope.event_type.as_str() {
+                "work_order.completed" => &mut completions,
+                "work_order.leased" => &mut leases,
+                "work_order.failed" => {
+                    failed += 1;
+                    continue;
+                }
+                _ => continue,
+            };
+            *counted.entry(envelope.stream.clone()).or_default() += 1;
         }
     }
-    let twice = per_order.values().filter(|count| **count > 1).count();
-    (per_order.len(), twice)
+    LogCount {
+        completed: completions.len(),
+        failed,
+        completed_twice: completions.values().filter(|count| **count > 1).count(),
+        run_again: leases.values().filter(|count| **count > 1).count(),
+    }
+}
+
+/// A remote executor (its own process, over HTTP) with `lease_seconds` leases, until killed.
+pub async fn remote_executor(channel: Channel, name: String, lease_seconds: u32) {
+    loop {
+        if let Some((id, token)) = channel.claim(&name, lease_seconds).await {
+            channel.run(&name, id, token).await;
+        }
+    }
+}
+
+/// What the run under kills measured.
+pub struct KillRun {
+    pub kills: usize,
+    pub count: LogCount,
+    /// From the last kill until every order was final.
+    pub settled_after: Duration,
+}
+
+/// `orders` submitted up front (on a log with `already` completed), run by `executors` executor
+/// processes (`spawn` starts one); every `every`, one at random is killed with SIGKILL and
+/// replaced, until half the orders are completed; then the time until all are.
+pub async fn kill_run(
+    channel: &Channel,
+    events: &Arc<dyn EventStore>,
+    (orders, already): (usize, usize),
+    executors: usize,
+    every: Duration,
+    spawn: impl Fn(usize) -> std::process::Child,
+) -> KillRun {
+    for n in 0..orders {
+        channel.submit(n).await;
+    }
+    let mut children: Vec<std::process::Child> = (0..executors).map(&spawn).collect();
+    let (mut kills, mut seed, mut last_kill) = (0usize, 0x9e37_79b9_u64, Instant::now());
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        tokio::time::sleep(every).await;
+        let count = count_in_log(events).await;
+        if count.completed + count.failed >= already + orders || Instant::now() > deadline {
+            for child in &mut children {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            return KillRun {
+                kills,
+                count,
+                settled_after: last_kill.elapsed(),
+            };
+        }
+        if count.completed < already + orders / 2 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let victim = (seed >> 33) as usize % children.len();
+            let _ = children[victim].kill();
+            let _ = children[victim].wait();
+            children[victim] = spawn(executors + kills);
+            kills += 1;
+            last_kill = Instant::now();
+        }
+    }
 }

@@ -318,12 +318,21 @@ async fn the_queue_figures_are_in_the_metrics() {
     )
     .await;
     assert!(held.is_object());
-    let metrics = server.metrics().await;
-    for line in [
+    // The figures follow the log: they show the lease once the claim index has read it.
+    let lines = [
         "lablet_work_orders{kind=\"backup.run\",state=\"pending\"} 2",
         "lablet_work_orders{kind=\"backup.run\",state=\"preparing\"} 1",
         "lablet_work_order_attempts{kind=\"backup.run\"} 1",
-    ] {
+    ];
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = server.metrics().await;
+        if lines.iter().all(|line| metrics.contains(line)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for line in lines {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
     assert!(metrics.contains("lablet_work_order_oldest_pending_seconds{kind=\"backup.run\"}"));
