@@ -62,10 +62,10 @@ async fn book(mediator: &Mediator, data_dir: &std::path::Path, context: &Request
     }
     wait_until_active(mediator, &id.to_string(), context).await?;
     let now = SystemClock.now();
-    let run = UuidRun::new();
+    let run = run_tag();
     for (n, minutes) in [2, 3, 4].into_iter().enumerate() {
         let start = now + chrono::Duration::minutes(1);
-        let reservation = format!("demo-{}-{}", run.0, n + 1);
+        let reservation = format!("demo-{run}-{}", n + 1);
         let request = InstanceRequest {
             definition_id: id,
             definition_version: Name::parse(VERSION)?,
@@ -84,13 +84,9 @@ async fn book(mediator: &Mediator, data_dir: &std::path::Path, context: &Request
 }
 
 /// A short tag telling this demo run's reservations from an earlier run's.
-struct UuidRun(String);
-
-impl UuidRun {
-    fn new() -> Self {
-        use lablet_application::ports::{IdSource, UuidV7Ids};
-        UuidRun(UuidV7Ids.new_id().simple().to_string()[24..].to_owned())
-    }
+fn run_tag() -> String {
+    use lablet_application::ports::{IdSource, UuidV7Ids};
+    UuidV7Ids.new_id().simple().to_string()[24..].to_owned()
 }
 
 async fn wait_until_active(mediator: &Mediator, id: &str, context: &RequestContext) -> Result<(), String> {

@@ -32,9 +32,9 @@ use crate::executors::{ASSESSMENT_COLLECT, LAB_DELETE, LAB_IMPORT, LAB_START, LA
 use crate::mediator::Mediator;
 use crate::ports::{Clock, EventStore, LeaseFence};
 use crate::repository::AggregateRepository;
+use crate::scheduling::{after, before};
 use crate::shutdown::stopped;
 use crate::subscription::Subscription;
-use chrono::{DateTime, Utc};
 use lablet_domain::lablet_instance::{InstanceState, LabletInstance, LabletInstanceCommand};
 use lablet_domain::values::FreeText;
 use lablet_domain::AggregateKind;
@@ -93,10 +93,6 @@ pub struct LifecycleManager {
     settings: LifecycleSettings,
     /// Instances to look at.
     watched: Mutex<BTreeSet<Uuid>>,
-}
-
-fn after(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
-    at + chrono::Duration::from_std(duration).unwrap_or(chrono::TimeDelta::MAX)
 }
 
 impl LifecycleManager {
@@ -198,7 +194,7 @@ impl LifecycleManager {
             InstanceState::Pending => Ok(Move::Wait),
             InstanceState::Scheduled => {
                 let starts = instance.timeslot_start.unwrap_or(now);
-                if now < starts - chrono::Duration::from_std(self.settings.lead_time).unwrap_or_default() {
+                if now < before(starts, self.settings.lead_time) {
                     return Ok(Move::Wait);
                 }
                 self.moved(

@@ -3,4 +3,5 @@
 mod fleet_view;
 mod scheduler;
 
+pub(crate) use scheduler::{after, before};
 pub use scheduler::{Scheduler, SchedulerPass, SchedulerSettings, SCHEDULER};

@@ -80,11 +80,13 @@ pub struct Scheduler {
     settings: SchedulerSettings,
 }
 
-fn after(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+/// `at` plus `duration` (the latest instant for a duration beyond it).
+pub(crate) fn after(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
     at + chrono::Duration::from_std(duration).unwrap_or(chrono::TimeDelta::MAX)
 }
 
-fn before(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+/// `at` minus `duration` (the earliest instant for a duration beyond it).
+pub(crate) fn before(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
     at - chrono::Duration::from_std(duration).unwrap_or(chrono::TimeDelta::MAX)
 }
 

@@ -97,15 +97,7 @@ async fn main() {
 async fn durable(args: &Args) {
     let dir = tempfile::tempdir().expect("a data directory");
     let mut settings = lablet_infrastructure::Settings::defaults_in(dir.path());
-    let database = match &args.postgres {
-        Some(server) => {
-            let database = lablet_tests::postgres::TestDatabase::create_on(server).await;
-            settings.event_store = lablet_infrastructure::config::StoreLocation::Postgres(database.url.clone());
-            settings.read_models = lablet_infrastructure::config::StoreLocation::Postgres(database.url.clone());
-            Some(database)
-        }
-        None => None,
-    };
+    let database = lablet_tests::bench::stores_on(&mut settings, args.postgres.as_deref()).await;
     lablet_migrations::migrate_all(&settings).await.expect("migrations");
     let engine = if database.is_some() { "PostgreSQL" } else { "SQLite" };
     let run = lablet_tests::bench::durable_placement::run(

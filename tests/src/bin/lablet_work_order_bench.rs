@@ -62,15 +62,7 @@ async fn main() {
     settings.work_order_tick = std::time::Duration::from_millis(200);
     settings.lifecycle.enabled = false;
     settings.executors.concurrency = 0;
-    let database = match &args.postgres {
-        Some(server) => {
-            let database = lablet_tests::postgres::TestDatabase::create_on(server).await;
-            settings.event_store = lablet_infrastructure::config::StoreLocation::Postgres(database.url.clone());
-            settings.read_models = lablet_infrastructure::config::StoreLocation::Postgres(database.url.clone());
-            Some(database)
-        }
-        None => None,
-    };
+    let database = lablet_tests::bench::stores_on(&mut settings, args.postgres.as_deref()).await;
     let engine = if database.is_some() { "PostgreSQL" } else { "SQLite" };
     let app = build(&settings).await.expect("the application starts");
     let mediator = app.state.mediator.clone();

@@ -21,6 +21,12 @@ async fn claim(server: &TestServer, body: Value) -> Value {
     answer["order"].clone()
 }
 
+/// Claims with `body` at `url` from a task of its own; answers the whole answer.
+async fn claim_on(client: &reqwest::Client, url: &str, body: Value) -> Value {
+    let answer = client.post(url).json(&body).send().await.expect("the server answers");
+    answer.json().await.expect("JSON")
+}
+
 /// Submits an order of a kind of its own and claims it: once the claim returns, this replica's
 /// claim index has read everything submitted before.
 async fn index_caught_up(server: &TestServer) {
@@ -97,15 +103,12 @@ async fn a_claim_waits_for_an_order_and_takes_it_as_it_comes() {
         let (client, url) = (server.client.clone(), server.url(CLAIM));
         tokio::spawn(async move {
             let began = Instant::now();
-            let answer: Value = client
-                .post(url)
-                .json(&json!({"executor": "e1", "kinds": ["cache.warm"], "wait_ms": 20000}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let answer = claim_on(
+                &client,
+                &url,
+                json!({"executor": "e1", "kinds": ["cache.warm"], "wait_ms": 20000}),
+            )
+            .await;
             (answer, began.elapsed())
         })
     };
@@ -137,15 +140,12 @@ async fn many_executors_claiming_at_once_never_share_an_order() {
             let executor = format!("exec-{e}");
             let mut held = Vec::new();
             loop {
-                let answer: Value = client
-                    .post(&url)
-                    .json(&json!({"executor": executor, "kinds": ["mail.send"], "wait_ms": 200}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let answer = claim_on(
+                    &client,
+                    &url,
+                    json!({"executor": executor, "kinds": ["mail.send"], "wait_ms": 200}),
+                )
+                .await;
                 match answer["order"]["id"].as_str() {
                     Some(id) => held.push(id.to_owned()),
                     None => return (executor, held),
